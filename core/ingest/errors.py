@@ -1,0 +1,47 @@
+"""Exception types that ingest raises on purpose.
+
+Only ``cli.py`` maps these to exit codes; library users catch them directly.
+"""
+
+from __future__ import annotations
+
+
+class IngestError(Exception):
+    """Base of every error ingest raises on purpose."""
+
+
+class UsageError(IngestError):
+    """A mistake in how ingest was called or configured; the CLI prints it in one block and exits 4."""
+
+
+class ConfigError(UsageError, ValueError):
+    """Invalid configuration: names the file, the line where known, and each bad field."""
+
+
+class PluginError(UsageError):
+    """A plugin could not be found, loaded or validated."""
+
+
+class DocumentError(IngestError):
+    """A single document could not be processed; it fails alone, the run goes on.
+
+    :param reason: a short machine-readable reason (``error``, ``encrypted``, ``timeout``,
+        ``memory``, ``crash``, ``not-a-pdf``, ``unreadable``...).
+    :param message: what went wrong, for a human.
+    :param plugin: the plugin that raised, when known.
+    """
+
+    def __init__(self, reason: str, message: str, *, plugin: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+        self.plugin = plugin
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments are lost by the default exception pickling, and these cross
+        # process boundaries from the workers.
+        return (_rebuild_document_error, (self.reason, self.message, self.plugin))
+
+
+def _rebuild_document_error(reason: str, message: str, plugin: str | None) -> DocumentError:
+    return DocumentError(reason, message, plugin=plugin)

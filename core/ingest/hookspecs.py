@@ -1,0 +1,311 @@
+"""Every hook a plugin can implement, grouped by stage.
+
+Conventions that hold for all of them:
+
+* The core calls hooks with keyword arguments only, and an implementation may accept any
+  subset of the arguments, so adding an argument later never breaks a plugin.
+* Any implementation may be ``async def``. The core runs it to completion on the persistent
+  event loop (:func:`ingest.execution.run_sync`) before the next implementation is called, so
+  ``firstresult`` and hook wrappers see its return value, not a coroutine. Hook *wrappers*
+  must be plain generator functions.
+* "Driver" is the process that runs ``ingest run``: it collects, dispatches, writes sinks and
+  reports. "Worker" is where documents are extracted and transformed: the driver itself with
+  ``--workers 0``, otherwise a worker process (or a Dask worker) that rebuilt the plugin
+  manager from the plugin names and the settings.
+* Components are named by their plugin's name: ``--extractor pdfium`` asks for the plugin
+  registered as ``pdfium``, ``--sink jsonl:out.jsonl`` for the plugin ``jsonl``, and the
+  ``transforms`` chain lists plugin names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
+    from ingest.model import Document, Failure, Source
+    from ingest.session import ExecutorBackend, ProgressEvent, RunResult, Session
+
+PROJECT_NAME = "ingest"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def ingest_register_settings(register: Callable[[str, type[BaseModel]], None]) -> None:
+    """Declare the plugin's own settings section, before the configuration is read.
+
+    Called once per process, on the driver and on every worker, right after the plugins are
+    loaded. The section is validated by the model like the core settings: from a config file
+    (``ocr: {dpi: 300}``), the environment (``INGEST_OCR__DPI=300``) or ``-o ocr.dpi=300``, and
+    is then available as ``settings.ocr``.
+
+    :param register: call ``register(section_name, PydanticModel)``; the model's defaults are
+        used when the user sets nothing. A name taken by a core setting is an error.
+    :returns: nothing; all implementations are called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ingest_configure(
+    settings: Settings, manager: IngestPluginManager, role: str
+) -> None:
+    """Called once the settings are final, before any source is collected.
+
+    Runs on the driver (``role == "driver"``) and again in every worker after it rebuilt the
+    plugin manager (``role == "worker"``). A plugin may register further plugin objects here
+    (as pytest's terminal reporter does) or fail early on settings it cannot honour by raising
+    :class:`ingest.errors.PluginError`.
+
+    :param settings: the validated settings, including every plugin's section.
+    :param manager: the plugin manager of this process.
+    :param role: ``"driver"`` or ``"worker"``.
+    :returns: nothing; all implementations are called.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Session
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def ingest_session_start(session: Session) -> None:
+    """Called on the driver after configuration, before collection starts.
+
+    :param session: the run that is starting; ``session.settings``, ``session.tracker``.
+    :returns: nothing; all implementations are called.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ingest_session_finish(session: Session, result: RunResult) -> None:
+    """Called on the driver once every source has an outcome, or the run was stopped.
+
+    Sinks close their files here; reporters print the summary. Called even when the run was
+    interrupted or stopped by ``--maxfail``, so that what was done is kept.
+
+    :param session: the run.
+    :param result: counts, failures and exit code of the run.
+    :returns: nothing; all implementations are called, in reverse registration order (so the
+        terminal reporter, registered first, prints last).
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Collection
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def ingest_collect(path: str, settings: Settings) -> list[Source | Failure] | None:
+    """Turn one input given by the user (a file, a folder or a glob) into sources.
+
+    Called on the driver, once per input. The built-in ``collect`` plugin (``trylast``) walks
+    folders and globs and asks :func:`ingest_collect_file` about every file it finds; a plugin
+    only needs this hook to read inputs that are not paths (a URL list, a bucket...).
+
+    :param path: the input as the user wrote it.
+    :param settings: the run's settings (``settings.collect``).
+    :returns: the sources found, in a stable order, plus a :class:`~ingest.model.Failure` for
+        each file that was found but cannot be read; ``None`` to let the next plugin try.
+        The first non-``None`` result wins.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def ingest_collect_file(path: Path, settings: Settings) -> Source | Failure | None:
+    """Claim one file found by the collector.
+
+    Called on the driver for every file of a walked folder or a matched glob, and for files
+    named directly. This is how a plugin adds a file type (``.txt``, ``.md``): return a
+    :class:`~ingest.model.Source` with your own ``media_type``.
+
+    :param path: the file.
+    :param settings: the run's settings.
+    :returns: a source; a failure for a file you claim but cannot use (say, not a PDF despite
+        its name); ``None`` if the file is not yours. The first non-``None`` result wins.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Extraction (worker)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def ingest_extract(source: Source, settings: Settings, extractor: str) -> Document | None:
+    """Turn a source into a document with pages and metadata.
+
+    Called in a worker, once per source and extractor tried: first with the configured
+    extractor, then with each name of ``extract.fallback`` while the previous one raised.
+    An extractor acts only when ``extractor`` is its own name and it reads
+    ``source.media_type``; a plugin that adds a file type may ignore ``extractor``. Pages
+    whose text layer is missing or unusable are returned with ``needs_ocr=True``.
+
+    Wrappers (``wrapper=True``) see the document the extractor made and may change it: the
+    ``ocr`` plugin fills the pages that need it this way.
+
+    :param source: what to read.
+    :param settings: the run's settings (``settings.extract``).
+    :param extractor: the name of the extractor asked for.
+    :returns: the document, or ``None`` when this plugin does not handle the source. The
+        first non-``None`` result wins. Raise :class:`ingest.errors.DocumentError` with a
+        reason (``encrypted``, ``not-a-pdf``...) for a file that cannot be read; any other
+        exception fails the document with reason ``error``.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def ingest_extract_claim(source: Source, settings: Settings, extractor: str) -> str | None:
+    """Say, without parsing, which extractor would take a source (for ``--collect-only``).
+
+    Called on the driver, once per source, with the configured extractor's name.
+
+    :param source: the source.
+    :param settings: the run's settings.
+    :param extractor: the name of the configured extractor.
+    :returns: the name of the extractor that would take it, or ``None``. First result wins.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Transformation (worker)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def ingest_transform(document: Document, settings: Settings, step: str) -> None:
+    """Change a document in place: clean its text, chunk it, drop duplicates...
+
+    Called in a worker, after extraction, once for every step of the ``transforms`` chain in
+    the configured order (``step`` is the step's name). A transform acts only when ``step``
+    is its own name, so the chain order of the configuration is the order of the work and an
+    installed plugin never changes the output unless it is named in the chain.
+
+    :param document: the document, with all its pages merged in order.
+    :param settings: the run's settings.
+    :param step: the name of the chain step being run.
+    :returns: nothing; all implementations are called.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Sinks (driver)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def ingest_sink_open(scheme: str, target: str, settings: Settings, rootdir: Path) -> object | None:
+    """Open a sink named in the settings (``sinks: ["jsonl:out.jsonl"]``).
+
+    Called on the driver, once per configured sink, before collection. The plugin whose name
+    is ``scheme`` returns an object that the core registers as a plugin for the rest of the
+    run: it implements :func:`ingest_sink` (and usually :func:`ingest_session_finish`, to
+    close). Opening should create what the sink needs (file, tables) and fail early.
+
+    :param scheme: the part before the first ``:``.
+    :param target: the part after it (a path, a URL...), as the user wrote it.
+    :param settings: the run's settings.
+    :param rootdir: the directory relative paths are resolved against.
+    :returns: the sink object, or ``None`` when ``scheme`` is not yours. First result wins.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec
+def ingest_sink(batch: Sequence[Document], settings: Settings) -> None:
+    """Write a batch of finished documents (with pages and chunks).
+
+    Called on the driver, in the order documents finish, batch after batch; every sink
+    receives every batch. When it returns, the batch must be durable: the core records the
+    documents as ingested in its cache only after every sink returned, so a run killed at any
+    moment and run again writes each record exactly once. Sinks must therefore upsert by id
+    or drop what a killed run left half-written.
+
+    :param batch: the documents; never empty.
+    :param settings: the run's settings.
+    :returns: nothing; all implementations are called. ``async def`` sinks run on the
+        persistent loop.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Progress and reporting (driver)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def ingest_progress(event: ProgressEvent) -> None:
+    """Hear every event of a run: collected, started, ingested, skipped, failed, finished.
+
+    Called on the driver, in the thread that runs the session, for each event in order.
+    Reporters (terminal bar, JSON lines, log lines) implement it; keep it cheap.
+
+    :param event: ``event.kind``, ``event.source``, ``event.failure``, ``event.pages`` and
+        ``event.state`` (a :meth:`~ingest.progress.ProgressTracker.get_state` snapshot).
+    :returns: nothing; all implementations are called.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Execution backend (driver)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def ingest_executor(
+    name: str, settings: Settings, plugins: Sequence[str], sections: Mapping[str, Any]
+) -> ExecutorBackend | None:
+    """Provide the backend that runs extraction and transforms.
+
+    Called on the driver once per run with ``settings.run.executor`` (``"inprocess"`` when
+    ``run.workers`` is 0). The plugin named ``name`` returns a backend.
+
+    :param name: the backend asked for (``inprocess``, ``process``, ``dask``...).
+    :param settings: the run's settings.
+    :param plugins: the plugin names a worker must load to rebuild the manager.
+    :param sections: the plugin settings sections, by name, for rebuilding the settings.
+    :returns: the backend, or ``None`` when ``name`` is not yours. First result wins.
+
+    .. versionadded:: 0.1
+    """
+
+
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marker for plugin functions: ``@hookimpl`` (also ``tryfirst``, ``trylast``, ``wrapper``)."""
