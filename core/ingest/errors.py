@@ -11,7 +11,7 @@ class IngestError(Exception):
 
 
 class UsageError(IngestError):
-    """A mistake in how ingest was called or configured; the CLI prints it in one block and exits 4."""
+    """A mistake in how ingest was called or configured: the CLI prints it and exits 4."""
 
 
 class ConfigError(UsageError, ValueError):
