@@ -19,9 +19,9 @@ Conventions that hold for all of them:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -118,7 +118,9 @@ def ingest_session_finish(session: Session, result: RunResult) -> None:
 
 
 @hookspec(firstresult=True)
-def ingest_collect(path: str, settings: Settings) -> list[Source | Failure] | None:
+def ingest_collect(
+    path: str, settings: Settings, manager: IngestPluginManager
+) -> list[Source | Failure] | None:
     """Turn one input given by the user (a file, a folder or a glob) into sources.
 
     Called on the driver, once per input. The built-in ``collect`` plugin (``trylast``) walks
@@ -127,6 +129,7 @@ def ingest_collect(path: str, settings: Settings) -> list[Source | Failure] | No
 
     :param path: the input as the user wrote it.
     :param settings: the run's settings (``settings.collect``).
+    :param manager: the plugin manager, to call ``manager.hook.ingest_collect_file``.
     :returns: the sources found, in a stable order, plus a :class:`~ingest.model.Failure` for
         each file that was found but cannot be read; ``None`` to let the next plugin try.
         The first non-``None`` result wins.
@@ -289,18 +292,18 @@ def ingest_progress(event: ProgressEvent) -> None:
 
 
 @hookspec(firstresult=True)
-def ingest_executor(
-    name: str, settings: Settings, plugins: Sequence[str], sections: Mapping[str, Any]
-) -> ExecutorBackend | None:
+def ingest_executor(name: str, settings: Settings, manager: IngestPluginManager) -> ExecutorBackend | None:
     """Provide the backend that runs extraction and transforms.
 
     Called on the driver once per run with ``settings.run.executor`` (``"inprocess"`` when
-    ``run.workers`` is 0). The plugin named ``name`` returns a backend.
+    ``run.workers`` is 0). The plugin named ``name`` returns a backend: an object with
+    ``run(sources)``, an iterator of ``(source, Document | Failure)`` in completion order
+    that keeps a bounded window of work in flight, and ``close()``.
 
     :param name: the backend asked for (``inprocess``, ``process``, ``dask``...).
-    :param settings: the run's settings.
-    :param plugins: the plugin names a worker must load to rebuild the manager.
-    :param sections: the plugin settings sections, by name, for rebuilding the settings.
+    :param settings: the run's settings (``settings.run``).
+    :param manager: the driver's plugin manager; ``manager.specs`` are the plugin names a
+        worker loads to rebuild it, and the settings pickle with their plugin sections.
     :returns: the backend, or ``None`` when ``name`` is not yours. First result wins.
 
     .. versionadded:: 0.1
