@@ -1,0 +1,318 @@
+"""One run: open the sinks, collect, dispatch to the backend, write batches, report.
+
+The session is plain synchronous code on the driver's main thread. Async hook
+implementations still run on the persistent loop (the manager bridges them through
+``run_sync``), and workers are processes, so nothing here needs to be a coroutine; that
+keeps Ctrl-C handling and ``--maxfail`` simple and lets ``arun`` wrap it in a thread.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ingest.errors import UsageError
+from ingest.model import Document, Failure, Source
+from ingest.progress import ProgressTracker
+from ingest.select import compile_selection
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
+
+logger = logging.getLogger("ingest.session")
+
+
+class ExitCode(enum.IntEnum):
+    """Exit codes, as pytest's."""
+
+    OK = 0
+    FAILED = 1
+    INTERRUPTED = 2
+    INTERNAL_ERROR = 3
+    USAGE_ERROR = 4
+    NO_INPUT = 5
+
+
+class ExecutorBackend(Protocol):
+    """What ``ingest_executor`` returns."""
+
+    def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Document | Failure]]:
+        """Process sources, yielding each with its outcome in completion order."""
+        ...
+
+    def close(self) -> None:
+        """Stop the workers; pending work is abandoned. Idempotent."""
+        ...
+
+
+@dataclass(slots=True)
+class ProgressEvent:
+    """One event of a run, as reporters hear it through ``ingest_progress``.
+
+    :param kind: ``collected``, ``ingested``, ``skipped``, ``failed`` or ``finished``.
+    :param state: a :meth:`ProgressTracker.get_state` snapshot taken after the event.
+    """
+
+    kind: str
+    state: dict[str, Any]
+    source: Source | None = None
+    failure: Failure | None = None
+    pages: int = 0
+    message: str | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run did; ``ingest.run()`` returns it and reporters print it."""
+
+    collected: int = 0
+    ingested: int = 0
+    skipped: int = 0
+    failed: int = 0
+    pages: int = 0
+    chunks: int = 0
+    duration_s: float = 0.0
+    failures: list[Failure] = field(default_factory=list)
+    skipped_sources: list[tuple[Path, str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    sinks: list[str] = field(default_factory=list)
+    interrupted: bool = False
+    stopped_early: bool = False
+    collect_only: bool = False
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The process exit code this result calls for."""
+        if self.interrupted:
+            return ExitCode.INTERRUPTED
+        if self.failed:
+            return ExitCode.FAILED
+        if self.collected == 0:
+            return ExitCode.NO_INPUT
+        return ExitCode.OK
+
+    @property
+    def pages_per_s(self) -> float:
+        """Pages extracted per second of wall time."""
+        return self.pages / self.duration_s if self.duration_s > 0 else 0.0
+
+    def summary_line(self) -> str:
+        """``42 ingested, 3 failed, 5 skipped in 12.3s (180 pages/s)``."""
+        if self.collect_only:
+            return f"{self.collected} collected in {self.duration_s:.2f}s"
+        parts = [f"{self.ingested} ingested"]
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped")
+        line = f"{', '.join(parts)} in {self.duration_s:.1f}s ({self.pages_per_s:.0f} pages/s)"
+        if self.interrupted:
+            line += " (interrupted)"
+        elif self.stopped_early:
+            line += " (stopped early)"
+        return line
+
+
+class Session:
+    """One ``ingest run`` on the driver.
+
+    :param manager: the loaded plugin manager.
+    :param settings: the validated settings.
+    :param rootdir: where relative sink targets and the cache live.
+    :param collect_only: list what would be ingested, parse nothing.
+    :param verbosity: ``-v`` count minus ``-q`` count, for reporters.
+    """
+
+    def __init__(
+        self,
+        manager: IngestPluginManager,
+        settings: Settings,
+        *,
+        rootdir: Path | None = None,
+        collect_only: bool = False,
+        verbosity: int = 0,
+    ) -> None:
+        self.manager = manager
+        self.settings = settings
+        self.rootdir = rootdir or Path.cwd()
+        self.collect_only = collect_only
+        self.verbosity = verbosity
+        self.tracker = ProgressTracker()
+        self.result = RunResult(collect_only=collect_only)
+        self.sources: list[Source] = []
+        #: For ``--collect-only``: the extractor that would take each source.
+        self.claims: dict[Path, str | None] = {}
+
+    # -- validation ---------------------------------------------------------------------
+
+    def check_components(self) -> None:
+        """Fail early, before any work, on an extractor, transform or sink nobody provides.
+
+        :raises UsageError: naming the setting and the unknown name, with suggestions.
+        """
+        extractors = self.manager.plugins_with_hook("ingest_extract")
+        for key, name in [
+            ("extract.extractor", self.settings.extract.extractor),
+            *(("extract.fallback", n) for n in self.settings.extract.fallback),
+        ]:
+            _require(name, extractors, f"extractor (setting {key})")
+        transforms = self.manager.plugins_with_hook("ingest_transform")
+        for step in self.settings.transforms:
+            _require(step, transforms, "transform step (setting transforms)")
+
+    # -- the run ------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Run the whole session; always calls ``ingest_session_finish``.
+
+        :raises UsageError: for a configuration the run cannot start with.
+        """
+        hook = self.manager.hook
+        started = time.monotonic()
+        self.check_components()
+        hook.ingest_session_start(session=self)
+        backend: ExecutorBackend | None = None
+        try:
+            self.collect()
+            if self.collect_only:
+                self._claim_extractors()
+            elif self.sources:
+                self._open_sinks()
+                backend = self._backend()
+                self._dispatch(backend)
+        except KeyboardInterrupt:
+            self.result.interrupted = True
+        finally:
+            if backend is not None:
+                backend.close()
+            self.result.duration_s = time.monotonic() - started
+            self._emit("finished")
+            hook.ingest_session_finish(session=self, result=self.result)
+        return self.result
+
+    def collect(self) -> list[Source]:
+        """Turn the inputs into sources: sorted per input, deduplicated, ``-k`` applied."""
+        settings = self.settings
+        if not settings.collect.inputs:
+            raise UsageError("no input given: name files, folders or globs to ingest")
+        select = compile_selection(settings.collect.select)
+        seen_paths: set[Path] = set()
+        seen_content: dict[str, Path] = {}
+        for raw in settings.collect.inputs:
+            found = self.manager.hook.ingest_collect(
+                path=raw, settings=settings, manager=self.manager
+            )
+            if found is None:
+                raise UsageError(f"no collector understands the input {raw!r}")
+            for item in found:
+                key = Path(item.path if isinstance(item, Failure) else item.path).resolve()
+                if key in seen_paths or not select(str(item.path)):
+                    continue
+                seen_paths.add(key)
+                self.result.collected += 1
+                if isinstance(item, Failure):
+                    self._record_failure(item)
+                    continue
+                twin = seen_content.get(item.content_id)
+                if twin is not None:
+                    self._record_skip(item, f"same content as {twin}")
+                    continue
+                seen_content[item.content_id] = item.path
+                self.sources.append(item)
+        self.tracker.set_total(self.result.collected)
+        self.tracker.update_sync(0, failed=0)
+        self._emit("collected", message=f"{self.result.collected} collected")
+        return self.sources
+
+    def _claim_extractors(self) -> None:
+        for source in self.sources:
+            self.claims[source.path] = self.manager.hook.ingest_extract_claim(
+                source=source, settings=self.settings, extractor=self.settings.extract.extractor
+            )
+
+    def _open_sinks(self) -> None:
+        schemes = self.manager.plugins_with_hook("ingest_sink_open")
+        for spec in self.settings.sinks:
+            scheme, _, target = spec.partition(":")
+            sink = self.manager.hook.ingest_sink_open(
+                scheme=scheme, target=target, settings=self.settings, rootdir=self.rootdir
+            )
+            if sink is None:
+                _require(scheme, schemes, f"sink (in {spec!r})")
+                raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
+            self.manager.register(sink, name=f"sink:{spec}")
+            self.result.sinks.append(spec)
+
+    def _backend(self) -> ExecutorBackend:
+        run = self.settings.run
+        name = "inprocess" if run.workers == 0 else run.executor
+        backend: ExecutorBackend | None = self.manager.hook.ingest_executor(
+            name=name, settings=self.settings, manager=self.manager
+        )
+        if backend is None:
+            _require(name, self.manager.plugins_with_hook("ingest_executor"), "executor")
+            raise UsageError(f"plugin {name!r} provided no executor backend")
+        return backend
+
+    def _dispatch(self, backend: ExecutorBackend) -> None:
+        batch: list[Document] = []
+        maxfail = self.settings.run.maxfail
+        try:
+            for _source, outcome in backend.run(iter(self.sources)):
+                if isinstance(outcome, Failure):
+                    self._record_failure(outcome)
+                    if maxfail and self.result.failed >= maxfail:
+                        self.result.stopped_early = True
+                        break
+                    continue
+                batch.append(outcome)
+                if len(batch) >= self.settings.run.batch_size:
+                    self._flush(batch)
+                    batch = []
+        finally:
+            # Whatever stopped the loop (end, --maxfail, Ctrl-C), what was done is kept.
+            if batch:
+                self._flush(batch)
+
+    def _flush(self, batch: list[Document]) -> None:
+        self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+        for document in batch:
+            pages = len(document.pages)
+            self.result.ingested += 1
+            self.result.pages += pages
+            self.result.chunks += len(document.chunks)
+            self.tracker.update_sync(1, pages=pages)
+            self._emit("ingested", source=document.source, pages=pages)
+
+    def _record_failure(self, failure: Failure) -> None:
+        self.result.failed += 1
+        self.result.failures.append(failure)
+        self.tracker.update_sync(1, failed=1)
+        self._emit("failed", failure=failure)
+
+    def _record_skip(self, source: Source, why: str) -> None:
+        self.result.skipped += 1
+        self.result.skipped_sources.append((source.path, why))
+        self.tracker.update_sync(1, skipped=1)
+        self._emit("skipped", source=source, message=why)
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        event = ProgressEvent(kind=kind, state=self.tracker.get_state(), **fields)
+        self.manager.hook.ingest_progress(event=event)
+
+
+def _require(name: str, available: list[str], what: str) -> None:
+    if name in available:
+        return
+    close = difflib.get_close_matches(name, available, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UsageError(
+        f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}"
+    )
