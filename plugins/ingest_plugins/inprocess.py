@@ -1,0 +1,46 @@
+"""The in-process backend (``--workers 0``): documents are processed one by one in the driver.
+
+For debugging (a breakpoint in a plugin works) and for measuring the framework's own
+overhead against a bare parser loop. No timeout or memory cap can be enforced here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from ingest.hookspecs import hookimpl
+from ingest.worker import process_source
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
+    from ingest.model import Document, Failure, Source
+
+NAME = "inprocess"
+
+
+class InProcessBackend:
+    """Runs :func:`ingest.worker.process_source` in the calling thread."""
+
+    def __init__(self, manager: IngestPluginManager, settings: Settings) -> None:
+        self._manager = manager
+        self._settings = settings
+
+    def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Document | Failure]]:
+        """Yield each source with its outcome, in input order."""
+        for source in sources:
+            yield source, process_source(self._manager, self._settings, source)
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+@hookimpl
+def ingest_executor(
+    name: str, settings: Settings, manager: IngestPluginManager
+) -> InProcessBackend | None:
+    """Provide the in-process backend when asked for ``inprocess``."""
+    if name != NAME:
+        return None
+    return InProcessBackend(manager, settings)
