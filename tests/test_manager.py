@@ -118,7 +118,7 @@ def test_hookimpl_with_unknown_argument_is_named() -> None:
         manager.register(Bad(), name="bad")
     assert str(info.value) == (
         "plugin 'bad': hook 'ingest_extract' has no argument 'pages' "
-        "(it takes: source, settings, extractor)"
+        "(it takes: source, settings, extractor, pages)"
     )
 
 

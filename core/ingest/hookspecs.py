@@ -161,7 +161,9 @@ def ingest_collect_file(path: Path, settings: Settings) -> Source | Failure | No
 
 
 @hookspec(firstresult=True)
-def ingest_extract(source: Source, settings: Settings, extractor: str) -> Document | None:
+def ingest_extract(
+    source: Source, settings: Settings, extractor: str, pages: range | None
+) -> Document | None:
     """Turn a source into a document with pages and metadata.
 
     Called in a worker, once per source and extractor tried: first with the configured
@@ -176,6 +178,10 @@ def ingest_extract(source: Source, settings: Settings, extractor: str) -> Docume
     :param source: what to read.
     :param settings: the run's settings (``settings.extract``).
     :param extractor: the name of the extractor asked for.
+    :param pages: the 1-based page numbers to extract (``range(11, 21)`` is pages 11 to 20),
+        or ``None`` for all. Large documents are split into such ranges across workers and
+        merged back in order before the transforms; an extractor that cannot address pages
+        may ignore it and return every page (the core then keeps only the asked ones).
     :returns: the document, or ``None`` when this plugin does not handle the source. The
         first non-``None`` result wins. Raise :class:`ingest.errors.DocumentError` with a
         reason (``encrypted``, ``not-a-pdf``...) for a file that cannot be read; any other

@@ -36,7 +36,9 @@ def process_source(
     errors: list[Failure] = []
     for name in dict.fromkeys(chain):
         try:
-            document = manager.hook.ingest_extract(source=source, settings=settings, extractor=name)
+            document = manager.hook.ingest_extract(
+                source=source, settings=settings, extractor=name, pages=None
+            )
         except Exception as exc:
             failure = failure_from_exception(manager, source, exc, default_plugin=name)
             errors.append(failure)
