@@ -105,6 +105,12 @@ def main() -> None:
 @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less detail (repeatable).")
 @click.option("--trace-hooks", is_flag=True, help="Log every hook call to stderr.")
+@click.option("--force", is_flag=True, help="Reprocess documents the cache has as ingested.")
+@click.option(
+    "--lf", "--last-failed", "last_failed", is_flag=True,
+    help="Reprocess only the documents that failed last time (all if none failed).",
+)
+@click.option("--cache-clear", is_flag=True, help="Empty the cache before the run.")
 def run(
     paths: tuple[str, ...],
     plugins: tuple[str, ...],
@@ -126,6 +132,9 @@ def run(
     verbose: int,
     quiet: int,
     trace_hooks: bool,
+    force: bool,
+    last_failed: bool,
+    cache_clear: bool,
 ) -> None:
     """Ingest PATHS (files, folders, globs) into the configured sinks."""
     cli: dict[str, Any] = {
@@ -162,6 +171,9 @@ def run(
             rootdir=prepared.loaded.rootdir,
             collect_only=collect_only,
             verbosity=verbose - quiet,
+            force=force,
+            last_failed=last_failed,
+            cache_clear=cache_clear,
         )
         return int(session.run().exit_code)
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ingest.cache import SKIP_UNCHANGED, RunCache, open_run_cache
 from ingest.errors import UsageError
+from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source
 from ingest.progress import ProgressTracker
 from ingest.select import compile_selection
@@ -111,7 +113,10 @@ class RunResult:
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.skipped:
-            parts.append(f"{self.skipped} skipped")
+            # "skipped (unchanged)" when every skip is a cache hit (issue #6).
+            unchanged = sum(why == SKIP_UNCHANGED for _, why in self.skipped_sources)
+            detail = "unchanged" if unchanged == self.skipped else f"{unchanged} unchanged"
+            parts.append(f"{self.skipped} skipped" + (f" ({detail})" if unchanged else ""))
         line = f"{', '.join(parts)} in {self.duration_s:.1f}s ({self.pages_per_s:.0f} pages/s)"
         if self.interrupted:
             line += " (interrupted)"
@@ -128,6 +133,9 @@ class Session:
     :param rootdir: where relative sink targets and the cache live.
     :param collect_only: list what would be ingested, parse nothing.
     :param verbosity: ``-v`` count minus ``-q`` count, for reporters.
+    :param force: process every document, even those the cache has as ingested (``--force``).
+    :param last_failed: process only the documents that failed last time (``--lf``).
+    :param cache_clear: empty the cache before the run (``--cache-clear``).
     """
 
     def __init__(
@@ -138,6 +146,9 @@ class Session:
         rootdir: Path | None = None,
         collect_only: bool = False,
         verbosity: int = 0,
+        force: bool = False,
+        last_failed: bool = False,
+        cache_clear: bool = False,
     ) -> None:
         self.manager = manager
         self.settings = settings
@@ -149,6 +160,10 @@ class Session:
         self.sources: list[Source] = []
         #: For ``--collect-only``: the extractor that would take each source.
         self.claims: dict[Path, str | None] = {}
+        self.cache_options = {"force": force, "last_failed": last_failed, "clear": cache_clear}
+        #: The run's view of the cache (``None`` when disabled), open while the run lasts.
+        self.cache: RunCache | None = None
+        self.stop = GracefulStop()
 
     # -- validation ---------------------------------------------------------------------
 
@@ -180,18 +195,27 @@ class Session:
         hook.ingest_session_start(session=self)
         backend: ExecutorBackend | None = None
         try:
+            self.cache = open_run_cache(
+                self.manager, self.settings, self.rootdir, **self.cache_options
+            )
             self.collect()
             if self.collect_only:
                 self._claim_extractors()
             elif self.sources:
+                self._skip_cached()
+            if self.sources and not self.collect_only:
                 self._open_sinks()
                 backend = self._backend()
-                self._dispatch(backend)
+                with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
+                    self._dispatch(backend)
+            self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
         finally:
             if backend is not None:
                 backend.close()
+            if self.cache is not None:
+                self.cache.close(self.manager)
             self.result.duration_s = time.monotonic() - started
             self._emit("finished")
             hook.ingest_session_finish(session=self, result=self.result)
@@ -212,8 +236,9 @@ class Session:
             if found is None:
                 raise UsageError(f"no collector understands the input {raw!r}")
             for item in found:
-                key = Path(item.path if isinstance(item, Failure) else item.path).resolve()
-                if key in seen_paths or not select(str(item.path)):
+                given = item.source if isinstance(item, Failure) else item.path
+                key = Path(given).resolve()
+                if key in seen_paths or not select(str(given)):
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
@@ -230,6 +255,14 @@ class Session:
         self.tracker.update_sync(0, failed=0)
         self._emit("collected", message=f"{self.result.collected} collected")
         return self.sources
+
+    def _skip_cached(self) -> None:
+        """Skip, before any parsing, what the cache has as done (or, with --lf, not failed)."""
+        if self.cache is None:
+            return
+        self.sources, skipped = self.cache.select(self.sources)
+        for source, why in skipped:
+            self._record_skip(source, why)
 
     def _claim_extractors(self) -> None:
         for source in self.sources:
@@ -265,7 +298,7 @@ class Session:
         batch: list[Document] = []
         maxfail = self.settings.run.maxfail
         try:
-            for _source, outcome in backend.run(iter(self.sources)):
+            for _source, outcome in backend.run(self.stop.stoppable(self.sources)):
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
                     if maxfail and self.result.failed >= maxfail:
@@ -282,7 +315,12 @@ class Session:
                 self._flush(batch)
 
     def _flush(self, batch: list[Document]) -> None:
-        self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+        # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
+        # know is written again by the final flush (issue #6, exactly once).
+        with self.stop.critical():
+            self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+            if self.cache is not None:
+                self.cache.commit(batch)  # only after every sink returned: exactly once
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -294,6 +332,8 @@ class Session:
     def _record_failure(self, failure: Failure) -> None:
         self.result.failed += 1
         self.result.failures.append(failure)
+        if self.cache is not None:
+            self.cache.fail(failure)  # kept for --lf
         self.tracker.update_sync(1, failed=1)
         self._emit("failed", failure=failure)
 

@@ -1,6 +1,11 @@
-"""What a worker does with one source: extract (with fallbacks), then run the transform chain.
+"""What a worker does with a document: extract (with fallbacks), merge page ranges, transform.
 
-The same function serves every backend: in-process, worker processes and Dask workers.
+The same steps serve every backend. The in-process backend calls :func:`process_source`
+for a whole document. Process backends split a large document into page ranges (issue #6):
+:func:`extract_first` reads the first range and learns the page count,
+:func:`extract_range` reads each other range (on any worker), :func:`merge_pages` puts the
+pages back in order, and :func:`transform_document` runs the chain on the whole document.
+
 Every exception becomes a :class:`~ingest.model.Failure` naming the plugin that raised, so
 one bad document never stops the others.
 """
@@ -8,10 +13,12 @@ one bad document never stops the others.
 from __future__ import annotations
 
 import traceback
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ingest.errors import DocumentError
-from ingest.model import Document, Failure, Source
+from ingest.model import Document, Failure, Page, Source
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -19,11 +26,35 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
 
+#: Failure reasons that end a document at once: a file that is encrypted or not a PDF fails
+#: the same way in every extractor, so trying the fallbacks only repeats the failure.
+FINAL_REASONS = frozenset({"encrypted", "not-a-pdf", "unreadable"})
+
+
+@dataclass(slots=True)
+class Extraction:
+    """A successful extraction: the document and how it was made.
+
+    :param document: what the extractor returned (for a range: only those pages).
+    :param extractor: the name of the extractor, from the chain, that returned it.
+    :param errors: failures of the extractors tried before it, for the message if a later
+        range fails and no fallback is left.
+    """
+
+    document: Document
+    extractor: str
+    errors: list[Failure] = field(default_factory=list)
+
+
+def extractor_chain(settings: Settings) -> list[str]:
+    """The extractors to try, in order: the configured one, then the fallbacks, each once."""
+    return list(dict.fromkeys([settings.extract.extractor, *settings.extract.fallback]))
+
 
 def process_source(
     manager: IngestPluginManager, settings: Settings, source: Source
 ) -> Document | Failure:
-    """Extract and transform one source.
+    """Extract and transform one whole source.
 
     :param manager: this process's plugin manager.
     :param settings: the run's settings.
@@ -31,49 +62,228 @@ def process_source(
     :returns: the finished document, or a failure record; never raises for a document's
         fault (``KeyboardInterrupt`` and ``SystemExit`` do propagate).
     """
-    chain = [settings.extract.extractor, *settings.extract.fallback]
-    document: Document | None = None
-    errors: list[Failure] = []
-    for name in dict.fromkeys(chain):
+    chain = extractor_chain(settings)
+    extraction = extract(manager, settings, source, chain=chain, pages=None, tried=chain)
+    if isinstance(extraction, Failure):
+        return extraction
+    return transform_document(manager, settings, extraction.document)
+
+
+def extract(
+    manager: IngestPluginManager,
+    settings: Settings,
+    source: Source,
+    *,
+    chain: Sequence[str],
+    pages: range | None,
+    tried: Sequence[str],
+    errors: Sequence[Failure] = (),
+) -> Extraction | Failure:
+    """Try the extractors of ``chain`` in order on ``pages`` of ``source`` until one succeeds.
+
+    :param chain: extractor names still to try.
+    :param pages: 1-based page numbers, or ``None`` for all (see ``ingest_extract``).
+    :param tried: the whole chain of the run, for the message when no extractor takes it.
+    :param errors: failures of extractors tried earlier for this document (a split document
+        whose later range failed starts over with the next fallback).
+    :returns: the extraction, or the failure: the first extractor's error, with the
+        fallbacks' errors appended to its message, or ``no-extractor``.
+    """
+    failures = list(errors)
+    for name in chain:
         try:
             document = manager.hook.ingest_extract(
-                source=source, settings=settings, extractor=name, pages=None
+                source=source, settings=settings, extractor=name, pages=pages
             )
         except Exception as exc:
             failure = failure_from_exception(manager, source, exc, default_plugin=name)
-            errors.append(failure)
-            if failure.reason in _FINAL_REASONS:
+            failures.append(failure)
+            if failure.reason in FINAL_REASONS:
                 break
             continue
         if document is not None:
-            break
-    if document is None:
-        if errors:
-            first = errors[0]
-            if len(errors) > 1:
-                tried = "; ".join(f"{f.plugin}: {f.exc_type or f.reason}" for f in errors[1:])
-                first.message = f"{first.message} (fallbacks failed too: {tried})"
-            return first
-        return Failure(
-            source=source.path,
-            reason="no-extractor",
-            message=(
-                f"no extractor took this {source.media_type} file "
-                f"(tried: {', '.join(dict.fromkeys(chain))})"
-            ),
-            doc_id=source.doc_id,
-        )
+            return Extraction(document=document, extractor=name, errors=failures)
+    return extraction_failure(source, failures, tried)
+
+
+def extraction_failure(source: Source, errors: Sequence[Failure], tried: Sequence[str]) -> Failure:
+    """The failure of a document no extractor could read.
+
+    :param errors: the extractors' failures in the order they were tried; the first one is
+        the document's failure, the others are summed up in its message.
+    :param tried: every extractor name of the chain, for ``no-extractor``.
+    """
+    if errors:
+        first = replace(errors[0])
+        if len(errors) > 1:
+            others = "; ".join(f"{f.plugin}: {f.exc_type or f.reason}" for f in errors[1:])
+            first.message = f"{first.message} (fallbacks failed too: {others})"
+        return first
+    return Failure(
+        source=source.path,
+        reason="no-extractor",
+        message=f"no extractor took this {source.media_type} file (tried: {', '.join(tried)})",
+        doc_id=source.doc_id,
+    )
+
+
+def covers_document(document: Document, asked: range) -> bool:
+    """Whether extracting the pages ``asked`` gave the whole document, so nothing is left.
+
+    True when the document has no page past ``asked``, when its page count is unknown
+    (``0``), and when the extractor ignored the range and returned pages outside it.
+    """
+    if any(page.number not in asked for page in document.pages):
+        return True
+    return document.metadata.page_count < asked.stop
+
+
+def split_ranges(page_count: int, *, start: int, size: int, max_ranges: int) -> list[range]:
+    """Cut pages ``start..page_count`` into consecutive ranges of about ``size`` pages.
+
+    At most ``max_ranges`` ranges: every range makes the extractor open the document again,
+    which costs time in proportion to the page count in pypdf and pdfminer (they walk the
+    whole page tree), so a huge document gets longer ranges rather than more of them.
+
+    :returns: ranges covering ``start..page_count`` in order, sizes differing by at most 1.
+    """
+    remaining = page_count - start + 1
+    if remaining <= 0:
+        return []
+    count = min(max(1, max_ranges), -(-remaining // max(1, size)))
+    base, extra = divmod(remaining, count)
+    ranges: list[range] = []
+    first = start
+    for index in range(count):
+        length = base + (1 if index < extra else 0)
+        ranges.append(range(first, first + length))
+        first += length
+    return ranges
+
+
+def keep_pages(document: Document, asked: range) -> Document:
+    """``document`` with only the pages in ``asked`` (extractors may return more)."""
+    if all(page.number in asked for page in document.pages):
+        return document
+    return replace(document, pages=[p for p in document.pages if p.number in asked])
+
+
+def merge_pages(document: Document, parts: Iterable[Sequence[Page]]) -> Document:
+    """The document with the pages of ``parts`` added, all in page order, each number once.
+
+    :param document: the first range's document; its metadata is kept.
+    :param parts: the pages of the other ranges, in any order.
+    """
+    by_number: dict[int, Page] = {page.number: page for page in document.pages}
+    for pages in parts:
+        for page in pages:
+            by_number.setdefault(page.number, page)
+    return replace(document, pages=[by_number[n] for n in sorted(by_number)])
+
+
+def transform_document(
+    manager: IngestPluginManager,
+    settings: Settings,
+    document: Document,
+) -> Document | Failure:
+    """Run the ``transforms`` chain on a whole document, in order, in place.
+
+    :returns: the document, or the failure of the first step that raised.
+    """
     for step in settings.transforms:
         try:
             manager.hook.ingest_transform(document=document, settings=settings, step=step)
         except Exception as exc:
-            return failure_from_exception(manager, source, exc, default_plugin=step)
+            return failure_from_exception(manager, document.source, exc, default_plugin=step)
     return document
 
 
-# A file that is encrypted or not a PDF fails the same way in every extractor: trying the
-# fallbacks only repeats the failure.
-_FINAL_REASONS = frozenset({"encrypted", "not-a-pdf", "unreadable"})
+# --------------------------------------------------------------------------------------------
+# Tasks: the small messages a process backend sends to its workers
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FirstTask:
+    """Extract the first range of a document (or all of it), and finish it if that was all.
+
+    :param pages: ``range(1, n + 1)`` to split documents of more than ``n`` pages, or
+        ``None`` to read the whole document at once.
+    """
+
+    source: Source
+    chain: tuple[str, ...]
+    tried: tuple[str, ...]
+    pages: range | None
+    errors: tuple[Failure, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RangeTask:
+    """Extract one more range of a split document with the extractor that read the first."""
+
+    source: Source
+    extractor: str
+    pages: range
+
+
+@dataclass(frozen=True, slots=True)
+class FinishTask:
+    """Run the transform chain on a split document whose pages were merged."""
+
+    document: Document
+
+
+Task = FirstTask | RangeTask | FinishTask
+
+
+@dataclass(slots=True)
+class Partial:
+    """The answer to a :class:`FirstTask` when the document has pages past the range."""
+
+    extraction: Extraction
+
+
+def run_task(
+    manager: IngestPluginManager,
+    settings: Settings,
+    task: Task,
+) -> Document | Failure | Partial:
+    """Do one task in this worker.
+
+    :returns: for a :class:`FirstTask`, the finished document, a :class:`Partial` when
+        more ranges are needed, or a failure; for a :class:`RangeTask`, a document holding
+        only the asked pages, or a failure; for a :class:`FinishTask`, the finished
+        document or a failure.
+    """
+    if isinstance(task, FirstTask):
+        extraction = extract(
+            manager,
+            settings,
+            task.source,
+            chain=task.chain,
+            pages=task.pages,
+            tried=task.tried,
+            errors=task.errors,
+        )
+        if isinstance(extraction, Failure):
+            return extraction
+        if task.pages is not None and not covers_document(extraction.document, task.pages):
+            return Partial(extraction)
+        return transform_document(manager, settings, extraction.document)
+    if isinstance(task, RangeTask):
+        extraction = extract(
+            manager,
+            settings,
+            task.source,
+            chain=(task.extractor,),
+            pages=task.pages,
+            tried=(task.extractor,),
+        )
+        if isinstance(extraction, Failure):
+            return extraction
+        return keep_pages(extraction.document, task.pages)
+    return transform_document(manager, settings, task.document)
 
 
 def failure_from_exception(

@@ -1,123 +1,153 @@
-"""The worker-process backend (``--workers N``, the default executor ``process``).
+"""The worker-process backend (``--workers N``, the default executor ``process``; issue #6).
 
-Each worker rebuilds the plugin manager from the driver's plugin specs and receives the
-pickled settings, so it runs the same plugins with the same settings as the driver. The
-driver keeps at most ``2 × workers`` documents in flight, so its memory does not grow with
-the size of the corpus. A worker that dies takes its pool down with it: the documents that
-were in flight are retried once in a fresh pool, and a document that kills a pool twice
-fails with reason ``crash``.
+Documents are extracted and transformed in worker processes run by
+:class:`ingest.supervisor.WorkerPool`: every task has a hard deadline, every worker a memory
+cap, and a worker that hangs, bloats or crashes is killed (with its children) and replaced
+while its document fails with reason ``timeout``, ``memory`` or ``crash``. Every source given
+to :meth:`ProcessBackend.run` comes back exactly once, as a document or a failure.
+
+:class:`ingest.dispatch.Dispatcher` decides what each worker does: large documents are split
+into page ranges on several workers and merged back in order before the transforms, and at
+most ``2 * workers`` documents are in flight. See there for the deadlines of each task.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING
 
+from ingest.dispatch import Dispatcher, Limits
 from ingest.hookspecs import hookimpl
-from ingest.model import Failure
+from ingest.supervisor import WorkerPool
+from ingest.worker import extractor_chain
 
 if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Source
+    from ingest.model import Document, Failure, Source
 
 NAME = "process"
 
-# Set in each worker by _init_worker.
-_worker_state: dict[str, Any] = {}
+#: Documents with more pages than this are split into ranges of about this many pages,
+#: when ``run.shard_pages`` is not set. 16 pages are 0.5 to 2 s of pypdf or pdfminer: the
+#: first range of a long document ends soon, so its other ranges can start on the other
+#: workers before the run's end leaves them idle.
+DEFAULT_SHARD_PAGES = 16
 
+#: The memory cap per worker when ``run.max_memory`` is not set: 24 times the peak of the
+#: hungriest extractor on the largest file of ../shared/corpus (pdfminer, 85 MiB), yet far
+#: below what takes a machine down. Lowered to an equal share of 3/4 of the RAM on small
+#: machines, so every worker at its cap at once still leaves room for the rest.
+DEFAULT_MEMORY_CAP = 2 << 30
+_MIN_MEMORY_CAP = 256 << 20
 
-def _init_worker(specs: list[str], settings: Settings) -> None:
-    from ingest.manager import build_manager  # noqa: PLC0415 - runs in the child
-
-    manager = build_manager(specs)
-    manager.hook.ingest_configure(settings=settings, manager=manager, role="worker")
-    _worker_state["manager"] = manager
-    _worker_state["settings"] = settings
-
-
-def _work(source: Source) -> Document | Failure:
-    from ingest.worker import process_source  # noqa: PLC0415
-
-    return process_source(_worker_state["manager"], _worker_state["settings"], source)
+#: The hooks whose plugins must exist in the workers too.
+_WORKER_HOOKS = ("ingest_extract", "ingest_transform")
 
 
 class ProcessBackend:
-    """A pool of worker processes with a bounded window of work in flight."""
+    """Worker processes under a supervisor; documents dispatched by page ranges.
+
+    :param manager: the driver's plugin manager (its specs are sent to the workers).
+    :param settings: the run's settings.
+    :param workers: number of worker processes.
+    """
 
     def __init__(self, manager: IngestPluginManager, settings: Settings, workers: int) -> None:
         self._specs = list(manager.specs)
+        self._plugins = {n for hook in _WORKER_HOOKS for n in manager.plugins_with_hook(hook)}
         self._settings = settings
-        self._workers = workers
-        self._pool: ProcessPoolExecutor | None = None
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        # spawn, not fork: the driver has threads (the persistent loop), and a forked child
-        # would inherit their locks in whatever state they were.
-        context = multiprocessing.get_context("spawn")
-        return ProcessPoolExecutor(
-            max_workers=self._workers,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(self._specs, self._settings),
+        run = settings.run
+        workers = max(1, workers)
+        self.limits = Limits(
+            workers=workers,
+            shard_pages=int(getattr(run, "shard_pages", DEFAULT_SHARD_PAGES)),
+            timeout=float(run.timeout),
+            timeout_per_page=float(run.timeout_per_page),
+            chain=tuple(extractor_chain(settings)),
+            transforms=bool(settings.transforms),
+            max_memory=memory_cap(settings, workers),
         )
+        self._pool: WorkerPool | None = None
 
-    def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Document | Failure]]:
-        """Yield each source with its outcome, in completion order."""
-        pending = iter(sources)
-        retry: list[Source] = []
-        crashed_once: set[str] = set()
-        window = 2 * self._workers
-        in_flight: dict[Future[Document | Failure], Source] = {}
-        self._pool = self._new_pool()
-        while True:
-            while len(in_flight) < window:
-                source = retry.pop() if retry else next(pending, None)
-                if source is None:
-                    break
-                in_flight[self._pool.submit(_work, source)] = source
-            if not in_flight:
-                return
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            broken = False
-            for future in done:
-                source = in_flight.pop(future)
-                try:
-                    yield source, future.result()
-                except BrokenProcessPool:
-                    broken = True
-                    if source.content_id in crashed_once:
-                        yield source, _crash(source)
-                    else:
-                        crashed_once.add(source.content_id)
-                        retry.append(source)
-            if broken:
-                # Every future still in flight belongs to the dead pool: run them again.
-                for source in in_flight.values():
-                    crashed_once.add(source.content_id)
-                    retry.append(source)
-                in_flight.clear()
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = self._new_pool()
+    @property
+    def max_memory(self) -> int | None:
+        """The memory cap per worker in bytes, ``None`` for none."""
+        return self.limits.max_memory
+
+    def run(
+        self, sources: Iterable[Source]
+    ) -> Generator[tuple[Source, Document | Failure], None, None]:
+        """Yield each source with its outcome, in completion order.
+
+        Closing the generator early (or :meth:`close`) kills the workers; running it to the
+        end stops them cleanly.
+
+        :raises ingest.errors.PluginError: the workers cannot load the plugins or settings.
+        :raises ingest.errors.IngestError: the workers die before they are ready.
+        """
+        pool = WorkerPool(
+            self.limits.workers,
+            specs=self._specs,
+            settings=self._settings,
+            max_memory=self.limits.max_memory,
+            expected_plugins=self._plugins,
+        )
+        self._pool = pool
+        completed = False
+        try:
+            pool.start()
+            yield from Dispatcher(pool, self.limits).run(iter(sources))
+            completed = True
+        finally:
+            pool.close(graceful=completed)
 
     def close(self) -> None:
-        """Stop the workers, abandoning queued work. Idempotent."""
+        """Kill the workers (and their children), abandoning work in flight. Idempotent."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+            self._pool.close()
 
 
-def _crash(source: Source) -> Failure:
-    return Failure(
-        source=source.path,
-        reason="crash",
-        message="a worker process died while processing this document",
-        doc_id=source.doc_id,
-    )
+def worker_count(settings: Settings) -> int:
+    """``run.workers``, or the CPUs this process may use when it is not set."""
+    if settings.run.workers:
+        return int(settings.run.workers)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def memory_cap(settings: Settings, workers: int) -> int | None:
+    """The memory cap per worker in bytes: ``run.max_memory``, ``0`` for none, or the default.
+
+    The default is :data:`DEFAULT_MEMORY_CAP`, or an equal share of 3/4 of the memory
+    available (RAM, or the cgroup's limit in a container) when that is less.
+    """
+    value = settings.run.max_memory
+    if value is not None:
+        return int(value) or None
+    available = _available_memory()
+    if available is None:
+        return DEFAULT_MEMORY_CAP
+    share = available * 3 // 4 // max(1, workers)
+    return max(_MIN_MEMORY_CAP, min(DEFAULT_MEMORY_CAP, share))
+
+
+def _available_memory() -> int | None:
+    try:
+        total: int | None = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        total = None
+    try:
+        with open("/sys/fs/cgroup/memory.max") as handle:
+            limit = handle.read().strip()
+        if limit.isdigit():
+            total = min(total or int(limit), int(limit))
+    except OSError:
+        pass
+    return total
 
 
 @hookimpl
@@ -127,5 +157,4 @@ def ingest_executor(
     """Provide the process pool when asked for ``process``."""
     if name != NAME:
         return None
-    workers = settings.run.workers or os.cpu_count() or 1
-    return ProcessBackend(manager, settings, workers)
+    return ProcessBackend(manager, settings, worker_count(settings))

@@ -1,0 +1,377 @@
+"""What was already ingested, so that a rerun skips it (issue #6).
+
+The state store is one SQLite file, ``<rootdir>/<cache.dir>/cache.db`` (``.ingest_cache``
+beside the config file, or in the current directory). It holds three things:
+
+* **ingested**: a content id per *context*, once every sink flushed that document. A context
+  is an output fingerprint (:func:`ingest.fingerprint.output_fingerprint`) plus one sink.
+  Keying by sink means that a document written to ``jsonl:a.jsonl`` is not taken as present
+  in ``sqlite:b.db``: adding a sink re-ingests everything into it, and a document is skipped
+  only when it is recorded for every configured sink under the current fingerprint.
+* **failures**: the last failure of each path (with its reason), for ``--lf``. A path leaves
+  the list when it is ingested.
+* **stats**: path, size, mtime, ctime and inode to content id, so that collecting 100,000
+  unchanged files does not read them all again to hash them
+  (:class:`ingest.statcache.StatCachePlugin`).
+
+Exactly once: the session calls :meth:`RunCache.commit` only after every sink returned from
+``ingest_sink`` for the batch. A run killed before that commit leaves documents that the
+sinks may hold but the cache does not know; the rerun processes them again, and the sinks
+drop (JSONL) or replace (SQLite) what they already hold. A run killed after it has nothing
+to redo. The cache itself may therefore lose its last commits (``synchronous=NORMAL``): that
+only costs rework, never a duplicate.
+
+Deleting a sink's output does not tell the cache; rerun with ``--force`` (or
+``--cache-clear``) after doing so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, final
+
+from ingest.errors import UsageError
+from ingest.fingerprint import claim_key, output_fingerprint
+from ingest.statcache import StatCachePlugin, abspath
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
+    from ingest.model import Document, Failure, Source
+
+__all__ = [
+    "CACHE_FILENAME",
+    "SKIP_NOT_FAILED",
+    "SKIP_UNCHANGED",
+    "CacheStore",
+    "RunCache",
+    "open_run_cache",
+]
+
+logger = logging.getLogger("ingest.cache")
+
+CACHE_FILENAME = "cache.db"
+#: Why a document was skipped, as the summary and ``skipped`` progress events say it.
+SKIP_UNCHANGED = "unchanged"
+SKIP_NOT_FAILED = "did not fail last time (--lf)"
+#: Stored in ``PRAGMA user_version``; any other version is discarded (it is only a cache).
+SCHEMA_VERSION = 1
+_NO_SINK = "(no sink)"
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS contexts (
+        id INTEGER PRIMARY KEY,
+        fingerprint TEXT NOT NULL,
+        sink TEXT NOT NULL,
+        described TEXT NOT NULL,
+        UNIQUE (fingerprint, sink)
+    )""",
+    """CREATE TABLE IF NOT EXISTS ingested (
+        content_id TEXT NOT NULL,
+        context INTEGER NOT NULL REFERENCES contexts(id),
+        path TEXT NOT NULL,
+        at REAL NOT NULL,
+        PRIMARY KEY (content_id, context)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS failures (
+        path TEXT PRIMARY KEY,
+        doc_id TEXT,
+        reason TEXT NOT NULL,
+        message TEXT NOT NULL,
+        at REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS failures_doc_id ON failures(doc_id)",
+    """CREATE TABLE IF NOT EXISTS stats (
+        path TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        mtime_ns INTEGER NOT NULL,
+        ctime_ns INTEGER NOT NULL,
+        inode INTEGER NOT NULL,
+        claim TEXT NOT NULL,
+        content_id TEXT NOT NULL,
+        media_type TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+_TABLES = ("ingested", "contexts", "failures", "stats")
+
+
+@final
+class CacheStore:
+    """The cache's SQLite file: open, read, write in short transactions, clear.
+
+    :param folder: the cache folder; created, with a ``.gitignore`` that ignores it.
+    :raises UsageError: when the folder or the database cannot be created.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.path = folder / CACHE_FILENAME
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            gitignore = folder / ".gitignore"
+            if not gitignore.exists():
+                gitignore.write_text("# Created by ingest automatically.\n*\n", "utf-8")
+            self._db = self._connect()
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(
+                f"cannot open the cache {str(self.path)!r}: {exc}; set cache.dir to a writable "
+                "folder or cache.enabled to false"
+            ) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            return self._init(sqlite3.connect(self.path, isolation_level=None, timeout=30.0))
+        except sqlite3.DatabaseError as exc:
+            # A cache only saves work: a damaged one is replaced rather than fought with.
+            logger.warning("cache %s is damaged (%s); starting an empty one", self.path, exc)
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+            return self._init(sqlite3.connect(self.path, isolation_level=None, timeout=30.0))
+
+    @staticmethod
+    def _init(db: sqlite3.Connection) -> sqlite3.Connection:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            # NORMAL: a power cut may roll back the last commits, which costs rework only.
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("BEGIN IMMEDIATE")
+            (version,) = db.execute("PRAGMA user_version").fetchone()
+            if version != SCHEMA_VERSION:
+                for table in _TABLES:
+                    db.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back if it raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query."""
+        return self._db.execute(sql, params).fetchall()
+
+    def context(self, fingerprint: str, sink: str, described: str) -> int:
+        """The id of a (fingerprint, sink) context, created on first use."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO contexts (fingerprint, sink, described) VALUES (?, ?, ?)",
+                (fingerprint, sink, described),
+            )
+            row = db.execute(
+                "SELECT id FROM contexts WHERE fingerprint = ? AND sink = ?", (fingerprint, sink)
+            ).fetchone()
+        return int(row[0])
+
+    def clear(self) -> None:
+        """Forget everything (``--cache-clear``)."""
+        with self.transaction() as db:
+            for table in _TABLES:
+                db.execute(f"DELETE FROM {table}")
+
+    def close(self) -> None:
+        """Close the database; calling it again does nothing."""
+        self._db.close()
+
+
+@final
+class RunCache:
+    """One run's view of the cache: which sources to skip, and what to record.
+
+    :param store: the open store.
+    :param fingerprint: the output fingerprint (:func:`output_fingerprint`).
+    :param described: the JSON the fingerprint hashes, kept to explain a cache miss.
+    :param sinks: the run's sinks, normalised (:func:`sink_key`).
+    :param force: process everything, still recording the results.
+    :param last_failed: process only the documents that failed last time (``--lf``).
+    """
+
+    def __init__(
+        self,
+        store: CacheStore,
+        *,
+        fingerprint: str,
+        described: str,
+        sinks: Sequence[str],
+        force: bool = False,
+        last_failed: bool = False,
+    ) -> None:
+        self.store = store
+        self.fingerprint = fingerprint
+        self.force = force
+        self.last_failed = last_failed
+        self.contexts = [store.context(fingerprint, sink, described) for sink in sinks]
+        self.collector: StatCachePlugin | None = None
+        #: Set when ``--lf`` found no failure to rerun, so everything runs (as pytest does).
+        self.note: str | None = None
+        # Read before this run's own collection failures are recorded: "last time" is the
+        # previous run's list.
+        self._failed_paths: set[str] = set()
+        self._failed_ids: set[str] = set()
+        if last_failed:
+            for path, doc_id in store.query("SELECT path, doc_id FROM failures"):
+                self._failed_paths.add(path)
+                if doc_id:
+                    self._failed_ids.add(doc_id)
+            if not self._failed_paths:
+                self.note = "no previously failed documents; running all (--lf)"
+
+    def select(self, sources: Sequence[Source]) -> tuple[list[Source], list[tuple[Source, str]]]:
+        """Split collected sources into those to process and those to skip, with why.
+
+        :returns: ``(to_process, [(source, reason), ...])``, each in collection order.
+        """
+        if self.collector is not None:
+            self.collector.flush()
+        lf = self.last_failed and self.note is None
+        if lf and not any(self._failed_last_time(source) for source in sources):
+            # As pytest: known failures that were not collected this time do not deselect.
+            self.note = (
+                f"{len(self._failed_paths)} known failures not among the collected documents; "
+                "running all (--lf)"
+            )
+            lf = False
+        if self.note:
+            logger.warning(self.note)
+        keep: list[Source] = []
+        skipped: list[tuple[Source, str]] = []
+        marks = ",".join("?" * len(self.contexts))
+        sql = f"SELECT COUNT(*) FROM ingested WHERE content_id = ? AND context IN ({marks})"
+        for source in sources:
+            if lf and not self._failed_last_time(source):
+                skipped.append((source, SKIP_NOT_FAILED))
+            elif not self.force and self.store.query(
+                sql, (source.content_id, *self.contexts)
+            )[0][0] == len(self.contexts):
+                skipped.append((source, SKIP_UNCHANGED))
+            else:
+                keep.append(source)
+        return keep, skipped
+
+    def _failed_last_time(self, source: Source) -> bool:
+        return abspath(source.path) in self._failed_paths or source.doc_id in self._failed_ids
+
+    def commit(self, batch: Sequence[Document]) -> None:
+        """Record a batch as ingested; call only after every sink flushed it."""
+        now = time.time()
+        rows = [
+            (doc.source.content_id, context, abspath(doc.source.path), now)
+            for doc in batch
+            for context in self.contexts
+        ]
+        with self.store.transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO ingested VALUES (?, ?, ?, ?)", rows)
+            db.executemany(
+                "DELETE FROM failures WHERE path = ? OR doc_id = ?",
+                [(abspath(doc.source.path), doc.doc_id) for doc in batch],
+            )
+
+    def fail(self, failure: Failure) -> None:
+        """Record a failure (replacing the path's previous one), for ``--lf``."""
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO failures VALUES (?, ?, ?, ?, ?)",
+                (abspath(failure.source), failure.doc_id, failure.reason, failure.message,
+                 time.time()),
+            )
+
+    def close(self, manager: IngestPluginManager | None = None) -> None:
+        """Write pending stats, unregister the stat plugin from ``manager``, close."""
+        try:
+            if self.collector is not None:
+                self.collector.flush()
+                if manager is not None and manager.is_registered(self.collector):
+                    manager.unregister(self.collector)
+        finally:
+            self.store.close()
+
+
+def sink_key(spec: str, rootdir: Path) -> str:
+    """A sink as the cache keys it: ``scheme:`` plus its target, made absolute when a path.
+
+    ``jsonl:out.jsonl`` and ``jsonl:./out.jsonl`` are one sink; a target with ``://`` (a URL)
+    is kept as written. A spelling this misses only costs a re-ingest, never a skip.
+    """
+    scheme, _, target = spec.partition(":")
+    if target and "://" not in target:
+        target = os.path.normpath(rootdir / Path(target).expanduser())
+    return f"{scheme}:{target}"
+
+
+def open_run_cache(
+    manager: IngestPluginManager,
+    settings: Settings,
+    rootdir: Path,
+    *,
+    force: bool = False,
+    last_failed: bool = False,
+    clear: bool = False,
+) -> RunCache | None:
+    """Open the cache for a run and register its stat plugin; ``None`` when disabled.
+
+    :param clear: empty the cache first (``--cache-clear``); done even when disabled, if a
+        cache file exists.
+    :raises UsageError: ``--lf`` without a cache, or a cache that cannot be created.
+    """
+    folder = (rootdir / Path(settings.cache.dir).expanduser()).absolute()
+    if not settings.cache.enabled:
+        if last_failed:
+            raise UsageError("--lf needs the cache, but cache.enabled is false")
+        if clear and (folder / CACHE_FILENAME).exists():
+            store = CacheStore(folder)
+            store.clear()
+            store.close()
+        return None
+    store = CacheStore(folder)
+    try:
+        if clear:
+            store.clear()
+        fingerprint, described = output_fingerprint(settings, manager)
+        sinks = [sink_key(spec, rootdir) for spec in settings.sinks] or [_NO_SINK]
+        cache = RunCache(
+            store,
+            fingerprint=fingerprint,
+            described=described,
+            sinks=sinks,
+            force=force,
+            last_failed=last_failed,
+        )
+        cache.collector = StatCachePlugin(store, manager, claim_key(settings, manager))
+        manager.register(cache.collector, name="ingest-cache")
+    except BaseException:
+        store.close()
+        raise
+    return cache
+
+
+def describe(folder: Path) -> dict[str, Any]:
+    """Counts of what a cache folder holds, for diagnostics and tests."""
+    db = sqlite3.connect(folder / CACHE_FILENAME)
+    try:
+        return {
+            table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in _TABLES
+        } | {"fingerprints": [json.loads(d) for (d,) in db.execute(
+            "SELECT DISTINCT described FROM contexts")]}
+    finally:
+        db.close()
+

@@ -1,0 +1,98 @@
+"""Logging set-up for the ``ingest`` logger (issue #2).
+
+As a library, ingest adds no handler: the application decides where records go. The only
+thing read at import is ``LOG_LEVEL``, which sets the ``ingest`` logger's level. The CLI
+alone adds a stderr handler, through :func:`setup_cli_logging`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Mapping
+from typing import Final
+
+__all__ = ["LOGGER_NAME", "configure_level_from_env", "setup_cli_logging"]
+
+LOGGER_NAME: Final = "ingest"
+ENV_VAR: Final = "LOG_LEVEL"
+LEVELS: Final = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+# -v / -q move one step along this scale from WARNING, the CLI's default.
+_CLI_SCALE: Final = (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
+_CLI_DEFAULT_INDEX: Final = 2
+
+
+def _parse_level(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    return LEVELS.get(raw.strip().upper())
+
+
+def configure_level_from_env(environ: Mapping[str, str] | None = None) -> int:
+    """Set the ``ingest`` logger's level from ``LOG_LEVEL``; called when ingest is imported.
+
+    Level names are matched in any case. When ``LOG_LEVEL`` is unset or empty the level is
+    left alone, so an application's own configuration (for example the root level) applies.
+    An unknown value falls back to INFO and logs one warning naming it. No handler is added.
+
+    :param environ: the environment to read; ``os.environ`` when ``None``.
+    :returns: the ``ingest`` logger's effective level afterwards.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_VAR)
+    logger = logging.getLogger(LOGGER_NAME)
+    if raw is None or not raw.strip():
+        return logger.getEffectiveLevel()
+    level = _parse_level(raw)
+    if level is None:
+        logger.setLevel(logging.INFO)
+        logger.warning(
+            "%s=%r is not a log level; using INFO. Use one of: %s",
+            ENV_VAR,
+            raw,
+            ", ".join(LEVELS),
+        )
+        return logging.INFO
+    logger.setLevel(level)
+    return level
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is at the time, so redirected stderr is honoured."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = sys.stderr
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:
+            self.handleError(record)
+
+
+def setup_cli_logging(verbosity: int) -> None:
+    """Send ``ingest`` log records to stderr, for the command line only.
+
+    Idempotent: calling it again adjusts the level and never adds a second handler.
+    ``verbosity`` is the count of ``-v`` minus the count of ``-q``: 0 shows warnings and
+    errors, 1 adds INFO, 2 or more DEBUG; -1 shows only errors, -2 or less only CRITICAL.
+    A valid ``LOG_LEVEL`` wins over ``verbosity``.
+
+    :param verbosity: how much detail to show, relative to the default.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    level = _parse_level(os.environ.get(ENV_VAR))
+    if level is None:
+        index = min(max(_CLI_DEFAULT_INDEX - verbosity, 0), len(_CLI_SCALE) - 1)
+        level = _CLI_SCALE[index]
+    logger.setLevel(level)
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)

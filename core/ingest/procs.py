@@ -1,0 +1,156 @@
+"""Starting, watching, killing and reaping worker processes (POSIX), for the supervisor.
+
+Kept apart from :mod:`ingest.supervisor`, which decides *when*; this module knows *how*.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.spawn import get_executable
+
+from ingest.workerproc import BOOT, StageSlot
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+#: Whether the resident size of a process can be read (Linux ``/proc``).
+CAN_READ_RSS = os.path.exists(f"/proc/{os.getpid()}/statm")
+
+
+@dataclass(slots=True)
+class Spawned:
+    """A worker process just started.
+
+    :param pid: its pid, which is also its process group's and session's id.
+    :param conn: the driver's end of its socket.
+    :param pidfd: a descriptor that becomes readable when it exits (Linux), else ``None``.
+    :param slot: the stage slot it writes the running plugin's name to.
+    """
+
+    pid: int
+    conn: Connection
+    pidfd: int | None
+    slot: StageSlot
+
+
+def spawn_worker() -> Spawned:
+    """Start ``python -c BOOT`` as the leader of a new session, with its socket and slot.
+
+    A new session: ``killpg`` then takes whatever it started, and the terminal's Ctrl-C
+    reaches the driver only, which decides what to stop. ``posix_spawn`` rather than
+    ``fork``: the driver has threads (the persistent loop) whose locks a forked child
+    would inherit in whatever state they were.
+    """
+    ours, theirs = socket.socketpair()
+    child_fd = theirs.detach()
+    slot, slot_fd = StageSlot.create()
+    executable = get_executable()
+    try:
+        os.set_inheritable(child_fd, True)
+        os.set_inheritable(slot_fd, True)
+        argv = [executable, "-c", BOOT, str(child_fd), str(slot_fd), str(os.getpid())]
+        # The worker reads nothing from the terminal; an interactive plugin would hang.
+        actions = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
+        try:
+            pid = os.posix_spawn(executable, argv, os.environ, file_actions=actions, setsid=True)
+        except NotImplementedError:  # no POSIX_SPAWN_SETSID: a new process group will do
+            pid = os.posix_spawn(executable, argv, os.environ, file_actions=actions, setpgroup=0)
+    except BaseException:
+        ours.close()
+        slot.close()
+        raise
+    finally:
+        os.close(child_fd)
+        os.close(slot_fd)
+    try:
+        pidfd: int | None = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    return Spawned(pid=pid, conn=Connection(ours.detach()), pidfd=pidfd, slot=slot)
+
+
+def rss_of(pid: int) -> int:
+    """The resident size of ``pid`` in bytes; 0 when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL the worker's process group (the worker leads it), else the worker alone."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def kill_groups(pids: set[int]) -> None:
+    """Kill and reap every worker in ``pids`` (a finalizer's last resort); empties the set."""
+    for pid in list(pids):
+        kill_group(pid)
+        reap(pid, block=True)
+    pids.clear()
+
+
+def wait_exit(pid: int, grace: float) -> None:
+    """Wait up to ``grace`` seconds for ``pid`` to exit, without reaping it."""
+    limit = time.monotonic() + grace
+    while grace > 0:
+        try:
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                return
+        except ChildProcessError:
+            return
+        if time.monotonic() >= limit:
+            return
+        time.sleep(0.002)
+
+
+def reap(pid: int, *, block: bool) -> tuple[int, int] | None:
+    """Collect a dead child: ``(exit code, peak RSS in bytes)``, or ``None`` if still running.
+
+    A negative exit code is the signal that ended it. Blocking waits at most a few seconds
+    (a process in uninterruptible sleep cannot be waited for longer without stalling).
+    """
+    limit = time.monotonic() + (5.0 if block else 0.0)
+    while True:
+        try:
+            found, status, usage = os.wait4(pid, os.WNOHANG)
+        except ChildProcessError:
+            return (0, 0)
+        if found == pid:
+            # ru_maxrss is in KiB on Linux, in bytes on macOS.
+            scale = 1 if sys.platform == "darwin" else 1024
+            return os.waitstatus_to_exitcode(status), usage.ru_maxrss * scale
+        if time.monotonic() >= limit:
+            return None
+        time.sleep(0.005)
+
+
+def describe_status(status: tuple[int, int] | None) -> str:
+    """``exited with code 3``, ``was killed by SIGSEGV (Segmentation fault)``..."""
+    if status is None:
+        return "did not exit"
+    code = status[0]
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+            text = signal.strsignal(-code) or name
+        except ValueError:
+            name, text = f"signal {-code}", ""
+        return f"was killed by {name} ({text})" if text and text != name else f"died of {name}"
+    return f"exited with code {code}"
+
+
+def mib(size: int) -> str:
+    """``size`` bytes as whole MiB, for messages."""
+    return f"{size / (1 << 20):.0f} MiB"

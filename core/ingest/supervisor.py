@@ -1,0 +1,433 @@
+"""A small supervisor of worker processes: one task each, hard deadlines, memory cap (issue #6).
+
+Why our own and not pebble or loky: every worker here has its own socket, so a worker killed
+at any instant (timeout, memory, segfault, the kernel's OOM killer) corrupts nothing shared.
+pebble's workers share a pipe guarded by a process-shared lock, and a worker that dies
+holding it stalls the whole pool (pebble #163, #97); loky and ``concurrent.futures`` mark the
+whole executor broken when one worker dies and fail every task in flight. We also need
+things neither offers: killing a worker's whole process group (OCR engines run children),
+the peak RSS of a dead worker (to tell "out of memory" from "crash"), and naming the plugin
+that was running. It all runs in the caller's thread: no helper threads, nothing to join.
+
+Each worker is started with ``posix_spawn`` as the leader of a new session, so
+``killpg(pid, SIGKILL)`` takes its children too; its death is seen through a pidfd
+(Linux) or the end of its socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import pickle
+import signal
+import sys
+import time
+import weakref
+from collections.abc import Collection
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING, Any
+
+from ingest.errors import IngestError, PluginError
+from ingest.procs import (
+    CAN_READ_RSS,
+    describe_status,
+    kill_group,
+    kill_groups,
+    mib,
+    reap,
+    rss_of,
+    spawn_worker,
+    wait_exit,
+)
+from ingest.workerproc import StageSlot, WorkerInit, driver_log_levels
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.worker import Task
+
+logger = logging.getLogger("ingest.supervisor")
+
+#: How often the RSS of busy workers is read when a memory cap is set. An allocation
+#: faster than this overshoots the cap by at most what it allocates in one period, and
+#: RLIMIT_DATA (set in the worker at 1.5 times the cap) bounds even that.
+MEMORY_POLL_S = 0.1
+
+#: How long a worker may take to import the plugins and say it is ready.
+STARTUP_TIMEOUT_S = 120.0
+
+#: Workers that die before being ready, in a row, before the run gives up.
+MAX_STARTUP_FAILURES = 3
+
+#: How long a worker whose socket closed may take to finish exiting before it is killed.
+_EXIT_GRACE_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """A task whose worker was killed or died before answering.
+
+    :param reason: ``timeout``, ``memory`` or ``crash``.
+    :param message: what happened, for a human.
+    :param plugin: the extractor or transform step that was running, if the worker said.
+    """
+
+    reason: str
+    message: str
+    plugin: str | None
+
+
+@dataclass(eq=False, slots=True)
+class _Worker:
+    pid: int
+    conn: Connection
+    pidfd: int | None
+    slot: StageSlot
+    started: float
+    ready: bool = False
+    #: Said it will exit after its last answer: gets no more tasks.
+    retiring: bool = False
+    task_id: int | None = None
+    budget: float = 0.0
+    deadline: float = math.inf
+    peak_rss: int = 0
+    dead: bool = False
+
+
+class WorkerPool:
+    """``size`` worker processes, each doing one task at a time under a deadline.
+
+    Use it from one thread: :meth:`submit` a task to an idle worker, then :meth:`wait` for
+    outcomes. A worker that overruns its task's budget, goes over the memory cap or dies is
+    killed with its process group and replaced; its task comes back as a :class:`Lost`.
+
+    :param size: number of workers.
+    :param specs: the driver's plugin specs, for the workers to load the same plugins.
+    :param settings: the run's settings (pickled once, sent to every worker).
+    :param max_memory: memory cap per worker in bytes (RSS), or ``None`` for none.
+    :param expected_plugins: plugins that extract or transform in the driver; a worker
+        without one of them (registered as an object, not loaded by name) is an error.
+    """
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        specs: list[str],
+        settings: Settings,
+        max_memory: int | None,
+        expected_plugins: Collection[str] = (),
+    ) -> None:
+        self.size = max(1, size)
+        self.max_memory = max_memory or None
+        self._expected = frozenset(expected_plugins)
+        self._init = WorkerInit(
+            sys_path=list(sys.path),
+            specs=list(specs),
+            settings=pickle.dumps(settings, protocol=pickle.HIGHEST_PROTOCOL),
+            log_levels=driver_log_levels(),
+            memory_limit=self.max_memory * 3 // 2 if self.max_memory else None,
+            trace_hooks=os.environ.get("INGEST_TRACE_HOOKS", "").lower()
+            in {"1", "true", "yes", "on"},
+        )
+        self._workers: list[_Worker] = []
+        self._startup_failures = 0
+        self._closed = False
+        # Kills whatever is left if the pool is dropped without close() (or at exit).
+        self._pids: set[int] = set()
+        self._finalizer = weakref.finalize(self, kill_groups, self._pids)
+
+    # -- public ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the workers (they become ready in the background)."""
+        while len(self._workers) < self.size:
+            self._spawn()
+
+    @property
+    def idle(self) -> int:
+        """Workers ready for a task."""
+        return sum(1 for w in self._workers if self._is_idle(w))
+
+    @staticmethod
+    def _is_idle(worker: _Worker) -> bool:
+        return worker.ready and worker.task_id is None and not worker.dead and not worker.retiring
+
+    def submit(self, task_id: int, task: Task, budget: float) -> bool:
+        """Send ``task`` to an idle worker; its answer must come within ``budget`` seconds.
+
+        :returns: ``False`` when no idle worker could take it (try again after :meth:`wait`).
+        """
+        for worker in self._workers:
+            if not self._is_idle(worker):
+                continue
+            if self._bloated(worker):
+                # What a previous document left behind must not count against this one.
+                self._bury(worker)
+                continue
+            worker.slot.set("")
+            try:
+                worker.conn.send_bytes(pickle.dumps((task_id, task), pickle.HIGHEST_PROTOCOL))
+            except OSError:
+                self._bury(worker)
+                continue
+            worker.task_id = task_id
+            worker.budget = budget
+            worker.deadline = time.monotonic() + budget
+            worker.peak_rss = 0
+            return True
+        return False
+
+    def wait(self) -> list[tuple[int, Any]]:
+        """Block until something happens; return the tasks that ended, with their outcome.
+
+        An outcome is what the worker sent (document, failure, partial) or a :class:`Lost`.
+        May return an empty list when a worker became ready, so the caller can submit.
+
+        :raises PluginError: a worker could not load the plugins or settings.
+        :raises IngestError: workers keep dying before they are ready.
+        """
+        if self._closed:
+            raise IngestError("the worker pool is closed")
+        self._replace_dead()
+        done: list[tuple[int, Any]] = []
+        ready = wait(self._waitables(), self._next_timeout())
+        for worker in list(self._workers):
+            exited = worker.pidfd is not None and worker.pidfd in ready
+            if exited or worker.conn in ready:
+                self._drain(worker, done, exited=exited)
+        now = time.monotonic()
+        for worker in list(self._workers):
+            if worker.dead:
+                continue
+            if worker.task_id is not None and now >= worker.deadline:
+                message = f"no result after {worker.budget:g}s; the worker was killed"
+                self._lose(worker, done, "timeout", message)
+            elif worker.task_id is not None and self._over_memory(worker):
+                message = (
+                    f"the worker used {mib(worker.peak_rss)}, over the "
+                    f"{mib(self.max_memory or 0)} cap (run.max_memory); the worker was killed"
+                )
+                self._lose(worker, done, "memory", message)
+            elif not worker.ready and now - worker.started > STARTUP_TIMEOUT_S:
+                self._startup_failed(worker, f"not ready after {STARTUP_TIMEOUT_S:g}s")
+        self._replace_dead()
+        return done
+
+    def close(self, *, graceful: bool = False) -> None:
+        """Stop every worker; idempotent.
+
+        :param graceful: tell idle workers to stop and give them a moment to exit cleanly
+            (at the end of a run); otherwise (Ctrl-C, ``--maxfail``) kill them at once.
+            Busy workers are always killed, with their process groups.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if graceful:
+            stopping: list[Connection] = []
+            for worker in self._workers:
+                if worker.ready and worker.task_id is None and not worker.dead:
+                    try:
+                        worker.conn.send_bytes(pickle.dumps(None))
+                        stopping.append(worker.conn)
+                    except OSError:
+                        pass
+            # A worker that exits closes its socket; the group kill below then finds only
+            # what it left behind.
+            limit = time.monotonic() + 2.0
+            while stopping and time.monotonic() < limit:
+                for conn in wait(stopping, max(0.0, limit - time.monotonic())):
+                    assert isinstance(conn, Connection)
+                    try:
+                        conn.recv_bytes()
+                    except (EOFError, OSError):
+                        stopping.remove(conn)
+        for worker in self._workers:
+            self._bury(worker)
+        self._workers.clear()
+        self._finalizer()
+
+    # -- workers coming and going ---------------------------------------------------------
+
+    def _spawn(self) -> _Worker:
+        spawned = spawn_worker()
+        worker = _Worker(
+            pid=spawned.pid,
+            conn=spawned.conn,
+            pidfd=spawned.pidfd,
+            slot=spawned.slot,
+            started=time.monotonic(),
+        )
+        self._workers.append(worker)
+        self._pids.add(worker.pid)
+        try:
+            worker.conn.send_bytes(pickle.dumps(self._init, pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            self._bury(worker)
+        return worker
+
+    def _replace_dead(self) -> None:
+        self._workers = [w for w in self._workers if not w.dead]
+        if not self._closed:
+            self.start()
+
+    def _bury(self, worker: _Worker, *, grace: float = 0.0) -> tuple[int, int] | None:
+        """Kill a worker's process group, collect its exit status and close its ends.
+
+        The group is killed before the leader is reaped: until then its pid cannot be
+        reused, so the kill cannot reach an unrelated process.
+
+        :param grace: seconds the worker may take to exit on its own first (it closed its
+            socket, so it is on its way out), so its own exit status is what we report.
+        :returns: ``(exit code, peak RSS)`` from :func:`ingest.procs.reap`; ``None`` if buried
+            before.
+        """
+        if worker.dead:
+            return None
+        worker.dead = True
+        wait_exit(worker.pid, grace)
+        kill_group(worker.pid)
+        status = reap(worker.pid, block=True)
+        if status is not None:
+            self._pids.discard(worker.pid)
+        worker.conn.close()
+        worker.slot.close()
+        if worker.pidfd is not None:
+            os.close(worker.pidfd)
+            worker.pidfd = None
+        return status
+
+    def _startup_failed(self, worker: _Worker, why: str) -> None:
+        self._bury(worker)
+        self._startup_failures += 1
+        if self._startup_failures >= MAX_STARTUP_FAILURES:
+            self.close()
+            raise IngestError(
+                f"worker processes die before they are ready (the last one {why}); its error "
+                "is above, or run with --workers 0 to see it in this process"
+            )
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _waitables(self) -> list[Any]:
+        objects: list[Any] = []
+        for worker in self._workers:
+            if worker.dead:
+                continue
+            objects.append(worker.conn)
+            if worker.pidfd is not None:
+                objects.append(worker.pidfd)
+        return objects
+
+    def _next_timeout(self) -> float:
+        now = time.monotonic()
+        timeout = 3600.0
+        for worker in self._workers:
+            if worker.task_id is not None:
+                timeout = min(timeout, worker.deadline - now)
+                if self.max_memory and CAN_READ_RSS:
+                    timeout = min(timeout, MEMORY_POLL_S)
+            elif not worker.ready:
+                timeout = min(timeout, worker.started + STARTUP_TIMEOUT_S - now)
+        return max(0.0, timeout)
+
+    def _drain(self, worker: _Worker, done: list[tuple[int, Any]], *, exited: bool) -> None:
+        """Handle every message waiting on a worker's socket; notice if it died.
+
+        :param exited: its pidfd says it exited; whatever it sent before is still read.
+        """
+        while not worker.dead:
+            try:
+                if not worker.conn.poll(0):
+                    if not exited:
+                        return
+                    raise EOFError
+                message = pickle.loads(worker.conn.recv_bytes())
+            except (EOFError, OSError):
+                self._died(worker, done)
+                return
+            self._handle(worker, message, done)
+
+    def _handle(
+        self, worker: _Worker, message: tuple[Any, ...], done: list[tuple[int, Any]]
+    ) -> None:
+        kind = message[0]
+        if kind == "result":
+            _, task_id, outcome, retiring = message
+            worker.retiring = worker.retiring or retiring
+            if task_id == worker.task_id:
+                worker.task_id = None
+                worker.deadline = math.inf
+                done.append((task_id, outcome))
+        elif kind == "log":
+            record = logging.makeLogRecord(message[1])
+            target = logging.getLogger(record.name)
+            if target.isEnabledFor(record.levelno):
+                target.handle(record)
+        elif kind == "ready":
+            missing = sorted(self._expected - set(message[2]))
+            if missing:
+                self.close()
+                raise PluginError(
+                    f"plugin(s) {', '.join(map(repr, missing))} exist only in this process "
+                    "(registered as objects, not loaded by name), so the worker processes "
+                    "do not have them: load them with -p NAME (an entry point or a dotted "
+                    "module path), or run with --workers 0"
+                )
+            worker.ready = True
+            self._startup_failures = 0
+        elif kind == "fatal":
+            _, is_usage, text = message
+            self.close()
+            if is_usage:
+                raise PluginError(f"a worker process could not start: {text}")
+            raise IngestError(f"a worker process could not start: {text}")
+
+    def _died(self, worker: _Worker, done: list[tuple[int, Any]]) -> None:
+        """A worker's socket ended or its pidfd fired: it died on its own."""
+        task_id, stage = worker.task_id, worker.slot.get()
+        status = self._bury(worker, grace=_EXIT_GRACE_S)
+        logger.debug("worker %d %s", worker.pid, describe_status(status))
+        if not worker.ready:
+            self._startup_failed(worker, describe_status(status))
+            return
+        if task_id is None:
+            return  # died idle (recycled after a MemoryError, or killed from outside)
+        code, peak = status if status else (None, 0)
+        if self.max_memory and peak >= self.max_memory:
+            reason = "memory"
+            message = (
+                f"the worker {describe_status(status)} after using {mib(peak)}, over the "
+                f"{mib(self.max_memory)} cap (run.max_memory)"
+            )
+        else:
+            reason = "crash"
+            message = f"the worker process {describe_status(status)}"
+            if code == -signal.SIGKILL:
+                message += " (not by ingest: the system's out-of-memory killer?)"
+        done.append((task_id, Lost(reason, message, stage)))
+
+    def _lose(
+        self, worker: _Worker, done: list[tuple[int, Any]], reason: str, message: str
+    ) -> None:
+        task_id, stage = worker.task_id, worker.slot.get()
+        logger.debug("killing worker %d (%s): %s", worker.pid, reason, message)
+        self._bury(worker)
+        if task_id is not None:
+            done.append((task_id, Lost(reason, message, stage)))
+
+    # -- limits ---------------------------------------------------------------------------
+
+    def _over_memory(self, worker: _Worker) -> bool:
+        if not CAN_READ_RSS or not self.max_memory:
+            return False
+        rss = rss_of(worker.pid)
+        worker.peak_rss = max(worker.peak_rss, rss)
+        return rss > self.max_memory
+
+    def _bloated(self, worker: _Worker) -> bool:
+        if not CAN_READ_RSS or self.max_memory is None:
+            return False
+        return rss_of(worker.pid) > self.max_memory * 3 // 4

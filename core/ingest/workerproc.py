@@ -1,0 +1,398 @@
+"""The main loop of one worker process of the process backend (issue #6).
+
+:class:`ingest.supervisor.WorkerPool` starts ``python -c BOOT SOCKET_FD STAGE_FD
+PARENT_PID``: the worker reads a :class:`WorkerInit` from the socket, rebuilds the plugin
+manager from the driver's plugin specs, unpickles the settings, calls
+``ingest_configure(role="worker")`` and then does one task at a time
+(:func:`ingest.worker.run_task`).
+
+Every message is a pickled tuple on that one socket:
+
+* driver to worker: the :class:`WorkerInit`, then ``(task_id, task)`` per task, and
+  ``None`` to stop;
+* worker to driver: ``("ready", pid, plugins)`` (the plugins that implement the document
+  hooks) or ``("fatal", is_usage_error, message)`` once, then
+  ``("log", record_fields)`` for log records and ``("result", task_id, outcome, retiring)``;
+  a retiring worker exits right after (its heap may be damaged) and takes no more tasks.
+
+``STAGE_FD`` is a small file shared with the driver (:class:`StageSlot`): the worker writes
+there the name of the plugin whose hook implementation is running, so that when a worker
+hangs or dies the driver can name the plugin. A memory write per call, no message.
+
+The worker is the leader of its own session (so its whole process group can be killed,
+children included) and asks Linux to kill it when the driver dies.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import logging
+import mmap
+import os
+import pickle
+import resource
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING, Any
+
+from ingest.errors import UsageError
+from ingest.manager import build_manager
+from ingest.model import Failure
+from ingest.worker import FinishTask, run_task
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
+    from ingest.worker import Task
+
+#: What the worker process runs; the two fds and the driver's pid follow in argv.
+BOOT = "import sys; from ingest.workerproc import main; sys.exit(main(sys.argv[1:]))"
+
+#: Log records forwarded per task; hostile files make pypdf warn thousands of times, and the
+#: driver's terminal is no place for all of them.
+LOG_RECORDS_PER_TASK = 20
+
+_PR_SET_PDEATHSIG = 1
+
+#: Bytes of the stage slot; plugin names are short.
+STAGE_SLOT_SIZE = 256
+
+#: The hooks whose implementations are watched: the ones that run documents in workers.
+_WATCHED_HOOKS = ("ingest_extract", "ingest_transform")
+
+
+class StageSlot:
+    """A plugin name in memory shared by a worker and the driver (an unlinked temp file).
+
+    :param fd: the file; :meth:`create` makes one. The slot keeps its own mapping, so the
+        caller may close ``fd`` afterwards.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._map = mmap.mmap(fd, STAGE_SLOT_SIZE)
+
+    @classmethod
+    def create(cls) -> tuple[StageSlot, int]:
+        """A new slot and its file descriptor (to pass to the worker)."""
+        fd, path = tempfile.mkstemp(prefix="ingest-stage-")
+        os.unlink(path)
+        os.ftruncate(fd, STAGE_SLOT_SIZE)
+        return cls(fd), fd
+
+    def set(self, name: str) -> None:
+        """Say that ``name`` is running (``""``: no plugin)."""
+        data = name.encode("utf-8", "replace")[: STAGE_SLOT_SIZE - 1] + b"\0"
+        self._map[: len(data)] = data
+
+    def get(self) -> str | None:
+        """The plugin running now, or ``None``."""
+        name = self._map[:STAGE_SLOT_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
+        return name or None
+
+    def close(self) -> None:
+        """Unmap the slot."""
+        self._map.close()
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInit:
+    """What a worker needs to become a copy of the driver's plugin setup.
+
+    :param sys_path: the driver's ``sys.path``, so plugins importable there (a dotted module
+        path from a test folder, say) are importable here too.
+    :param specs: the driver's plugin specs (``manager.specs``).
+    :param settings: the pickled settings, unpickled only after ``sys_path`` is set.
+    :param log_levels: the levels the driver's loggers have (``""`` is the root), so the
+        worker sends only the records the driver would show.
+    :param memory_limit: ``RLIMIT_DATA`` in bytes, or ``None``.
+    :param trace_hooks: log every hook call, as the driver does.
+    """
+
+    sys_path: list[str]
+    specs: list[str]
+    settings: bytes
+    log_levels: dict[str, int]
+    memory_limit: int | None
+    trace_hooks: bool = False
+
+
+class _Channel:
+    """The worker's end of the socket; sends are locked because log records may come from
+    any thread (async hooks run on the persistent loop's thread)."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+        self.logs_left = LOG_RECORDS_PER_TASK
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def send_bytes(self, data: bytes) -> None:
+        try:
+            with self._lock:
+                self.conn.send_bytes(data)
+        except OSError:
+            # The driver is gone: nobody wants this work any more.
+            os._exit(1)
+
+
+class _ForwardHandler(logging.Handler):
+    """Sends log records to the driver, whose handlers print them as its own."""
+
+    def __init__(self, channel: _Channel) -> None:
+        super().__init__()
+        self.channel = channel
+
+    def emit(self, record: logging.LogRecord) -> None:
+        channel = self.channel
+        if channel.logs_left <= 0:
+            return
+        channel.logs_left -= 1
+        message = record.getMessage()
+        if channel.logs_left == 0:
+            message += " (further log records of this document are not shown)"
+        fields = {
+            "name": record.name,
+            "levelno": record.levelno,
+            "levelname": record.levelname,
+            "msg": message,
+            "args": None,
+            "pathname": record.pathname,
+            "filename": record.filename,
+            "module": record.module,
+            "lineno": record.lineno,
+            "funcName": record.funcName,
+            "created": record.created,
+            "msecs": record.msecs,
+            "process": record.process,
+            "processName": "worker",
+            "threadName": record.threadName,
+            "exc_text": self._exc_text(record),
+        }
+        self.channel.send(("log", fields))
+
+    @staticmethod
+    def _exc_text(record: logging.LogRecord) -> str | None:
+        if record.exc_info:
+            return "".join(traceback.format_exception(*record.exc_info))
+        return record.exc_text
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run one worker: ``argv`` is the socket's fd, the stage slot's fd and the driver's pid.
+
+    :returns: the process exit status (0 when told to stop or when the driver left).
+    """
+    fd, stage_fd, parent = int(argv[0]), int(argv[1]), int(argv[2])
+    _die_with_parent(parent)
+    # Children the plugins start must not hold the socket open after this worker dies.
+    os.set_inheritable(fd, False)
+    slot = StageSlot(stage_fd)
+    os.close(stage_fd)
+    conn = Connection(fd)
+    channel = _Channel(conn)
+    try:
+        init: WorkerInit = pickle.loads(conn.recv_bytes())
+    except (EOFError, OSError):
+        return 0
+    sys.path[:] = init.sys_path
+    _limit_memory(init.memory_limit)
+    _forward_logging(channel, init.log_levels)
+    try:
+        manager, settings = _configure(init)
+        _watch_plugins(manager, slot)
+    except Exception as exc:
+        message = f"{type(exc).__name__}: {exc}" if not isinstance(exc, UsageError) else str(exc)
+        channel.send(("fatal", isinstance(exc, UsageError), message))
+        traceback.print_exc()
+        return 1
+    channel.send(("ready", os.getpid(), document_plugins(manager)))
+    return _serve(channel, manager, settings)
+
+
+def _configure(init: WorkerInit) -> tuple[IngestPluginManager, Settings]:
+    manager = build_manager(init.specs, trace=init.trace_hooks)
+    # The hookspec promises every worker this call, and plugins may keep what they register.
+    manager.collect_sections()
+    settings: Settings = pickle.loads(init.settings)
+    manager.hook.ingest_configure(settings=settings, manager=manager, role="worker")
+    return manager, settings
+
+
+def _serve(channel: _Channel, manager: IngestPluginManager, settings: Settings) -> int:
+    while True:
+        try:
+            message = pickle.loads(channel.conn.recv_bytes())
+        except (EOFError, OSError):
+            return 0
+        if message is None:
+            return 0
+        task_id, task = message
+        channel.logs_left = LOG_RECORDS_PER_TASK
+        try:
+            outcome: Any = run_task(manager, settings, task)
+        except Exception as exc:  # our own bug, not a document's fault: say so loudly
+            outcome = _internal_failure(task, exc)
+        data, recycle = _encode(task_id, task, outcome)
+        channel.send_bytes(data)
+        if recycle:
+            # After a MemoryError the heap may be fragmented or half-freed; a fresh worker
+            # is cheaper than finding out.
+            return 0
+
+
+def _encode(task_id: int, task: Task, outcome: Any) -> tuple[bytes, bool]:
+    recycle = isinstance(outcome, Failure) and outcome.reason == "memory"
+    try:
+        message = ("result", task_id, outcome, recycle)
+        return pickle.dumps(message, pickle.HIGHEST_PROTOCOL), recycle
+    except MemoryError:
+        outcome = _failure_of(task, "memory", "the result was too large to send back")
+        recycle = True
+    except Exception as exc:  # a plugin put something unpicklable in the document
+        outcome = _failure_of(
+            task, "error", f"the document cannot be sent back from the worker: {exc}"
+        )
+        outcome.exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return pickle.dumps(("result", task_id, outcome, recycle), pickle.HIGHEST_PROTOCOL), recycle
+
+
+def _internal_failure(task: Task, exc: Exception) -> Failure:
+    traceback.print_exc()
+    failure = _failure_of(task, "error", f"internal error in the worker: {exc}")
+    failure.exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    return failure
+
+
+def _failure_of(task: Task, reason: str, message: str) -> Failure:
+    source = task.document.source if isinstance(task, FinishTask) else task.source
+    return Failure(source=source.path, reason=reason, message=message, doc_id=source.doc_id)
+
+
+def document_plugins(manager: IngestPluginManager) -> list[str]:
+    """The names of the plugins that implement the hooks workers run (extract, transform)."""
+    return sorted({name for hook in _WATCHED_HOOKS for name in manager.plugins_with_hook(hook)})
+
+
+def _watch_plugins(manager: IngestPluginManager, slot: StageSlot) -> None:
+    """Make every implementation of the document hooks write its plugin's name to ``slot``."""
+    for hook in _WATCHED_HOOKS:
+        for impl in getattr(manager.hook, hook).get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                impl.function = _staged_wrapper(impl.function, impl.plugin_name, slot)
+            else:
+                impl.function = _staged(impl.function, impl.plugin_name, slot)
+
+
+def _staged(function: Callable[..., Any], name: str, slot: StageSlot) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        slot.set(name)
+        try:
+            return function(*args, **kwargs)
+        finally:
+            slot.set("")
+
+    return call
+
+
+def _staged_wrapper(
+    function: Callable[..., Any], name: str, slot: StageSlot
+) -> Callable[..., Any]:
+    """Like :func:`_staged` for a hook wrapper: its code runs before and after its yield."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
+        slot.set(name)
+        inner = function(*args, **kwargs)
+        try:
+            value = next(inner)
+        except StopIteration as stop:  # pluggy reports the wrapper that did not yield
+            return stop.value
+        finally:
+            slot.set("")
+        while True:
+            try:
+                sent = yield value
+            except BaseException as exc:
+                slot.set(name)
+                try:
+                    value = inner.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    slot.set("")
+            else:
+                slot.set(name)
+                try:
+                    value = inner.send(sent)
+                except StopIteration as stop:
+                    return stop.value
+                finally:
+                    slot.set("")
+
+    return call
+
+
+def _forward_logging(channel: _Channel, levels: dict[str, int]) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(_ForwardHandler(channel))
+    for name, level in levels.items():
+        logging.getLogger(name or None).setLevel(level)
+
+
+def driver_log_levels() -> dict[str, int]:
+    """The levels set on the driver's loggers, for :attr:`WorkerInit.log_levels`."""
+    levels = {"": logging.getLogger().getEffectiveLevel()}
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
+            levels[name] = logger.level
+    return levels
+
+
+def _limit_memory(limit: int | None) -> None:
+    """Cap the worker's private writable memory (heap, anonymous maps) at ``limit`` bytes.
+
+    RLIMIT_DATA rather than RLIMIT_AS: PDFium and onnxruntime reserve address space they
+    never touch, and every thread reserves a 64 MiB malloc arena; RLIMIT_AS would count all
+    of it, RLIMIT_DATA counts only what is writable (Linux >= 4.7).
+    """
+    if limit is None:
+        return
+    try:
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
+    except (AttributeError, ValueError, OSError):
+        # No such limit on this system: the supervisor's RSS polling still applies.
+        pass
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when the driver dies (Linux), even mid-document.
+
+    Without it, a worker stuck in a hostile file would outlive a driver killed with -9. The
+    signal comes when the driver's thread that started the worker ends; the session starts
+    and uses its workers from one thread, which outlives them.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        # The driver died before the request took effect.
+        os._exit(1)

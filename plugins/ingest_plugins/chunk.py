@@ -1,0 +1,216 @@
+"""The ``chunk`` transform: cut a document's text into overlapping chunks for retrieval.
+
+Text is seen as a sequence of *words*: maximal runs of non-whitespace characters. A chunk
+is always a run of whole consecutive words, from the start of its first word to the end of
+its last, so a word is never split and a chunk's text is exactly
+``document.text[char_start:char_end]`` (offsets can be trusted; nothing is re-joined).
+
+Sizes are measured in ``unit``:
+
+* ``"chars"``: a chunk's length in characters, from its first word's start to its last
+  word's end, is at most ``size``. A single word longer than ``size`` cannot be split, so it
+  becomes a chunk on its own, the only case where a chunk is longer than ``size``.
+* ``"words"``: a chunk holds at most ``size`` words.
+
+Consecutive chunks overlap: the next chunk starts at the earliest word such that the shared
+words measure at most ``overlap`` units, the next chunk still fits the word right after the
+previous chunk, and the start moves forward by at least one word. So the overlap is never
+more than ``overlap``, shares at least one word whenever those rules leave room for one, and
+every chunk ends later than the one before (the loop always progresses, even with
+``overlap == size - 1``).
+
+Chunks end at natural breaks when one is close: if the longest chunk that fits would end
+mid-paragraph, a chunk may end earlier, at the last paragraph end (a blank line, which
+includes page breaks) within the last 20% of ``size``, or failing that at the last sentence
+end (``.``, ``!``, ``?`` or ``…``, before closing quotes or brackets) there. The last chunk of
+a document always runs to its end.
+
+Each chunk carries the numbers of the first and last page its text overlaps, from
+:meth:`~ingest.model.Document.page_spans`. Whitespace-only text gives no chunks. The work is
+O(n log n) in the number of words (a binary search per chunk), with no quadratic slicing.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from ingest.hookspecs import hookimpl
+from ingest.model import Chunk
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.model import Document
+
+NAME = "chunk"
+
+Unit = Literal["chars", "words"]
+UNITS: tuple[Unit, ...] = ("chars", "words")
+
+_WORD = re.compile(r"\S+")
+_SENTENCE_END = frozenset(".!?…")
+# Closing quotes and brackets that may follow a sentence end: ASCII ones, guillemet, curly.
+_CLOSERS = "\"')]}\u00bb\u201d\u2019"
+
+# A chunk may end early at a natural break only if it still fills this share of ``size``.
+_NATURAL_BREAK_FILL = 0.8
+
+
+def word_spans(text: str) -> list[tuple[int, int]]:
+    """The ``(start, end)`` character offsets of every word of ``text``.
+
+    :param text: any text.
+    :returns: one span per maximal run of non-whitespace characters, in order.
+    """
+    return [match.span() for match in _WORD.finditer(text)]
+
+
+def _last_flagged(flags: Sequence[bool]) -> list[int]:
+    """For each index, the largest index at or before it whose flag is set (-1 if none)."""
+    last = -1
+    result: list[int] = []
+    for index, flag in enumerate(flags):
+        if flag:
+            last = index
+        result.append(last)
+    return result
+
+
+def _validate(unit: str, size: int, overlap: int) -> None:
+    if unit not in UNITS:
+        raise ValueError(f"chunk unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    if size <= 0:
+        raise ValueError(f"chunk size must be > 0, got {size}")
+    if not 0 <= overlap < size:
+        raise ValueError(f"chunk overlap must be >= 0 and < size ({size}), got {overlap}")
+
+
+def chunk_spans(text: str, *, unit: Unit, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Cut ``text`` into chunks; the rules are in the module docstring.
+
+    :param text: the text to cut.
+    :param unit: ``"chars"`` or ``"words"``, what ``size`` and ``overlap`` count.
+    :param size: the largest chunk, in ``unit`` (> 0).
+    :param overlap: the most two consecutive chunks share, in ``unit`` (>= 0, < ``size``).
+    :returns: the ``(char_start, char_end)`` offsets of each chunk in ``text``, in order.
+    :raises ValueError: if ``unit``, ``size`` or ``overlap`` is out of range.
+    """
+    _validate(unit, size, overlap)
+    words = word_spans(text)
+    count = len(words)
+    if not count:
+        return []
+    # Word positions measured in the unit; a run of words i..j-1 measures ends[j-1]-starts[i].
+    starts: Sequence[int]
+    ends: Sequence[int]
+    if unit == "chars":
+        starts = [start for start, _ in words]
+        ends = [end for _, end in words]
+    else:
+        starts, ends = range(count), range(1, count + 1)
+
+    paragraph_ends = _last_flagged(
+        [text.count("\n", words[w][1], words[w + 1][0]) >= 2 for w in range(count - 1)]
+    )
+    sentence_ends = _last_flagged(
+        [text[start:end].rstrip(_CLOSERS)[-1:] in _SENTENCE_END for start, end in words]
+    )
+    min_fill = max(1, int(size * _NATURAL_BREAK_FILL))
+
+    spans: list[tuple[int, int]] = []
+    first, previous_stop = 0, 0
+    while True:
+        # Longest run from ``first`` that fits, at least one word (a too-long word alone).
+        longest = max(first + 1, bisect_right(ends, starts[first] + size, first))
+        stop = longest
+        if longest < count:
+            # The earliest stop that still fills the chunk enough and ends after the
+            # previous chunk; a natural break at or after it wins over the longest fit.
+            earliest = max(
+                previous_stop + 1,
+                bisect_left(ends, starts[first] + min_fill, first) + 1,
+            )
+            for breaks in (paragraph_ends, sentence_ends):
+                last_break = breaks[longest - 1]
+                if last_break + 1 >= earliest:
+                    stop = last_break + 1
+                    break
+        spans.append((words[first][0], words[stop - 1][1]))
+        if stop == count:
+            return spans
+        # The next chunk starts at the earliest word after ``first`` such that the shared
+        # words measure at most ``overlap`` and the word at ``stop`` still fits with them.
+        threshold = max(ends[stop - 1] - overlap, ends[stop] - size)
+        first, previous_stop = bisect_left(starts, threshold, first + 1, stop), stop
+
+
+def _page_index(page_starts: Sequence[int], offset: int) -> int:
+    """The index of the page holding the character at ``offset`` (a non-separator offset)."""
+    return max(0, bisect_right(page_starts, offset) - 1)
+
+
+def build_chunks(
+    doc_id: str,
+    text: str,
+    page_spans: Sequence[tuple[int, int, int]],
+    *,
+    unit: Unit,
+    size: int,
+    overlap: int,
+) -> list[Chunk]:
+    """Cut a document's text into :class:`~ingest.model.Chunk` records.
+
+    :param doc_id: the document id the chunks belong to.
+    :param text: the document's text (``Document.text``).
+    :param page_spans: the pages' offsets in ``text`` (``Document.page_spans()``).
+    :param unit: ``"chars"`` or ``"words"``.
+    :param size: the largest chunk, in ``unit``.
+    :param overlap: the most two consecutive chunks share, in ``unit``.
+    :returns: the chunks, indexed 0..n-1 in text order.
+    :raises ValueError: as :func:`chunk_spans`.
+    """
+    page_starts = [start for _, start, _ in page_spans]
+    chunks: list[Chunk] = []
+    for index, (char_start, char_end) in enumerate(
+        chunk_spans(text, unit=unit, size=size, overlap=overlap)
+    ):
+        # Chunks start and end on non-whitespace, so never on a page separator.
+        first = _page_index(page_starts, char_start)
+        last = _page_index(page_starts, char_end - 1)
+        chunks.append(
+            Chunk(
+                doc_id=doc_id,
+                index=index,
+                text=text[char_start:char_end],
+                page_start=page_spans[first][0],
+                page_end=page_spans[last][0],
+                char_start=char_start,
+                char_end=char_end,
+            )
+        )
+    return chunks
+
+
+@hookimpl
+def ingest_transform(document: Document, settings: Settings, step: str) -> None:
+    """Replace the document's chunks when the chain step is ``chunk``.
+
+    :param document: the document to chunk; its pages are read, ``chunks`` is replaced.
+    :param settings: the run's settings: ``settings.chunk.unit``, ``.size`` and ``.overlap``.
+    :param step: the chain step being run.
+    :returns: nothing.
+    :raises ValueError: if the chunk settings are out of range.
+    """
+    if step != NAME:
+        return
+    options = settings.chunk
+    document.chunks = build_chunks(
+        document.doc_id,
+        document.text,
+        document.page_spans(),
+        unit=options.unit,
+        size=options.size,
+        overlap=options.overlap,
+    )

@@ -1,0 +1,85 @@
+"""The ``normalize`` transform: make each page's text canonical before anything reads it.
+
+Extractors hand back text full of typesetting artefacts: ligatures (``ﬁ``), full-width
+letters, non-breaking and odd-width spaces, soft hyphens, stray control characters and
+``\\r\\n`` line ends. Later steps (dehyphenation, header detection, chunking, dedup) compare
+text, so they need one spelling of it. The rules, applied to each page in this order:
+
+1. Line breaks: ``\\r\\n``, ``\\r`` and every other character :meth:`str.splitlines` breaks
+   on (vertical tab, form feed, ``U+0085``, ``U+2028``, ``U+2029``...) become ``\\n``, so a
+   form feed between two words does not glue them together.
+2. Invisible characters are removed: soft hyphens (``U+00AD``), zero-width spaces, the
+   word joiner and byte-order marks, and every control character except ``\\n`` and ``\\t``.
+   This happens before step 3 so that a removed character cannot hide a composition.
+3. Unicode NFKC: ligatures split (``ﬁ`` → ``fi``), full-width forms narrow (``U+FF21`` → ``A``),
+   non-breaking and other fixed-width spaces become plain spaces.
+4. Whitespace: any remaining non-newline whitespace (tabs included) becomes a space, runs of
+   spaces collapse to one, spaces at line ends go, more than one blank line in a row becomes
+   a single blank line (a paragraph break stays a paragraph break), and the page is stripped.
+
+The result is idempotent: normalizing twice gives the same text as normalizing once.
+Leading spaces of a line are collapsed but kept, since they may be meaningful indentation.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import TYPE_CHECKING
+
+from ingest.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.model import Document
+
+NAME = "normalize"
+
+# Everything str.splitlines() treats as a line boundary, longest first so "\r\n" wins.
+_LINE_BREAKS = re.compile("\r\n|[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
+# Format characters that are invisible in print and only split words apart for a reader
+# of the raw text. ZWJ/ZWNJ are kept: they change how Indic and Persian text is spelled.
+_INVISIBLE = "\u00ad\u200b\u2060\ufeff"
+
+# str.translate table deleting the invisible characters and the control characters (Unicode
+# category Cc is exactly U+0000-U+001F and U+007F-U+009F) except newline and tab.
+_DELETE = dict.fromkeys(
+    [*(code for code in range(0x20) if chr(code) not in "\n\t"), *range(0x7F, 0xA0)]
+    + [ord(char) for char in _INVISIBLE]
+)
+
+# re's \s is Unicode whitespace (the same set as str.isspace), so this catches tabs and the
+# spaces NFKC leaves alone (U+1680...) along with runs of ordinary spaces.
+_BLANK_RUNS = re.compile(r"[^\S\n]+")
+_TRAILING_SPACES = re.compile(r" +$", re.MULTILINE)
+_BLANK_LINE_RUNS = re.compile(r"\n{3,}")
+
+
+def normalize_text(text: str) -> str:
+    """Normalize one page of text (the rules are in the module docstring).
+
+    :param text: the raw text of a page.
+    :returns: the normalized text; empty when the page held only whitespace and controls.
+    """
+    text = _LINE_BREAKS.sub("\n", text).translate(_DELETE)
+    text = unicodedata.normalize("NFKC", text)
+    text = _BLANK_RUNS.sub(" ", text)
+    text = _TRAILING_SPACES.sub("", text)
+    text = _BLANK_LINE_RUNS.sub("\n\n", text)
+    return text.strip()
+
+
+@hookimpl
+def ingest_transform(document: Document, settings: Settings, step: str) -> None:
+    """Normalize every page's text in place when the chain step is ``normalize``.
+
+    :param document: the document to change.
+    :param settings: the run's settings (unused: the rules have no knobs).
+    :param step: the chain step being run.
+    :returns: nothing.
+    """
+    if step != NAME:
+        return
+    for page in document.pages:
+        page.text = normalize_text(page.text)

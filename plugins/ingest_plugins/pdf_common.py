@@ -1,0 +1,242 @@
+"""What the three PDF extractors (``pdfium``, ``pypdf``, ``pdfminer``) share.
+
+* :func:`check_pdf_magic`: refuse a file that is not a PDF before any parser sees it.
+* :func:`pdf_date_to_iso`, :func:`clean_metadata_text`: metadata values as plain strings.
+* :func:`text_needs_ocr`: the one heuristic that flags pages without a usable text layer.
+* :func:`encrypted_error`: the one error every extractor raises for a locked file.
+* :func:`select_pages`, :func:`normalize_newlines`, :func:`claims`, :func:`password_of`:
+  the small rules the hook adapters and the plain extraction functions agree on.
+
+Nothing here imports a PDF library, so it is cheap to import on the driver.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ingest.errors import DocumentError
+from ingest.model import PDF_MEDIA_TYPE
+
+if TYPE_CHECKING:
+    from ingest.model import Source
+
+__all__ = [
+    "GARBAGE_SHARE",
+    "MAGIC_WINDOW",
+    "check_pdf_magic",
+    "claims",
+    "clean_metadata_text",
+    "encrypted_error",
+    "normalize_newlines",
+    "password_of",
+    "pdf_date_to_iso",
+    "select_pages",
+    "text_needs_ocr",
+]
+
+#: How far into a file the ``%PDF-`` marker may be: readers accept junk before it (mail
+#: headers, BOMs) and so do we, within this many bytes.
+MAGIC_WINDOW = 1024
+
+#: A page whose garbage makes up more than this share of its glyphs needs OCR.
+GARBAGE_SHARE = 0.2
+
+
+# --------------------------------------------------------------------------------------------
+# The file itself
+# --------------------------------------------------------------------------------------------
+
+
+def check_pdf_magic(path: Path, *, plugin: str) -> None:
+    """Raise unless ``%PDF-`` occurs in the first :data:`MAGIC_WINDOW` bytes of ``path``.
+
+    :param path: the file.
+    :param plugin: the extractor asking, named in the error.
+    :raises DocumentError: reason ``not-a-pdf``.
+    :raises OSError: if the file cannot be read.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(MAGIC_WINDOW)
+    if b"%PDF-" not in head:
+        raise DocumentError(
+            "not-a-pdf",
+            f"{path}: not a PDF (no %PDF- header in its first {MAGIC_WINDOW} bytes)",
+            plugin=plugin,
+        )
+
+
+def encrypted_error(path: Path, *, password_given: bool, plugin: str) -> DocumentError:
+    """The error for an encrypted file that neither the empty nor the given password opens.
+
+    :param path: the file, named in the message.
+    :param password_given: whether a password was configured (it was then wrong).
+    :param plugin: the extractor that tried.
+    :returns: a :class:`DocumentError` with reason ``encrypted``, to raise.
+    """
+    why = "the password is incorrect" if password_given else "no password was given"
+    return DocumentError(
+        "encrypted",
+        f"{path}: encrypted and {why} (set --password or extract.password)",
+        plugin=plugin,
+    )
+
+
+def password_of(settings: Any) -> str | None:
+    """The configured password as a plain string (``settings.extract.password``).
+
+    Accepts a pydantic ``SecretStr``, a plain string or ``None``; an empty password counts as
+    none, since every extractor tries the empty one anyway.
+    """
+    secret = getattr(settings.extract, "password", None)
+    if secret is None:
+        return None
+    value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+    return value or None
+
+
+def claims(source: Source, extractor: str, name: str) -> bool:
+    """Whether the extractor called ``name`` takes ``source`` when ``extractor`` is asked for."""
+    return extractor == name and source.media_type == PDF_MEDIA_TYPE
+
+
+# --------------------------------------------------------------------------------------------
+# Pages
+# --------------------------------------------------------------------------------------------
+
+
+def select_pages(pages: range | None, page_count: int) -> list[int]:
+    """The 1-based page numbers to extract, in order, each at most once.
+
+    :param pages: page numbers as in :func:`ingest.hookspecs.ingest_extract`: ``range(11, 21)``
+        is pages 11 to 20 (the stop is excluded, as always with ``range``); ``None`` is every
+        page. Numbers outside ``1..page_count`` are skipped, so the last range of a split may
+        overshoot the end of the document.
+    :param page_count: the document's number of pages.
+    :returns: the numbers, ascending.
+    """
+    if pages is None:
+        return list(range(1, page_count + 1))
+    return sorted({number for number in pages if 1 <= number <= page_count})
+
+
+def normalize_newlines(text: str) -> str:
+    """Turn ``\\r\\n`` and lone ``\\r`` into ``\\n``; nothing else changes (transforms clean)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# pdfminer writes "(cid:42)" for a glyph it cannot map to Unicode: one glyph of garbage.
+_CID = re.compile(r"\(cid:\d+\)")
+
+# Characters no real text layer is made of: U+FFFD (a decoder gave up), C0/C1 controls other
+# than whitespace, surrogates, and the private-use areas (fonts with broken /ToUnicode maps).
+_GARBAGE = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufffd"
+    "\U000f0000-\U000ffffd\U00100000-\U0010fffd]"
+)
+
+
+def text_needs_ocr(text: str, min_chars: int, *, garbage_share: float = GARBAGE_SHARE) -> bool:
+    """Whether a page's text layer is missing or unusable, so OCR should read the page.
+
+    Usable characters are letters and digits (any script). Garbage is counted in glyphs: each
+    U+FFFD, control, surrogate or private-use character, and each pdfminer ``(cid:NN)`` run.
+
+    :param text: the page's extracted text.
+    :param min_chars: fewer usable characters than this means the page needs OCR (a scan with
+        at most a page number on it).
+    :param garbage_share: more than this share of garbage among the usable and garbage
+        glyphs means the page needs OCR.
+    :returns: ``True`` when the page needs OCR.
+    """
+    garbage = len(_CID.findall(text))
+    if garbage:
+        text = _CID.sub("", text)
+    garbage += len(_GARBAGE.findall(text))
+    usable = sum(map(str.isalnum, text))
+    if usable < min_chars:
+        return True
+    return garbage > 0 and garbage > garbage_share * (garbage + usable)
+
+
+# --------------------------------------------------------------------------------------------
+# Metadata
+# --------------------------------------------------------------------------------------------
+
+# D:YYYYMMDDHHmmSSOHH'mm' with everything after the year optional (PDF 32000-1, 7.9.4), plus
+# what writers really produce: no "D:", a trailing apostrophe, "Z" with offsets after it,
+# "-0'0'"... Anything that does not fit gives None rather than a guess.
+_PDF_DATE = re.compile(
+    r"""
+    ^\s*(?:D:)?\s*
+    (?P<year>\d{4})(?P<month>\d{2})?(?P<day>\d{2})?
+    (?P<hour>\d{2})?(?P<minute>\d{2})?(?P<second>\d{2})?
+    (?:\.\d+)?
+    (?:
+        (?P<utc>Z)(?:00'?(?:00'?)?)?
+        | (?P<sign>[+-])(?P<tzh>\d{2})(?:'?(?P<tzm>\d{2}))?'?
+    )?
+    \s*$
+    """,
+    re.VERBOSE,
+)
+
+
+def pdf_date_to_iso(value: object) -> str | None:
+    """Turn a PDF date (``D:20240101120000+02'00'``) into ISO 8601 (``2024-01-01T12:00:00+02:00``).
+
+    Missing parts default as the PDF specification says (month and day 1, time 0). A date
+    without a time zone gives a naive ISO string; ``Z`` gives ``+00:00``. Values that are
+    already ISO 8601 (some writers put XMP dates in the info dictionary) pass through.
+
+    :param value: the raw value from the document information (anything: hostile files put
+        numbers, names or nothing there).
+    :returns: the ISO string, or ``None`` when the value is not a date we can read.
+    """
+    if not isinstance(value, str) or not value.strip():
+        return None
+    match = _PDF_DATE.match(value)
+    if match is None:
+        return _iso_passthrough(value)
+    parts = match.groupdict()
+    try:
+        tz: timezone | None = None
+        if parts["utc"]:
+            tz = UTC
+        elif parts["sign"]:
+            offset = timedelta(hours=int(parts["tzh"]), minutes=int(parts["tzm"] or 0))
+            tz = timezone(-offset if parts["sign"] == "-" else offset)
+        moment = datetime(
+            int(parts["year"]),
+            int(parts["month"] or 1),
+            int(parts["day"] or 1),
+            int(parts["hour"] or 0),
+            int(parts["minute"] or 0),
+            int(parts["second"] or 0),
+            tzinfo=tz,
+        )
+    except ValueError:
+        # Month 13, hour 25, an offset of 24 hours or more...
+        return None
+    return moment.isoformat()
+
+
+def _iso_passthrough(value: str) -> str | None:
+    try:
+        return datetime.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        return None
+
+
+def clean_metadata_text(value: object) -> str | None:
+    """A metadata value as a stripped string; ``None`` when absent, empty or not text.
+
+    NUL characters are dropped: some writers pad UTF-16 strings with them, and they break
+    sinks such as SQLite text columns.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.replace("\x00", "").strip()
+    return text or None

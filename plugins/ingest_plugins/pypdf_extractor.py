@@ -1,0 +1,118 @@
+"""The ``pypdf`` extractor: text and metadata of PDFs through pypdf, in pure Python.
+
+Slower than PDFium but with no native code, so a hostile file can cost time, never the
+process. AES-encrypted files need the ``cryptography`` package (``pypdf[crypto]``).
+
+:func:`extract_with_pypdf` is the whole work as a plain function (benchmarks call it to
+measure the bare parser on the same code path); the hooks only adapt it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ingest.hookspecs import hookimpl
+from ingest.model import Document, Metadata, Page
+from pypdf import PasswordType, PdfReader
+
+from ingest_plugins.pdf_common import (
+    check_pdf_magic,
+    claims,
+    clean_metadata_text,
+    encrypted_error,
+    normalize_newlines,
+    password_of,
+    pdf_date_to_iso,
+    select_pages,
+    text_needs_ocr,
+)
+
+if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.model import Source
+
+NAME = "pypdf"
+
+
+def extract_with_pypdf(
+    path: Path, *, password: str | None, min_chars: int, pages: range | None = None
+) -> tuple[Metadata, list[Page]]:
+    """Read the metadata and the text of the pages of the PDF at ``path`` with pypdf.
+
+    :param path: the PDF.
+    :param password: tried when the empty user password does not open the file.
+    :param min_chars: a page with fewer usable characters is flagged ``needs_ocr``.
+    :param pages: 1-based page numbers to read (``range(11, 21)``: pages 11 to 20; numbers
+        past the end are skipped), or ``None`` for all; the content of other pages is never
+        parsed.
+    :returns: the metadata (``page_count`` is the whole document's) and the pages read.
+    :raises DocumentError: ``not-a-pdf``, or ``encrypted`` when no password opens the file.
+    :raises pypdf.errors.PyPdfError: and others, when pypdf cannot read the file.
+    """
+    check_pdf_magic(path, plugin=NAME)
+    # strict=False: repair what can be repaired (bad xref offsets, missing objects) as
+    # readers do, rather than fail on the first deviation from the specification.
+    reader = PdfReader(path, strict=False)
+    encrypted = reader.is_encrypted
+    if encrypted:
+        _unlock(reader, path, password)
+    metadata = _metadata(reader, encrypted=encrypted)
+    numbers = select_pages(pages, metadata.page_count)
+    return metadata, [_page(reader, number, min_chars) for number in numbers]
+
+
+def _unlock(reader: PdfReader, path: Path, password: str | None) -> None:
+    # The reader already tried the empty password; asking again is how to learn the answer.
+    if reader.decrypt("") != PasswordType.NOT_DECRYPTED:
+        return
+    if not password:
+        raise encrypted_error(path, password_given=False, plugin=NAME)
+    # decrypt accepts the user or the owner password.
+    if reader.decrypt(password) == PasswordType.NOT_DECRYPTED:
+        raise encrypted_error(path, password_given=True, plugin=NAME)
+
+
+def _metadata(reader: PdfReader, *, encrypted: bool) -> Metadata:
+    info = reader.metadata
+    page_count = len(reader.pages)
+    if info is None:
+        return Metadata(page_count=page_count, encrypted=encrypted)
+    return Metadata(
+        title=clean_metadata_text(info.title),
+        author=clean_metadata_text(info.author),
+        subject=clean_metadata_text(info.subject),
+        creator=clean_metadata_text(info.creator),
+        producer=clean_metadata_text(info.producer),
+        created=pdf_date_to_iso(info.creation_date_raw),
+        modified=pdf_date_to_iso(info.modification_date_raw),
+        page_count=page_count,
+        encrypted=encrypted,
+    )
+
+
+def _page(reader: PdfReader, number: int, min_chars: int) -> Page:
+    text = normalize_newlines(reader.pages[number - 1].extract_text())
+    return Page(number=number, text=text, extractor=NAME, needs_ocr=text_needs_ocr(text, min_chars))
+
+
+@hookimpl
+def ingest_extract_claim(source: Source, settings: Settings, extractor: str) -> str | None:
+    """Take PDF sources when ``pypdf`` is the extractor asked for."""
+    return NAME if claims(source, extractor, NAME) else None
+
+
+@hookimpl
+def ingest_extract(
+    source: Source, settings: Settings, extractor: str, pages: range | None
+) -> Document | None:
+    """Extract a PDF source with :func:`extract_with_pypdf` when ``pypdf`` is asked for."""
+    if not claims(source, extractor, NAME):
+        return None
+    metadata, page_list = extract_with_pypdf(
+        source.path,
+        password=password_of(settings),
+        min_chars=settings.extract.min_chars_per_page,
+        pages=pages,
+    )
+    return Document(source=source, metadata=metadata, pages=page_list)

@@ -1,0 +1,334 @@
+"""The ``sqlite`` sink: documents, pages and chunks in one SQLite file, with full-text search.
+
+``--sink sqlite:corpus.db`` (relative to the root directory unless absolute; an empty target
+means ``ingest.db``; a folder is refused). Tables:
+
+* ``documents``: one row per document, with its metadata as columns and as JSON;
+* ``pages``: one row per page, primary key ``(doc_id, number)``;
+* ``chunks``: one row per chunk, ``chunk_id`` unique;
+* ``chunks_fts``: an FTS5 index over ``chunks.text``, kept in step by triggers. It is an
+  external-content table, so ``chunks`` needs a stable integer rowid: ``chunks.id`` is an
+  ``INTEGER PRIMARY KEY`` (an implicit rowid may be renumbered by ``VACUUM``, which would
+  point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
+  by. Query it with :func:`ingest.search.search`.
+
+Exactly-once: each batch is one transaction, committed before ``ingest_sink`` returns, and
+each document in it replaces what an earlier run wrote for the same ``doc_id`` (its pages and
+chunks are deleted, then inserted again; the delete trigger removes the old text from the
+index). A rerun after a kill therefore never duplicates a record.
+
+Durability: WAL with ``synchronous=FULL``. WAL with ``NORMAL`` already survives a killed
+process, but a power cut may roll back the last commits; the core records a batch in its cache
+as soon as the sinks return, so a rolled-back batch would be lost for good. ``FULL`` costs one
+fsync of the WAL per batch, which the batch size amortises.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, final
+
+from ingest.errors import UsageError
+from ingest.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from ingest.model import Document
+
+NAME = "sqlite"
+DEFAULT_FILENAME = "ingest.db"
+#: Stored in ``PRAGMA user_version``; a database from a newer schema is refused.
+SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS documents (
+        doc_id TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        content_id TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        media_type TEXT NOT NULL,
+        title TEXT, author TEXT, subject TEXT, creator TEXT, producer TEXT,
+        created TEXT, modified TEXT,
+        page_count INTEGER NOT NULL,
+        encrypted INTEGER NOT NULL,
+        metadata TEXT NOT NULL,
+        chunk_count INTEGER NOT NULL,
+        ingested_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS pages (
+        doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        extractor TEXT NOT NULL,
+        needs_ocr INTEGER NOT NULL,
+        provenance TEXT NOT NULL,
+        PRIMARY KEY (doc_id, number)
+    )""",
+    """CREATE TABLE IF NOT EXISTS chunks (
+        id INTEGER PRIMARY KEY,
+        chunk_id TEXT NOT NULL UNIQUE,
+        doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        text TEXT NOT NULL,
+        page_start INTEGER NOT NULL,
+        page_end INTEGER NOT NULL,
+        char_start INTEGER NOT NULL,
+        char_end INTEGER NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks(doc_id, idx)",
+    # porter stems English ("networks" finds "network"); remove_diacritics 2 lets "cafe"
+    # find "café" in any script unicode61 knows.
+    """CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
+        text, content='chunks', content_rowid='id',
+        tokenize='porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_insert AFTER INSERT ON chunks BEGIN
+        INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+    END""",
+    # An external-content index forgets a row only when told the old text, so every delete
+    # and update passes it on; otherwise a re-ingested document would leave stale matches.
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_delete AFTER DELETE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS chunks_fts_update AFTER UPDATE ON chunks BEGIN
+        INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
+        INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
+    END""",
+)
+
+_UPSERT_DOCUMENT = """
+INSERT INTO documents (doc_id, source, content_id, size, media_type, title, author, subject,
+    creator, producer, created, modified, page_count, encrypted, metadata, chunk_count,
+    ingested_at)
+VALUES (:doc_id, :source, :content_id, :size, :media_type, :title, :author, :subject,
+    :creator, :producer, :created, :modified, :page_count, :encrypted, :metadata,
+    :chunk_count, :ingested_at)
+ON CONFLICT (doc_id) DO UPDATE SET
+    source = excluded.source, content_id = excluded.content_id, size = excluded.size,
+    media_type = excluded.media_type, title = excluded.title, author = excluded.author,
+    subject = excluded.subject, creator = excluded.creator, producer = excluded.producer,
+    created = excluded.created, modified = excluded.modified,
+    page_count = excluded.page_count, encrypted = excluded.encrypted,
+    metadata = excluded.metadata, chunk_count = excluded.chunk_count,
+    ingested_at = excluded.ingested_at
+"""
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_INSERT_PAGE = (
+    "INSERT INTO pages (doc_id, number, text, extractor, needs_ocr, provenance) "
+    "VALUES (?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CHUNK = (
+    "INSERT INTO chunks (chunk_id, doc_id, idx, text, page_start, page_end, char_start, "
+    "char_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+@hookimpl
+def ingest_sink_open(scheme: str, target: str, rootdir: Path) -> SqliteSink | None:
+    """Open the ``sqlite`` sink named by ``--sink sqlite:TARGET``; ``None`` for other schemes.
+
+    :raises UsageError: naming the target, when it is a folder, not a database, or cannot be
+        created or written.
+    """
+    if scheme != NAME:
+        return None
+    if target.endswith(("/", os.sep)):
+        raise UsageError(f"sqlite sink {target!r} is a folder: name a database file")
+    return SqliteSink(resolve_target(target, rootdir))
+
+
+def resolve_target(target: str, rootdir: Path) -> Path:
+    """The database file a ``sqlite`` target names (relative to ``rootdir``)."""
+    path = Path(target or DEFAULT_FILENAME).expanduser()
+    return path if path.is_absolute() else rootdir / path
+
+
+@final
+class SqliteSink:
+    """An open database; registered as a plugin for the rest of the run.
+
+    :param path: the database file (created with its parent folders and tables).
+    :raises UsageError: naming the file when it cannot be opened, created or written.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._connection: sqlite3.Connection | None = None
+        # The core may call hooks from the session thread or the loop thread; one lock
+        # serialises them, since a connection must not run two transactions at once.
+        self._lock = threading.Lock()
+        what = f"sqlite sink {str(path)!r}"
+        if path.is_dir():
+            raise UsageError(f"{what} is a folder: name a database file")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"{what}: cannot create its folder: {exc.strerror or exc}") from exc
+        try:
+            self._connect()
+        except sqlite3.Error as exc:
+            self.close()
+            raise UsageError(f"{what}: cannot open or create the database: {exc}") from exc
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"<SqliteSink {str(self.path)!r}>"
+
+    def __enter__(self) -> SqliteSink:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._connection is None
+
+    # -- hooks ---------------------------------------------------------------------------
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document]) -> None:
+        """Upsert the batch in one transaction; committed when this returns."""
+        self.write(batch)
+
+    @hookimpl
+    def ingest_session_finish(self) -> None:
+        """Close the database at the end of the run."""
+        self.close()
+
+    # -- public API ----------------------------------------------------------------------
+
+    def write(self, batch: Sequence[Document]) -> None:
+        """Replace each document of ``batch`` (row, pages, chunks) in one transaction.
+
+        :raises RuntimeError: if the sink is closed.
+        :raises sqlite3.Error: if the database refuses the batch; nothing of it is kept.
+        """
+        with self._lock:
+            if self._connection is None:
+                raise RuntimeError(f"{self!r} is closed")
+            connection = self._connection
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for document in batch:
+                    _upsert(connection, document, now)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        """Checkpoint and close the database; calling it again does nothing."""
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            # Fold the WAL into the main file, so corpus.db alone is the whole corpus once
+            # the run is over (copying it without its -wal file loses nothing).
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            connection.execute("PRAGMA optimize")
+        except sqlite3.Error:
+            pass  # another connection may hold the database; the WAL stays valid as it is
+        finally:
+            connection.close()
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _connect(self) -> None:
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), so
+        # the module never opens or commits one behind our back.
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._connection = connection
+        connection.execute("PRAGMA busy_timeout = 30000")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = FULL")  # why: see the module docstring
+        connection.execute("PRAGMA foreign_keys = ON")
+        # BEGIN IMMEDIATE takes the write lock now, so a read-only file or a database held
+        # by another writer fails at open, not after the first document was extracted.
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise UsageError(
+                    f"sqlite sink {str(self.path)!r}: schema version {version} is newer than "
+                    f"this ingest's ({SCHEMA_VERSION}); upgrade ingest or pick another file"
+                )
+            for statement in _SCHEMA:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            connection.execute("COMMIT")
+        except BaseException:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+
+
+def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> None:
+    doc_id = document.doc_id
+    source = document.source
+    metadata = document.metadata.to_dict()
+    connection.execute(
+        _UPSERT_DOCUMENT,
+        {
+            **{key: _text(value) for key, value in metadata.items()},
+            "doc_id": doc_id,
+            "source": _text(str(source.path)),
+            "content_id": source.content_id,
+            "size": source.size,
+            "media_type": source.media_type,
+            "encrypted": int(document.metadata.encrypted),
+            "metadata": _json(metadata),
+            "chunk_count": len(document.chunks),
+            "ingested_at": now,
+        },
+    )
+    # Delete then insert: a re-chunked document must lose the chunks it no longer has, and
+    # the delete trigger takes their text out of the index.
+    connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
+    connection.executemany(
+        _INSERT_PAGE,
+        [
+            (doc_id, p.number, _text(p.text), p.extractor, int(p.needs_ocr), _json(p.provenance))
+            for p in document.pages
+        ],
+    )
+    connection.executemany(
+        _INSERT_CHUNK,
+        [
+            (c.chunk_id, c.doc_id, c.index, _text(c.text), c.page_start, c.page_end,
+             c.char_start, c.char_end)
+            for c in document.chunks
+        ],
+    )
+
+
+def _text(value: Any) -> Any:
+    """Text SQLite can store: a lone surrogate (a broken text layer) becomes U+FFFD."""
+    if not isinstance(value, str):
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", value)
+    return value
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str).encode(
+        "utf-8", "backslashreplace"
+    ).decode("utf-8")

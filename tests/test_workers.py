@@ -1,0 +1,374 @@
+"""Worker processes (issue #6): crashes, timeouts and memory fail one document each, large
+documents are split into page ranges and merged back, the window is bounded, close() kills.
+
+Real worker processes and real PDFs throughout. The misbehaving plugin
+(``tests/plugins/worker_faults.py``) is loaded by dotted path, as a user's plugin would be,
+so the workers import it by name; what it does to a file depends on words in the file's name.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pdfgen
+import pytest
+from click.testing import CliRunner
+from conftest import EXAMPLES
+from ingest.cli import main
+from ingest.config import build_settings_model
+from ingest.manager import build_manager
+from ingest.model import Document, Failure, Source
+from ingest_plugins.process import ProcessBackend
+
+FAULTS = "plugins.worker_faults"
+
+
+def run_cli(tmp_path: Path, *args: str) -> tuple[int, dict[str, dict[str, Any]], str]:
+    """``ingest run`` with JSON progress; returns the exit code, the one outcome event of
+    each file (by name) and the output. Fails if a file has no outcome or more than one."""
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            *args,
+            "--progress",
+            "json",
+            "--sink",
+            f"jsonl:{out}",
+            "-o",
+            "cache.enabled=false",
+        ],
+        catch_exceptions=False,
+    )
+    outcomes: dict[str, dict[str, Any]] = {}
+    for line in result.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        event = json.loads(line)
+        if event["event"] in {"ingested", "failed", "skipped"}:
+            name = Path(event["source"]).name
+            assert name not in outcomes, f"two outcomes for {name}"
+            outcomes[name] = event
+    return result.exit_code, outcomes, result.output
+
+
+def records(path: Path) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    return sorted(rows, key=lambda r: str(r["chunk_id"]))
+
+
+def variant(folder: Path, name: str, original: Path = EXAMPLES / "guide.pdf") -> Path:
+    """A copy of ``original`` named ``name`` with its own content id (a comment appended)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / name
+    target.write_bytes(original.read_bytes() + f"\n% variant {name}\n".encode())
+    return target
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie nobody reaped yet counts as dead)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return fields[0] not in {"Z", "X"}
+
+
+def wait_dead(pid: int) -> bool:
+    """Wait (up to 10 s) for ``pid`` to be gone; SIGKILL is asynchronous."""
+    for _ in range(1000):
+        if not alive(pid):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run's cache and default outputs land in the working directory.
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def extractions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A file where worker_faults logs every extraction (``pid name extractor start stop``)."""
+    log = tmp_path / "extractions.log"
+    log.touch()
+    monkeypatch.setenv("WORKER_FAULTS_LOG", str(log))
+    return log
+
+
+def logged(log: Path) -> list[tuple[int, str, str, int, int]]:
+    rows = []
+    for line in log.read_text().splitlines():
+        pid, name, extractor, start, stop = line.split()
+        rows.append((int(pid), name, extractor, int(start), int(stop)))
+    return rows
+
+
+# -- one document fails, the others go on --------------------------------------------------
+
+
+def test_crashes_and_exceptions_fail_only_their_document(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    for name in ["good-1.pdf", "abort.pdf", "segv.pdf", "exit.pdf", "raise.pdf", "good-2.pdf"]:
+        variant(docs, name)
+    code, outcomes, output = run_cli(tmp_path, str(docs), "--workers", "2", "-p", FAULTS)
+    assert code == 1, output
+    assert set(outcomes) == {p.name for p in docs.iterdir()}
+    assert outcomes["good-1.pdf"]["event"] == outcomes["good-2.pdf"]["event"] == "ingested"
+    for name, signal_name in [("abort.pdf", "SIGABRT"), ("segv.pdf", "SIGSEGV")]:
+        event = outcomes[name]
+        assert (event["event"], event["reason"], event["plugin"]) == (
+            "failed",
+            "crash",
+            FAULTS,
+        )
+        assert signal_name in event["message"]
+    assert outcomes["exit.pdf"]["reason"] == "crash"
+    assert "exited with code 3" in outcomes["exit.pdf"]["message"]
+    raised = outcomes["raise.pdf"]
+    assert (raised["reason"], raised["plugin"]) == ("error", FAULTS)
+    assert raised["message"].startswith("worker_faults refuses raise.pdf")
+
+
+def test_timeout_kills_the_worker_and_its_children(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    for name in ["hang.pdf", "child.pdf", "good.pdf"]:
+        variant(docs, name)
+    code, outcomes, output = run_cli(
+        tmp_path, str(docs), "--workers", "2", "-p", FAULTS,
+        "--timeout", "2", "-o", "run.timeout_per_page=0",
+    )  # fmt: skip
+    assert code == 1, output
+    assert outcomes["good.pdf"]["event"] == "ingested"
+    for name in ["hang.pdf", "child.pdf"]:
+        event = outcomes[name]
+        assert (event["reason"], event["plugin"]) == ("timeout", FAULTS)
+        assert "longer than 2s" in event["message"] and "run.timeout" in event["message"]
+    # The OCR-engine case: what the worker started dies with it (its process group).
+    child = int((docs / "child.pdf.child").read_text())
+    assert wait_dead(child)
+
+
+def test_memory_cap_fails_the_document_and_the_run_goes_on(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    for name in ["hog.pdf", "memerr.pdf", "good-1.pdf", "good-2.pdf", "good-3.pdf"]:
+        variant(docs, name)
+    code, outcomes, output = run_cli(
+        tmp_path, str(docs), "--workers", "1", "-p", FAULTS, "--max-memory", "300MiB"
+    )
+    assert code == 1, output
+    hog = outcomes["hog.pdf"]
+    assert (hog["reason"], hog["plugin"]) == ("memory", FAULTS)
+    assert "run.max_memory" in hog["message"]
+    assert outcomes["memerr.pdf"]["reason"] == "memory"
+    # One worker: each good file was done by a worker that replaced a killed one.
+    assert all(outcomes[f"good-{n}.pdf"]["event"] == "ingested" for n in (1, 2, 3))
+
+
+def test_a_worker_that_cannot_start_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_FAULTS_CONFIGURE", "1")
+    variant(tmp_path / "docs", "good.pdf")
+    code, _, output = run_cli(tmp_path, str(tmp_path / "docs"), "--workers", "1", "-p", FAULTS)
+    assert code == 4
+    assert "a worker process could not start" in output
+    assert "this worker refuses to start" in output
+
+
+# -- large documents are split and merged back ----------------------------------------------
+
+
+_WORDS = [
+    *("river", "stone", "lantern", "orchard", "meadow", "harbor", "candle", "willow", "ember"),
+    *("thistle", "falcon", "granite", "saffron", "quiver", "marble", "cobalt", "juniper"),
+    *("velvet", "hollow", "summit", "beacon", "tundra", "prairie"),
+]
+
+
+def prose(page: int) -> str:
+    """Six lines of words that differ on every page (no running header for strip_headers)."""
+    rng = random.Random(page)
+    return "\n".join(" ".join(rng.choice(_WORDS) for _ in range(9)) for _ in range(6))
+
+
+@pytest.fixture
+def forty_pages(tmp_path: Path) -> Path:
+    """A folder with one 40-page PDF, ``forty.pdf``, page ``n`` saying :func:`prose` (n)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pdfgen.text_pdf(docs / "forty.pdf", [prose(n) for n in range(1, 41)])
+    return docs
+
+
+def test_a_large_document_is_split_and_merged_in_order(
+    tmp_path: Path, forty_pages: Path, extractions: Path
+) -> None:
+    pooled, local = tmp_path / "pooled", tmp_path / "local"
+    pooled.mkdir()
+    local.mkdir()
+    code, _, output = run_cli(pooled, str(forty_pages), "--workers", "2", "-p", FAULTS)
+    assert code == 0, output
+    ranges = sorted((start, stop) for _, _, _, start, stop in logged(extractions))
+    # The first range learns the page count; the other 24 pages go in two ranges.
+    assert ranges == [(1, 17), (17, 29), (29, 41)]
+    extractions.write_text("")
+    assert run_cli(local, str(forty_pages), "--workers", "0", "-p", FAULTS)[0] == 0
+    assert logged(extractions)[0][3:] == (0, 0)
+    split, whole = records(pooled / "out.jsonl"), records(local / "out.jsonl")
+    # Same chunks, offsets and page spans as when the document is read in one piece,
+    # including chunks that cross from one range into the next.
+    assert split == whole
+    assert any(r["page_start"] <= 16 < r["page_end"] for r in split)
+    assert max(r["page_end"] for r in split) == 40
+
+
+def test_a_failing_later_range_falls_back_like_a_whole_document(
+    tmp_path: Path, forty_pages: Path, extractions: Path
+) -> None:
+    (forty_pages / "forty.pdf").rename(forty_pages / "raiselater.pdf")
+    code, outcomes, output = run_cli(tmp_path, str(forty_pages), "--workers", "2", "-p", FAULTS)
+    assert code == 0, output
+    assert outcomes["raiselater.pdf"]["pages"] == 40
+    # pdfium failed on a later range, so the document started over with the fallback.
+    assert ("pypdf", 1, 17) in [row[2:] for row in logged(extractions)]
+
+    code, outcomes, _ = run_cli(
+        tmp_path, str(forty_pages), "--workers", "2", "-p", FAULTS, "-o", "extract.fallback=[]"
+    )
+    assert code == 1
+    failed = outcomes["raiselater.pdf"]
+    assert (failed["reason"], failed["plugin"]) == ("error", FAULTS)
+    assert "refuses pages" in failed["message"]
+
+
+def test_a_hanging_later_range_fails_the_whole_document(
+    tmp_path: Path, forty_pages: Path
+) -> None:
+    (forty_pages / "forty.pdf").rename(forty_pages / "hanglater.pdf")
+    variant(forty_pages, "good.pdf")
+    code, outcomes, output = run_cli(
+        tmp_path, str(forty_pages), "--workers", "2", "-p", FAULTS,
+        "--timeout", "2", "-o", "run.timeout_per_page=0",
+    )  # fmt: skip
+    assert code == 1, output
+    failed = outcomes["hanglater.pdf"]
+    assert failed["reason"] == "timeout"
+    assert "extracting pages 17-28" in failed["message"] or "pages 29-40" in failed["message"]
+    assert outcomes["good.pdf"]["event"] == "ingested"
+
+
+def test_a_crash_in_the_transforms_of_a_merged_document(
+    tmp_path: Path, forty_pages: Path
+) -> None:
+    (forty_pages / "forty.pdf").rename(forty_pages / "transformcrash.pdf")
+    code, outcomes, _ = run_cli(tmp_path, str(forty_pages), "--workers", "2", "-p", FAULTS)
+    assert code == 1
+    failed = outcomes["transformcrash.pdf"]
+    assert (failed["reason"], failed["plugin"]) == ("crash", FAULTS)
+    assert "transforming the 40 merged pages" in failed["message"]
+
+
+# -- the backend itself ---------------------------------------------------------------------
+
+
+def backend_for(tmp_path: Path, workers: int, **dotted: Any) -> ProcessBackend:
+    manager = build_manager([FAULTS])
+    model = build_settings_model(manager.collect_sections())
+    settings = model().with_dotted({"collect.inputs": [str(tmp_path)], **dotted})
+    return ProcessBackend(manager, settings, workers)
+
+
+def test_the_window_of_documents_in_flight_is_bounded(tmp_path: Path) -> None:
+    sources = [Source.from_path(variant(tmp_path / "docs", f"doc-{n:02d}.pdf")) for n in range(20)]
+    pulled = 0
+
+    def feed() -> Iterator[Source]:
+        nonlocal pulled
+        for source in sources:
+            pulled += 1
+            yield source
+
+    backend = backend_for(tmp_path, 2)
+    done = 0
+    try:
+        for _source, outcome in backend.run(feed()):
+            assert isinstance(outcome, Document)
+            done += 1
+            # Never more than 2 x workers documents taken and not yet given back.
+            assert pulled - done <= 4
+    finally:
+        backend.close()
+    assert (pulled, done) == (20, 20)
+
+
+def test_close_kills_busy_workers_at_once(tmp_path: Path, extractions: Path) -> None:
+    """What the session does on --maxfail and Ctrl-C: stop reading, close, workers die."""
+    names = ["hang.pdf", "good-1.pdf", "good-2.pdf", "good-3.pdf"]
+    sources = [Source.from_path(variant(tmp_path / "docs", name)) for name in names]
+    backend = backend_for(tmp_path, 2, **{"run.timeout": 600.0})
+    outcomes = backend.run(sources)
+    # hang.pdf is first in line, so it went to a worker before any good file came back.
+    source, outcome = next(outcomes)
+    assert source.path.name.startswith("good") and isinstance(outcome, Document)
+    for _ in range(1000):
+        hanging = [pid for pid, name, *_ in logged(extractions) if name == "hang.pdf"]
+        if hanging:
+            break
+        time.sleep(0.01)
+    assert hanging and alive(hanging[0])
+    backend.close()
+    backend.close()  # idempotent
+    assert wait_dead(hanging[0])
+    outcomes.close()
+
+
+def test_every_source_gets_exactly_one_outcome_under_faults(tmp_path: Path) -> None:
+    names = [f"good-{n}.pdf" for n in range(6)] + ["segv.pdf", "raise.pdf", "exit.pdf"]
+    sources = [Source.from_path(variant(tmp_path / "docs", name)) for name in names]
+    backend = backend_for(tmp_path, 2)
+    try:
+        seen = [(source.path.name, outcome) for source, outcome in backend.run(iter(sources))]
+    finally:
+        backend.close()
+    assert sorted(name for name, _ in seen) == sorted(names)
+    outcomes = dict(seen)
+    raised = outcomes["raise.pdf"]
+    assert isinstance(raised, Failure)
+    # An exception names its type, its message and the plugin that raised it.
+    assert (raised.reason, raised.exc_type, raised.plugin) == ("error", "ValueError", FAULTS)
+    crashed = outcomes["segv.pdf"]
+    assert isinstance(crashed, Failure) and crashed.reason == "crash"
+    assert crashed.doc_id == Source.from_path(tmp_path / "docs" / "segv.pdf").doc_id
+
+
+def test_a_split_document_without_transforms_is_merged_in_the_driver(
+    tmp_path: Path, forty_pages: Path
+) -> None:
+    backend = backend_for(tmp_path, 2, transforms=[])
+    try:
+        [(_, outcome)] = list(backend.run([Source.from_path(forty_pages / "forty.pdf")]))
+    finally:
+        backend.close()
+    assert not isinstance(outcome, Failure)
+    assert [page.number for page in outcome.pages] == list(range(1, 41))
+    assert [page.text.split() for page in outcome.pages] == [
+        prose(n).split() for n in range(1, 41)
+    ]
+    assert outcome.metadata.page_count == 40
+
+
+def test_default_worker_count_and_memory_cap(tmp_path: Path) -> None:
+    backend = backend_for(tmp_path, 2)
+    cap = backend.max_memory
+    assert cap is not None and (256 << 20) <= cap <= (2 << 30)
+    assert backend_for(tmp_path, 2, **{"run.max_memory": "0"}).max_memory is None
+    assert backend_for(tmp_path, 2, **{"run.max_memory": "1GiB"}).max_memory == 1 << 30
