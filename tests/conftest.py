@@ -16,11 +16,15 @@ EXAMPLES = REPO / "examples"
 
 
 @pytest.fixture(autouse=True)
-def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """A developer's own INGEST_* settings or LOG_LEVEL must not change what a test sees."""
+def _clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[None]:
+    """A developer's own INGEST_* settings or LOG_LEVEL must not change what a test sees,
+    and no test writes its cache or default output into the repository."""
     for name in list(os.environ):
         if name.startswith("INGEST_") or name == "LOG_LEVEL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("INGEST_CACHE__DIR", str(tmp_path / ".ingest_cache"))
     yield
 
 

@@ -110,14 +110,14 @@ def test_plugin_that_fails_to_import_names_itself_and_the_error(site: Path) -> N
 def test_hookimpl_with_unknown_argument_is_named() -> None:
     class Bad:
         @hookimpl
-        def ingest_extract(self, source: object, pages: object) -> None:
+        def ingest_extract(self, source: object, page_range: object) -> None:
             return None
 
     manager = build_manager()
     with pytest.raises(PluginError) as info:
         manager.register(Bad(), name="bad")
     assert str(info.value) == (
-        "plugin 'bad': hook 'ingest_extract' has no argument 'pages' "
+        "plugin 'bad': hook 'ingest_extract' has no argument 'page_range' "
         "(it takes: source, settings, extractor, pages)"
     )
 
@@ -207,4 +207,6 @@ def test_cli_plugins_text_listing_shows_state() -> None:
 def test_trace_hooks_logs_every_call(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     manager = build_manager(trace=True)
     manager.hook.ingest_extract_claim(source=None, settings=None, extractor="none")
-    assert "[ingest hook] ingest_extract_claim" in capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "[ingest hook]   ingest_extract_claim [hook]" in err
+    assert "finish ingest_extract_claim --> None" in err

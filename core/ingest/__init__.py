@@ -6,13 +6,44 @@ imported here, so ``import ingest`` and ``ingest --help`` stay fast.
 
 from __future__ import annotations
 
+import importlib
+
 from ingest.errors import ConfigError, DocumentError, IngestError, PluginError, UsageError
 from ingest.hookspecs import hookimpl
+from ingest.log import configure_level_from_env as _configure_level_from_env
 
 __version__ = "0.1.0"
 
+_configure_level_from_env()
+
+# Loaded on first use: the executor, the pipeline and pydantic are not needed by
+# `ingest --help` or by a plugin module that only imports `hookimpl`.
+_LAZY = {
+    "run": "ingest.api",
+    "arun": "ingest.api",
+    "run_sync": "ingest.execution",
+    "run_sync_many": "ingest.execution",
+    "shutdown_executors": "ingest.execution",
+    "ProgressTracker": "ingest.progress",
+    "Settings": "ingest.config",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ingest' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 __all__ = [
     "ConfigError",
+    "ProgressTracker",
+    "Settings",
+    "arun",
+    "run",
+    "run_sync",
+    "run_sync_many",
+    "shutdown_executors",
     "DocumentError",
     "IngestError",
     "PluginError",

@@ -25,6 +25,8 @@ until the extractor returns, so the whole document gets ``timeout``.
 
 At most ``2 * workers`` documents are in flight (their pages held here while ranges run), and
 sources are read at most :data:`LOOKAHEAD` ahead, so memory does not grow with the corpus.
+Sources read ahead are not started once the source iterator says ``stopped`` (Ctrl-C: the
+session stops handing out work).
 """
 
 from __future__ import annotations
@@ -160,6 +162,8 @@ class Dispatcher:
                     self._exhausted = True
                 else:
                     self._waiting.append(source)
+            if getattr(sources, "stopped", False):
+                self._waiting.clear()  # read ahead, never started: not handed out after all
             while self._waiting and self._admitted < window:
                 self._admitted += 1
                 doc = _Doc(source=self._waiting.popleft(), chain=self.limits.chain)

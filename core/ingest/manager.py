@@ -299,7 +299,8 @@ def describe_plugins(manager: IngestPluginManager | None = None) -> list[PluginI
     A plugin that is not loaded is imported (not registered) to list its hooks; an import
     error is reported in :attr:`PluginInfo.error` instead of raised.
     """
-    loaded = dict(manager.list_name_plugin()) if manager else {}
+    # pluggy lists blocked names with a None plugin: those are not loaded.
+    loaded = {n: p for n, p in manager.list_name_plugin() if p is not None} if manager else {}
     infos: list[PluginInfo] = []
     seen: set[str] = set()
     for name, ep in sorted(entry_points().items()):

@@ -158,6 +158,8 @@ class Session:
         self.tracker = ProgressTracker()
         self.result = RunResult(collect_only=collect_only)
         self.sources: list[Source] = []
+        #: True when a usage error stopped the run before it could start.
+        self.aborted = False
         #: For ``--collect-only``: the extractor that would take each source.
         self.claims: dict[Path, str | None] = {}
         self.cache_options = {"force": force, "last_failed": last_failed, "clear": cache_clear}
@@ -211,6 +213,11 @@ class Session:
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
+        except UsageError:
+            # Sinks still close in ingest_session_finish, but reporters print no summary
+            # for a run that never started: the CLI prints the error alone.
+            self.aborted = True
+            raise
         finally:
             if backend is not None:
                 backend.close()

@@ -9,9 +9,12 @@ things neither offers: killing a worker's whole process group (OCR engines run c
 the peak RSS of a dead worker (to tell "out of memory" from "crash"), and naming the plugin
 that was running. It all runs in the caller's thread: no helper threads, nothing to join.
 
-Each worker is started with ``posix_spawn`` as the leader of a new session, so
-``killpg(pid, SIGKILL)`` takes its children too; its death is seen through a pidfd
-(Linux) or the end of its socket.
+Each worker is started (:mod:`ingest.procs`) as the leader of a new session, so
+``killpg(pid, SIGKILL)`` takes its children too; its death is seen through a pidfd (Linux)
+or the end of its socket. Memory: the supervisor reads busy workers' RSS every
+:data:`MEMORY_POLL_S` and kills a worker over the cap; the worker also sets RLIMIT_DATA at
+1.5 times the cap, so an allocation faster than the polling fails there (a MemoryError,
+reason ``memory``) instead of taking the machine's memory.
 """
 
 from __future__ import annotations
@@ -70,7 +73,8 @@ class Lost:
 
     :param reason: ``timeout``, ``memory`` or ``crash``.
     :param message: what happened, for a human.
-    :param plugin: the extractor or transform step that was running, if the worker said.
+    :param plugin: the plugin whose hook implementation was running (from the worker's
+        stage slot), if any.
     """
 
     reason: str

@@ -331,6 +331,13 @@ def _plugin_in_traceback(
 ) -> str | None:
     found: str | None = None
     for frame, _ in traceback.walk_tb(tb):
+        # A method of a plugin object names its plugin exactly; several plugins may share a
+        # module (tests, embedding), so the module is only the fallback.
+        owner = frame.f_locals.get("self")
+        name_of_owner = manager.get_name(owner) if owner is not None else None
+        if name_of_owner is not None:
+            found = name_of_owner
+            continue
         module = frame.f_globals.get("__name__")
         if isinstance(module, str):
             name = manager.plugin_name_for_module(module)

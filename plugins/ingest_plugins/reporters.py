@@ -52,6 +52,8 @@ class SummaryReporter:
     @hookimpl(trylast=True)
     def ingest_session_finish(self, session: Session, result: RunResult) -> None:
         """Print the collected list (``--collect-only``) or failures, then the summary."""
+        if session.aborted:
+            return
         write = self.out.write
         verbosity = session.verbosity
         if result.collect_only:
@@ -174,6 +176,8 @@ class JsonReporter:
     @hookimpl(trylast=True)
     def ingest_session_finish(self, session: Session, result: RunResult) -> None:
         """Write the summary as the last event."""
+        if session.aborted:
+            return
         summary = {
             "event": "summary",
             "summary": result.summary_line(),
