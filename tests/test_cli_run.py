@@ -8,13 +8,11 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+import ingest
 import pytest
 from click.testing import CliRunner, Result
-
-import ingest
-from ingest.cli import main
-
 from conftest import EXAMPLES
+from ingest.cli import main
 
 
 def invoke(*args: str) -> Result:
@@ -76,17 +74,23 @@ def test_collect_only_lists_without_parsing(examples: Path, tmp_path: Path) -> N
     result = invoke(str(examples), "--collect-only", "--sink", f"jsonl:{out}")
     assert result.exit_code == 0
     lines = result.output.splitlines()
-    assert any(line.startswith(str(examples / "guide.pdf")) and "[pdfium]" in line for line in lines)
+    assert any(
+        line.startswith(str(examples / "guide.pdf")) and "[pdfium]" in line for line in lines
+    )
     assert "3 collected" in lines[-1]
     assert not out.exists()
 
 
 def test_select_with_k(examples: Path, tmp_path: Path) -> None:
     out = tmp_path / "k.jsonl"
-    result = invoke(str(examples), "-k", "notes or budget", "--workers", "0", "--sink", f"jsonl:{out}")
+    result = invoke(
+        str(examples), "-k", "notes or budget", "--workers", "0", "--sink", f"jsonl:{out}"
+    )
     assert result.exit_code == 0 and "2 ingested" in result.output
     assert {Path(str(r["source"])).name for r in read_jsonl(out)} == {
-        "field-notes.pdf", "budget-encrypted.pdf"}
+        "field-notes.pdf",
+        "budget-encrypted.pdf",
+    }
 
 
 def test_nothing_collected_exits_5(tmp_path: Path) -> None:
@@ -117,15 +121,21 @@ def test_exitfirst_stops_after_one_failure_and_keeps_what_was_done(
 ) -> None:
     (examples / "a-bad.pdf").write_text("%PDF-1.4 garbage that no parser reads")
     (examples / "zz-bad.pdf").write_text("%PDF-1.4 more garbage")
-    result = invoke(str(examples), "-x", "--workers", "0", "--extractor", "pypdf",
-                    "--fallback", "")
+    result = invoke(str(examples), "-x", "--workers", "0", "--extractor", "pypdf", "--fallback", "")
     assert result.exit_code == 1
     assert "1 failed" in result.output and "(stopped early)" in result.output
 
 
 def test_json_progress_is_machine_readable(examples: Path, tmp_path: Path) -> None:
-    result = invoke(str(examples), "--workers", "0", "--progress", "json",
-                    "--sink", f"jsonl:{tmp_path / 'o.jsonl'}")
+    result = invoke(
+        str(examples),
+        "--workers",
+        "0",
+        "--progress",
+        "json",
+        "--sink",
+        f"jsonl:{tmp_path / 'o.jsonl'}",
+    )
     events = [json.loads(line) for line in result.output.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[0] == "collected" and kinds[-1] == "summary" and kinds.count("ingested") == 3
@@ -135,8 +145,9 @@ def test_json_progress_is_machine_readable(examples: Path, tmp_path: Path) -> No
 def test_sqlite_sink_and_search(examples: Path, tmp_path: Path) -> None:
     db = tmp_path / "corpus.db"
     out = tmp_path / "out.jsonl"
-    result = invoke(str(examples), "--workers", "0", "--sink", f"sqlite:{db}",
-                    "--sink", f"jsonl:{out}")
+    result = invoke(
+        str(examples), "--workers", "0", "--sink", f"sqlite:{db}", "--sink", f"jsonl:{out}"
+    )
     assert result.exit_code == 0, result.output
     with sqlite3.connect(db) as connection:
         (chunks,) = connection.execute("select count(*) from chunks").fetchone()
@@ -154,8 +165,11 @@ def test_library_api_run_and_arun(examples: Path, tmp_path: Path) -> None:
     result = ingest.run(examples, sinks=[f"jsonl:{out}"], run={"workers": 0}, progress="none")
     assert (result.ingested, result.failed, result.exit_code) == (3, 0, 0)
     assert result.sinks == [f"jsonl:{out}"] and out.exists()
-    again = asyncio.run(ingest.arun([examples], sinks=[f"jsonl:{out}"],
-                                    overrides={"run.workers": 0}, progress="none"))
+    again = asyncio.run(
+        ingest.arun(
+            [examples], sinks=[f"jsonl:{out}"], overrides={"run.workers": 0}, progress="none"
+        )
+    )
     # The cache remembers what the first run wrote: unchanged files are skipped.
     assert (again.ingested, again.skipped) == (0, 3)
 

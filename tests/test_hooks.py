@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
-
 from ingest import hookspecs
 from ingest.hookspecs import hookimpl
 from ingest.model import Document, Failure, Metadata, Page, Source
 from ingest.testing import Runner
+from pydantic import BaseModel
 
 TEXT = "text/plain"
 
@@ -141,7 +140,9 @@ def test_hook_ingest_collect(ingest_pipeline: Runner, tmp_path: Path, texts: Pat
             if not path.startswith("list:"):
                 return None
             lines = Path(path[5:]).read_text().split()
-            return [manager.hook.ingest_collect_file(path=Path(p), settings=settings) for p in lines]
+            return [
+                manager.hook.ingest_collect_file(path=Path(p), settings=settings) for p in lines
+            ]
 
     run = ingest_pipeline(
         [f"list:{listing}"], plugins=[TextPlugin(), ListCollector()], transforms=[]
@@ -208,9 +209,7 @@ def test_hook_ingest_sink_open(ingest_pipeline: Runner, texts: Path) -> None:
             opened.append((scheme, target))
             return MemorySink()
 
-    run = run_text(
-        ingest_pipeline, texts, ("memory", MemorySinkPlugin()), sinks=["memory:here"]
-    )
+    run = run_text(ingest_pipeline, texts, ("memory", MemorySinkPlugin()), sinks=["memory:here"])
     assert opened == [("memory", "here")] and run.result.sinks == ["memory:here"]
 
 
@@ -269,7 +268,10 @@ def test_hook_ingest_executor(ingest_pipeline: Runner, texts: Path) -> None:
 
     sink = MemorySink()
     run = run_text(
-        ingest_pipeline, texts, ("reverse", Plugin()), sink,
+        ingest_pipeline,
+        texts,
+        ("reverse", Plugin()),
+        sink,
         run={"workers": 2, "executor": "reverse", "batch_size": 1},
     )
     assert sink.batches == [["b.txt"], ["a.txt"]] and backends[0].closed

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from ingest.cli import main
 from ingest.errors import PluginError
 from ingest.hookspecs import hookimpl
@@ -65,7 +64,11 @@ def test_builtins_load_by_entry_point_name() -> None:
 
 def test_entry_point_discovered_from_real_dist_info(site: Path) -> None:
     make_distribution(
-        site, dist="fake-fancy", version="1.2.3", module="fake_fancy", name="fancy",
+        site,
+        dist="fake-fancy",
+        version="1.2.3",
+        module="fake_fancy",
+        name="fancy",
         source=GOOD_PLUGIN,
     )
     assert "fancy" in entry_points()
@@ -99,11 +102,18 @@ def test_unknown_plugin_suggests_a_close_name(site: Path) -> None:
 
 def test_plugin_that_fails_to_import_names_itself_and_the_error(site: Path) -> None:
     make_distribution(
-        site, dist="fake-broken", version="0.1", module="fake_broken", name="broken",
+        site,
+        dist="fake-broken",
+        version="0.1",
+        module="fake_broken",
+        name="broken",
         source="import not_a_module_anywhere\n",
     )
-    with pytest.raises(PluginError, match=r"plugin 'broken' \(fake_broken\) failed to import: "
-                       r"ModuleNotFoundError: No module named 'not_a_module_anywhere'"):
+    with pytest.raises(
+        PluginError,
+        match=r"plugin 'broken' \(fake_broken\) failed to import: "
+        r"ModuleNotFoundError: No module named 'not_a_module_anywhere'",
+    ):
         build_manager(["broken"])
 
 
@@ -127,8 +137,10 @@ def test_misspelt_hook_name_is_reported_even_without_marker() -> None:
         def ingest_extrct(self, source: object) -> None:
             return None
 
-    with pytest.raises(PluginError, match="plugin 'typo': unknown hook 'ingest_extrct'; "
-                       "did you mean 'ingest_extract'"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'typo': unknown hook 'ingest_extrct'; did you mean 'ingest_extract'",
+    ):
         build_manager().register(Typo(), name="typo")
 
 

@@ -7,7 +7,6 @@ import re
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from ingest.errors import UsageError
 from ingest.select import compile_selection
 
@@ -31,8 +30,13 @@ def test_expressions(expression: str, expected: list[bool]) -> None:
 
 @pytest.mark.parametrize(
     ("expression", "problem"),
-    [("and", "expected a word"), ("(a or b", "missing ')'"), ("a b", "unexpected 'b'"),
-     ("not", "ends too early"), (")", "expected a word")],
+    [
+        ("and", "expected a word"),
+        ("(a or b", "missing ')'"),
+        ("a b", "unexpected 'b'"),
+        ("not", "ends too early"),
+        (")", "expected a word"),
+    ],
 )
 def test_malformed_expressions_are_usage_errors(expression: str, problem: str) -> None:
     pattern = re.escape(f"invalid -k expression {expression!r}: ") + ".*" + re.escape(problem)

@@ -37,17 +37,17 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "ConfigError",
+    "DocumentError",
+    "IngestError",
+    "PluginError",
     "ProgressTracker",
     "Settings",
+    "UsageError",
+    "__version__",
     "arun",
+    "hookimpl",
     "run",
     "run_sync",
     "run_sync_many",
     "shutdown_executors",
-    "DocumentError",
-    "IngestError",
-    "PluginError",
-    "UsageError",
-    "__version__",
-    "hookimpl",
 ]

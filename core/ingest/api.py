@@ -55,9 +55,7 @@ def prepare(
     :raises ingest.errors.UsageError: for any plugin or configuration problem.
     """
     env = os.environ if environ is None else environ
-    specs = peek_plugins(
-        config_file=config_file, cwd=cwd, environ=env, cli_plugins=list(plugins)
-    )
+    specs = peek_plugins(config_file=config_file, cwd=cwd, environ=env, cli_plugins=list(plugins))
     trace = trace_hooks or env.get(TRACE_ENV, "").lower() in {"1", "true", "yes", "on"}
     manager = build_manager(specs, trace=trace)
     for plugin in extra_plugins:

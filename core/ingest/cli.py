@@ -107,7 +107,10 @@ def main() -> None:
 @click.option("--trace-hooks", is_flag=True, help="Log every hook call to stderr.")
 @click.option("--force", is_flag=True, help="Reprocess documents the cache has as ingested.")
 @click.option(
-    "--lf", "--last-failed", "last_failed", is_flag=True,
+    "--lf",
+    "--last-failed",
+    "last_failed",
+    is_flag=True,
     help="Reprocess only the documents that failed last time (all if none failed).",
 )
 @click.option("--cache-clear", is_flag=True, help="Empty the cache before the run.")
@@ -153,9 +156,9 @@ def run(
     }
 
     def body() -> int:
-        from ingest.api import prepare  # noqa: PLC0415 - keeps --help fast
-        from ingest.log import setup_cli_logging  # noqa: PLC0415
-        from ingest.session import Session  # noqa: PLC0415
+        from ingest.api import prepare
+        from ingest.log import setup_cli_logging
+        from ingest.session import Session
 
         setup_cli_logging(verbose - quiet)
         prepared = prepare(
@@ -189,10 +192,12 @@ def plugins(
     """List every available plugin: name, module, distribution, loaded, hooks."""
 
     def body() -> int:
-        from ingest.config import peek_plugins  # noqa: PLC0415
-        from ingest.manager import build_manager, describe_plugins  # noqa: PLC0415
+        from ingest.config import peek_plugins
+        from ingest.manager import build_manager, describe_plugins
 
-        specs = peek_plugins(config_file=config_file, cwd=None, environ=None, cli_plugins=list(plugins))
+        specs = peek_plugins(
+            config_file=config_file, cwd=None, environ=None, cli_plugins=list(plugins)
+        )
         infos = describe_plugins(build_manager(specs))
         if as_json:
             click.echo(json.dumps([info_as_dict(i) for i in infos], indent=2))
@@ -234,8 +239,8 @@ def config(
     """Print the effective settings and where each value came from."""
 
     def body() -> int:
-        from ingest.api import prepare  # noqa: PLC0415
-        from ingest.config import render_config  # noqa: PLC0415
+        from ingest.api import prepare
+        from ingest.config import render_config
 
         prepared = prepare(plugins=plugins, config_file=config_file, overrides=overrides)
         click.echo(render_config(prepared.loaded, as_json=as_json), nl=False)
@@ -252,9 +257,9 @@ def search(database: str, query: str, limit: int) -> None:
     """Search the chunks of an SQLite sink (bm25 ranking), printing source and page."""
 
     def body() -> int:
-        from pathlib import Path  # noqa: PLC0415
+        from pathlib import Path
 
-        from ingest.search import format_hits, search  # noqa: PLC0415
+        from ingest.search import format_hits, search
 
         hits = search(Path(database), query, limit=limit)
         if not hits:

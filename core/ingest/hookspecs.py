@@ -61,9 +61,7 @@ def ingest_register_settings(register: Callable[[str, type[BaseModel]], None]) -
 
 
 @hookspec
-def ingest_configure(
-    settings: Settings, manager: IngestPluginManager, role: str
-) -> None:
+def ingest_configure(settings: Settings, manager: IngestPluginManager, role: str) -> None:
     """Called once the settings are final, before any source is collected.
 
     Runs on the driver (``role == "driver"``) and again in every worker after it rebuilt the
@@ -298,7 +296,9 @@ def ingest_progress(event: ProgressEvent) -> None:
 
 
 @hookspec(firstresult=True)
-def ingest_executor(name: str, settings: Settings, manager: IngestPluginManager) -> ExecutorBackend | None:
+def ingest_executor(
+    name: str, settings: Settings, manager: IngestPluginManager
+) -> ExecutorBackend | None:
     """Provide the backend that runs extraction and transforms.
 
     Called on the driver once per run with ``settings.run.executor`` (``"inprocess"`` when

@@ -329,9 +329,7 @@ def describe_plugins(manager: IngestPluginManager | None = None) -> list[PluginI
         if name in seen or plugin is None:
             continue
         module = plugin.__name__ if inspect.ismodule(plugin) else type(plugin).__module__
-        infos.append(
-            PluginInfo(name, module, None, None, True, False, _hooks_of(plugin))
-        )
+        infos.append(PluginInfo(name, module, None, None, True, False, _hooks_of(plugin)))
     return infos
 
 

@@ -81,7 +81,7 @@ def ingest_manager() -> Callable[..., IngestPluginManager]:
     """
 
     def build(*plugins: object) -> IngestPluginManager:
-        from ingest.manager import build_manager  # noqa: PLC0415
+        from ingest.manager import build_manager
 
         specs = [p for p in plugins if isinstance(p, str)]
         manager = build_manager(specs)
@@ -98,8 +98,8 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
     """Run a pipeline in-process: ``ingest_pipeline([pdf], plugins=[obj], chunk={"size": 80})``.
 
     Keyword arguments are settings (nested sections as dicts); ``plugins`` may mix specs,
-    plugin objects and ``(name, object)`` pairs; ``sinks`` defaults to one JSONL file in the test's temporary folder,
-    whose records come back in :attr:`PipelineRun.records`.
+    plugin objects and ``(name, object)`` pairs; ``sinks`` defaults to one JSONL file in the
+    test's temporary folder, whose records come back in :attr:`PipelineRun.records`.
     """
     counter = iter(range(1_000_000))
 
@@ -110,8 +110,8 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
         collect_only: bool = False,
         **settings: Any,
     ) -> PipelineRun:
-        from ingest.api import _flatten, prepare  # noqa: PLC0415 - internal helpers
-        from ingest.session import Session  # noqa: PLC0415
+        from ingest.api import _flatten, prepare
+        from ingest.session import Session
 
         output = tmp_path / f"ingest-run-{next(counter)}.jsonl"
         recorder = EventRecorder()
@@ -126,9 +126,7 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
             _flatten(key, value, cli)
         specs = [p for p in plugins if isinstance(p, str)]
         objects = [recorder, *(p for p in plugins if not isinstance(p, str))]
-        prepared = prepare(
-            plugins=specs, cwd=tmp_path, environ={}, cli=cli, extra_plugins=objects
-        )
+        prepared = prepare(plugins=specs, cwd=tmp_path, environ={}, cli=cli, extra_plugins=objects)
         session = Session(
             prepared.manager,
             prepared.loaded.settings,

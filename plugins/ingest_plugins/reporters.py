@@ -90,7 +90,9 @@ class LogReporter(SummaryReporter):
     def ingest_progress(self, event: ProgressEvent) -> None:
         """Write a line at most every few seconds, and one when collection ends."""
         now = time.monotonic()
-        if event.kind == "collected" or (event.kind != "finished" and now - self._last >= _LOG_INTERVAL_S):
+        if event.kind == "collected" or (
+            event.kind != "finished" and now - self._last >= _LOG_INTERVAL_S
+        ):
             self._last = now
             self.log.write(f"[ingest] {_describe(event.state)}\n")
             self.log.flush()
@@ -102,8 +104,8 @@ class BarReporter(SummaryReporter):
     def __init__(self) -> None:
         super().__init__(sys.stdout)
         # rich is imported only when a bar is actually shown.
-        from rich.console import Console  # noqa: PLC0415
-        from rich.progress import (  # noqa: PLC0415
+        from rich.console import Console
+        from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
             Progress,
