@@ -9,8 +9,12 @@ so the workers import it by name; what it does to a file depends on words in the
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +26,7 @@ from click.testing import CliRunner
 from conftest import EXAMPLES
 from ingest.cli import main
 from ingest.config import build_settings_model
-from ingest.dispatch import LOOKAHEAD
+from ingest.dispatch import LOOKAHEAD_PER_WORKER
 from ingest.manager import build_manager
 from ingest.model import Document, Failure, Source
 from ingest_plugins.process import ProcessBackend
@@ -186,6 +190,34 @@ def test_a_worker_that_cannot_start_is_a_usage_error(
     assert "this worker refuses to start" in output
 
 
+def worker_children() -> list[int]:
+    """Worker processes this test process started and has not reaped."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and b"ingest.workerproc" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_workers_started_during_collection_stop_when_unused(tmp_path: Path) -> None:
+    """Workers start while the session collects; a run with nothing to parse stops them."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "fake.pdf").write_bytes(b"PK\x03\x04 a zip file, not a PDF")
+    code, outcomes, output = run_cli(tmp_path, str(docs), "--workers", "2")
+    assert code == 1, output
+    assert outcomes["fake.pdf"]["reason"] == "not-a-pdf"
+    assert worker_children() == []
+    variant(docs, "good.pdf")
+    assert run_cli(tmp_path, str(docs), "--workers", "2")[0] == 1
+    assert worker_children() == []
+
+
 # -- large documents are split and merged back ----------------------------------------------
 
 
@@ -310,7 +342,7 @@ def backend_for(tmp_path: Path, workers: int, **dotted: Any) -> ProcessBackend:
 def test_documents_in_flight_and_sources_read_ahead_are_bounded(
     tmp_path: Path, extractions: Path
 ) -> None:
-    count = LOOKAHEAD + 16
+    count = 30
     sources = [
         Source.from_path(variant(tmp_path / "docs", f"doc-{n:03d}.pdf")) for n in range(count)
     ]
@@ -331,8 +363,8 @@ def test_documents_in_flight_and_sources_read_ahead_are_bounded(
             started = len({name for _, name, *_ in logged(extractions)})
             # Never more than 2 x workers documents started and not given back...
             assert started - done <= 4
-            # ...and sources (small records) read at most LOOKAHEAD ahead of those.
-            assert pulled - done <= 4 + LOOKAHEAD
+            # ...and sources (small records) read at most 2 per worker ahead of those.
+            assert pulled - done <= 4 + 2 * LOOKAHEAD_PER_WORKER
     finally:
         backend.close()
     assert (pulled, done) == (count, count)
@@ -357,6 +389,36 @@ def test_close_kills_busy_workers_at_once(tmp_path: Path, extractions: Path) -> 
     backend.close()  # idempotent
     assert wait_dead(hanging[0])
     outcomes.close()
+
+
+def test_ctrl_c_ends_the_run_and_kills_its_workers(tmp_path: Path, extractions: Path) -> None:
+    """A real SIGINT to a real ``ingest run``: dispatch stops, the hanging document is given
+    up after the grace period, every worker dies, exit code 2."""
+    docs = tmp_path / "docs"
+    for name in ["hang.pdf", *(f"good-{n}.pdf" for n in range(3))]:
+        variant(docs, name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+    command = [
+        sys.executable, "-c", "from ingest.cli import main; main()", "run", str(docs),
+        "--workers", "2", "-p", FAULTS, "--timeout", "600", "--progress", "none",
+        "--sink", f"jsonl:{tmp_path / 'out.jsonl'}", "-o", "cache.enabled=false",
+    ]  # fmt: skip
+    run = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        for _ in range(3000):
+            hanging = [pid for pid, name, *_ in logged(extractions) if name == "hang.pdf"]
+            if hanging:
+                break
+            time.sleep(0.01)
+        assert hanging, "the hanging document never started"
+        run.send_signal(signal.SIGINT)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 2
+    assert "(interrupted)" in out
+    assert wait_dead(hanging[0])
 
 
 def test_every_source_gets_exactly_one_outcome_under_faults(tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ is ``n``: the most it may extract. With splitting off (``n = 0``) the page count
 until the extractor returns, so the whole document gets ``timeout``.
 
 At most ``2 * workers`` documents are in flight (their pages held here while ranges run), and
-sources are read at most :data:`LOOKAHEAD` ahead, so memory does not grow with the corpus.
-Sources read ahead are not started once the source iterator says ``stopped`` (Ctrl-C: the
-session stops handing out work).
+sources are read at most ``LOOKAHEAD_PER_WORKER * workers`` ahead of them, so memory does not
+grow with the corpus. Sources read ahead are dropped, never started, once the source iterator
+has a true ``stopped`` attribute (a session stopping on Ctrl-C may provide one).
 """
 
 from __future__ import annotations
@@ -59,9 +59,10 @@ if TYPE_CHECKING:
 #: Ranges per worker a document may be split into when nothing else is left to do.
 RANGES_PER_WORKER = 2
 
-#: Sources read ahead of the window: Source records only (a path, a hash, a size), so that
-#: the dispatcher can tell whether other work will keep the workers busy.
-LOOKAHEAD = 64
+#: Sources read ahead of the window, per worker: Source records only (a path, a hash, a
+#: size), so that the dispatcher can tell whether other work will keep the workers busy.
+#: Few: a source read is handed over, and on Ctrl-C the session waits for what it handed.
+LOOKAHEAD_PER_WORKER = 2
 
 #: Fewer bytes of file per page than this is not a real page count but a page tree that
 #: lies (``/Count 1000000000`` in an encrypted file, whose tree pypdf does not walk).
@@ -155,8 +156,9 @@ class Dispatcher:
     def run(self, sources: Iterator[Source]) -> Iterator[Outcome]:
         """Yield every source of ``sources`` once, with its outcome, in completion order."""
         window = 2 * self.limits.workers
+        lookahead = LOOKAHEAD_PER_WORKER * self.limits.workers
         while True:
-            while not self._exhausted and len(self._waiting) < LOOKAHEAD:
+            while not self._exhausted and len(self._waiting) < lookahead:
                 source = next(sources, None)
                 if source is None:
                     self._exhausted = True
