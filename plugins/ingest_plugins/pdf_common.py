@@ -13,15 +13,19 @@ Nothing here imports a PDF library, so it is cheap to import on the driver.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import DocumentError
-from ingest.model import PDF_MEDIA_TYPE
+from ingest.model import PDF_MEDIA_TYPE, Document
 
 if TYPE_CHECKING:
-    from ingest.model import Source
+    from ingest.model import Metadata, Page, Source
+
+#: The shape of the plain extraction functions (``extract_with_pdfium``...).
+ExtractFunction = Callable[..., "tuple[Metadata, list[Page]]"]
 
 __all__ = [
     "GARBAGE_SHARE",
@@ -30,6 +34,7 @@ __all__ = [
     "claims",
     "clean_metadata_text",
     "encrypted_error",
+    "extract_source",
     "normalize_newlines",
     "password_of",
     "pdf_date_to_iso",
@@ -100,6 +105,33 @@ def password_of(settings: Any) -> str | None:
 def claims(source: Source, extractor: str, name: str) -> bool:
     """Whether the extractor called ``name`` takes ``source`` when ``extractor`` is asked for."""
     return extractor == name and source.media_type == PDF_MEDIA_TYPE
+
+
+def extract_source(
+    source: Source,
+    settings: Any,
+    extractor: str,
+    pages: range | None,
+    *,
+    name: str,
+    extract: ExtractFunction,
+) -> Document | None:
+    """The ``ingest_extract`` adapter every PDF extractor shares.
+
+    :param name: the extractor plugin's name.
+    :param extract: its plain function, called with the settings it needs.
+    :returns: the document, or ``None`` when ``name`` is not asked for or the source is not
+        a PDF.
+    """
+    if not claims(source, extractor, name):
+        return None
+    metadata, page_list = extract(
+        source.path,
+        password=password_of(settings),
+        min_chars=settings.extract.min_chars_per_page,
+        pages=pages,
+    )
+    return Document(source=source, metadata=metadata, pages=page_list)
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from ingest_plugins.pdf_common import (
     claims,
     clean_metadata_text,
     encrypted_error,
+    extract_source,
     normalize_newlines,
-    password_of,
     pdf_date_to_iso,
     select_pages,
     text_needs_ocr,
@@ -162,12 +162,6 @@ def ingest_extract(
     source: Source, settings: Settings, extractor: str, pages: range | None
 ) -> Document | None:
     """Extract a PDF source with :func:`extract_with_pdfminer` when ``pdfminer`` is asked for."""
-    if not claims(source, extractor, NAME):
-        return None
-    metadata, page_list = extract_with_pdfminer(
-        source.path,
-        password=password_of(settings),
-        min_chars=settings.extract.min_chars_per_page,
-        pages=pages,
+    return extract_source(
+        source, settings, extractor, pages, name=NAME, extract=extract_with_pdfminer
     )
-    return Document(source=source, metadata=metadata, pages=page_list)

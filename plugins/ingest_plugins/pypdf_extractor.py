@@ -21,8 +21,8 @@ from ingest_plugins.pdf_common import (
     claims,
     clean_metadata_text,
     encrypted_error,
+    extract_source,
     normalize_newlines,
-    password_of,
     pdf_date_to_iso,
     select_pages,
     text_needs_ocr,
@@ -107,12 +107,4 @@ def ingest_extract(
     source: Source, settings: Settings, extractor: str, pages: range | None
 ) -> Document | None:
     """Extract a PDF source with :func:`extract_with_pypdf` when ``pypdf`` is asked for."""
-    if not claims(source, extractor, NAME):
-        return None
-    metadata, page_list = extract_with_pypdf(
-        source.path,
-        password=password_of(settings),
-        min_chars=settings.extract.min_chars_per_page,
-        pages=pages,
-    )
-    return Document(source=source, metadata=metadata, pages=page_list)
+    return extract_source(source, settings, extractor, pages, name=NAME, extract=extract_with_pypdf)
