@@ -5,11 +5,16 @@ Contenders, each over the same two kinds of coroutine (``return 1``; one ``sleep
 call in a ThreadPoolExecutor (the design ``run_sync`` replaces), anyio's blocking portal,
 asgiref's ``async_to_sync``, and two floors: ``call_soon_threadsafe`` releasing a lock on a
 persistent loop thread (the cheapest cross-thread handoff) and a hand-driven ``coro.send``.
+
+``run_sync`` and ``run_sync_many`` run on asyncio's loop here, whatever the default would
+pick; the ``*_uvloop`` contenders (run_sync, its floor, anyio's portal) repeat the comparison
+on uvloop when it is installed, each against the same loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +24,7 @@ import pytest
 from _harness import KINDS, Results
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from asgiref.sync import async_to_sync
-from ingest.execution import run_sync, run_sync_many
+from ingest.execution import PersistentLoopExecutor
 from pytest_benchmark.fixture import BenchmarkFixture
 
 Factory = Callable[[], Coroutine[Any, Any, int]]
@@ -29,6 +34,8 @@ ROUNDS = 7
 # that cost hundreds, so the whole run stays well under two minutes. Costs are per call.
 FAST_CALLS = 10_000
 SLOW_CALLS = {"asyncio_run": 1_000, "thread_pool_new_loop": 1_000, "anyio_portal": 2_000}
+HAVE_UVLOOP = importlib.util.find_spec("uvloop") is not None
+needs_uvloop = pytest.mark.skipif(not HAVE_UVLOOP, reason="uvloop is not installed")
 ASGIREF_CALLS = 500
 
 
@@ -49,9 +56,28 @@ def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _new_loop(uvloop: bool) -> asyncio.AbstractEventLoop:
+    if uvloop:
+        import uvloop as uv
+
+        return uv.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 @pytest.fixture(scope="session")
-def loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
+def executors() -> Iterator[dict[str, PersistentLoopExecutor]]:
+    made = {
+        kind: PersistentLoopExecutor(name=f"bench-{kind}", loop=kind)
+        for kind in ("asyncio", "uvloop")
+    }
+    yield made
+    for executor in made.values():
+        executor.shutdown()
+
+
+@pytest.fixture(scope="session", params=[False, pytest.param(True, marks=needs_uvloop)])
+def loop_thread(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    loop = _new_loop(bool(request.param))
     thread = threading.Thread(target=loop.run_forever, name="bench-floor-loop", daemon=True)
     thread.start()
     yield loop
@@ -60,10 +86,18 @@ def loop_thread() -> Iterator[asyncio.AbstractEventLoop]:
     loop.close()
 
 
-@pytest.fixture(scope="session")
-def portal() -> Iterator[BlockingPortal]:
-    with start_blocking_portal() as blocking_portal:
-        yield blocking_portal
+@pytest.fixture(scope="session", params=[False, pytest.param(True, marks=needs_uvloop)])
+def portal(request: pytest.FixtureRequest) -> Iterator[tuple[BlockingPortal, bool]]:
+    """anyio's portal on asyncio's loop, and on uvloop's (the flag says which)."""
+    uvloop = bool(request.param)
+    with start_blocking_portal(backend_options={"use_uvloop": uvloop}) as blocking_portal:
+        yield blocking_portal, uvloop
+
+
+def _suffix(loop: asyncio.AbstractEventLoop | None = None, uvloop: bool = False) -> str:
+    if loop is not None:
+        uvloop = type(loop).__module__.startswith("uvloop")
+    return "_uvloop" if uvloop else ""
 
 
 def measure(
@@ -82,23 +116,36 @@ def measure(
         results.runners[(name, kind)] = (run, calls)
 
 
+@pytest.mark.parametrize("loop", ["asyncio", pytest.param("uvloop", marks=needs_uvloop)])
 def test_run_sync(
-    benchmark: BenchmarkFixture, results: Results, calls: Callable[[int], int], kind: str
+    benchmark: BenchmarkFixture,
+    results: Results,
+    calls: Callable[[int], int],
+    kind: str,
+    loop: str,
+    executors: dict[str, PersistentLoopExecutor],
 ) -> None:
     factory = FACTORIES[kind]
+    run_sync = executors[loop].run_sync
 
     def run(n: int) -> None:
         for _ in range(n):
             run_sync(factory())
 
     assert run_sync(factory()) == 1
-    measure(benchmark, results, "run_sync", kind, calls(FAST_CALLS), run)
+    name = "run_sync" + _suffix(uvloop=loop == "uvloop")
+    measure(benchmark, results, name, kind, calls(FAST_CALLS), run)
 
 
 def test_run_sync_many(
-    benchmark: BenchmarkFixture, results: Results, calls: Callable[[int], int], kind: str
+    benchmark: BenchmarkFixture,
+    results: Results,
+    calls: Callable[[int], int],
+    kind: str,
+    executors: dict[str, PersistentLoopExecutor],
 ) -> None:
     factory = FACTORIES[kind]
+    run_sync_many = executors["asyncio"].run_sync_many
 
     def run(n: int) -> None:
         run_sync_many([factory() for _ in range(n)])
@@ -138,15 +185,17 @@ def test_anyio_portal(
     results: Results,
     calls: Callable[[int], int],
     kind: str,
-    portal: BlockingPortal,
+    portal: tuple[BlockingPortal, bool],
 ) -> None:
     factory = FACTORIES[kind]
+    blocking_portal, uvloop = portal
 
     def run(n: int) -> None:
         for _ in range(n):
-            portal.call(factory)
+            blocking_portal.call(factory)
 
-    measure(benchmark, results, "anyio_portal", kind, calls(SLOW_CALLS["anyio_portal"]), run)
+    name = "anyio_portal" + _suffix(uvloop=uvloop)
+    measure(benchmark, results, name, kind, calls(SLOW_CALLS["anyio_portal"]), run)
 
 
 def test_asgiref_async_to_sync(
@@ -178,7 +227,8 @@ def test_floor_threadsafe(
             call_soon_threadsafe(done.release)
             done.acquire()
 
-    measure(benchmark, results, "floor_threadsafe", "-", calls(FAST_CALLS), run)
+    name = "floor_threadsafe" + _suffix(loop_thread)
+    measure(benchmark, results, name, "-", calls(FAST_CALLS), run)
 
 
 def test_floor_send(

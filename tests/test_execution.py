@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import importlib.util
 import inspect
 import os
 import select
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -23,7 +25,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ingest import execution
+from ingest import _handoff, execution
 from ingest.execution import (
     PersistentLoopExecutor,
     get_executor,
@@ -40,6 +42,11 @@ PATIENCE = 30.0
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 
 
+needs_uvloop = pytest.mark.skipif(
+    importlib.util.find_spec("uvloop") is None, reason="uvloop is not installed"
+)
+
+
 class Boom(Exception):
     pass
 
@@ -48,9 +55,13 @@ class Fatal(BaseException):
     """A BaseException that is neither KeyboardInterrupt nor SystemExit."""
 
 
-@pytest.fixture
-def executor() -> Iterator[PersistentLoopExecutor]:
-    ex = PersistentLoopExecutor(name="ingest-loop-test", cancel_grace=5.0)
+LOOPS = ["asyncio", pytest.param("uvloop", marks=needs_uvloop)]
+
+
+@pytest.fixture(params=LOOPS)
+def executor(request: pytest.FixtureRequest) -> Iterator[PersistentLoopExecutor]:
+    """An executor on each loop: every semantic test runs on asyncio's loop and on uvloop's."""
+    ex = PersistentLoopExecutor(name="ingest-loop-test", cancel_grace=5.0, loop=request.param)
     try:
         yield ex
     finally:
@@ -550,10 +561,57 @@ def test_a_slow_coroutine_outlives_the_liveness_poll(executor: PersistentLoopExe
     """Waiting longer than the internal poll period must still return the result."""
 
     async def slower_than_a_poll() -> str:
-        deadline = time.monotonic() + execution._LIVENESS_POLL_S * 1.5
+        deadline = time.monotonic() + _handoff._LIVENESS_POLL_S * 1.5
         while time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         return "late"
 
     assert executor.run_sync(slower_than_a_poll()) == "late"
     assert executor.run_sync(slower_than_a_poll(), timeout=PATIENCE) == "late"
+
+
+@pytest.mark.parametrize("kind", ["asyncio", pytest.param("uvloop", marks=needs_uvloop)])
+def test_the_loop_is_the_one_asked_for(kind: str) -> None:
+    ex = PersistentLoopExecutor(name="ingest-loop-kind", loop=kind)
+    try:
+
+        async def loop_module() -> str:
+            return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+        assert ex.run_sync(loop_module(), timeout=PATIENCE) == kind
+    finally:
+        ex.shutdown()
+
+
+def test_the_environment_picks_the_loop_and_a_bad_value_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    monkeypatch.setenv("INGEST_EVENT_LOOP", "asyncio")
+    ex = PersistentLoopExecutor(name="ingest-loop-env")
+    try:
+        assert ex.run_sync(loop_module(), timeout=PATIENCE) == "asyncio"
+        ex.shutdown()
+        monkeypatch.setenv("INGEST_EVENT_LOOP", "trio")
+        coro = loop_module()
+        with pytest.raises(ValueError, match=r"INGEST_EVENT_LOOP='trio' is not one of"):
+            ex.run_sync(coro, timeout=PATIENCE)
+        coro.close()
+    finally:
+        ex.shutdown()
+
+
+def test_uvloop_asked_for_but_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A None entry in sys.modules makes the import fail as if uvloop were not installed.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    ex = PersistentLoopExecutor(name="ingest-loop-missing", loop="uvloop")
+    coro = answer()
+    try:
+        with pytest.raises(RuntimeError, match=r"pip install 'ingest\[uvloop\]'"):
+            ex.run_sync(coro, timeout=PATIENCE)
+    finally:
+        coro.close()
+        ex.shutdown()
