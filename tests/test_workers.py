@@ -283,6 +283,27 @@ def test_a_long_document_amid_other_work_is_read_in_two_pieces(
     assert pieces == [(1, 17), (17, 41)]
 
 
+def test_the_largest_file_starts_first_and_is_not_cut_up_while_work_remains(
+    tmp_path: Path, extractions: Path
+) -> None:
+    """Collected last by name, the long document is still dispatched first, when the rest of
+    the corpus (not yet read by the dispatcher) keeps the other worker busy: two pieces, not
+    the four a run's tail gets."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for n in range(20):
+        pdfgen.text_pdf(docs / f"a-{n:02d}.pdf", [prose(100 * n + p) for p in range(1, 4)])
+    pdfgen.text_pdf(docs / "z-long.pdf", [prose(n) for n in range(1, 41)])
+    code, outcomes, output = run_cli(tmp_path, str(docs), "--workers", "2", "-p", FAULTS)
+    assert code == 0, output
+    assert outcomes["z-long.pdf"]["pages"] == 40
+    rows = logged(extractions)
+    pieces = sorted((start, stop) for _, name, _, start, stop in rows if name == "z-long.pdf")
+    assert pieces == [(1, 17), (17, 41)]
+    first_two = [name for _, name, _, _, _ in rows[:2]]
+    assert "z-long.pdf" in first_two, rows[:4]
+
+
 def test_a_failing_later_range_falls_back_like_a_whole_document(
     tmp_path: Path, forty_pages: Path, extractions: Path
 ) -> None:

@@ -152,11 +152,14 @@ class Dispatcher:
         self._ids = itertools.count()
         self._admitted = 0
         self._exhausted = False
+        # Bytes of the sources not read yet, when the feed tells (ingest.feed.SourceFeed).
+        self._unread: Any = None
 
     def run(self, sources: Iterator[Source]) -> Iterator[Outcome]:
         """Yield every source of ``sources`` once, with its outcome, in completion order."""
         window = 2 * self.limits.workers
         lookahead = LOOKAHEAD_PER_WORKER * self.limits.workers
+        self._unread = sources if hasattr(sources, "remaining_bytes") else None
         while True:
             while not self._exhausted and len(self._waiting) < lookahead:
                 source = next(sources, None)
@@ -230,14 +233,15 @@ class Dispatcher:
         the rest of ``doc``: then splitting it would only cost more opens.
 
         File sizes stand in for work, with a margin of two: the bytes of the documents not
-        started yet against the other workers' share of this document's remaining bytes.
+        started yet (read ahead, and not read yet when the feed says) against the other
+        workers' share of this document's remaining bytes.
         """
         if self.limits.workers < 2:
             return True
         remaining = doc.source.size * (total - start + 1) / max(1, total)
-        waiting = sum(s.size for s in self._waiting) + sum(
-            q.doc.source.size for q in self._fresh
-        )
+        waiting = sum(s.size for s in self._waiting) + sum(q.doc.source.size for q in self._fresh)
+        if self._unread is not None:
+            waiting += int(self._unread.remaining_bytes)
         return waiting >= 2 * (self.limits.workers - 1) * remaining
 
     def _range_done(self, doc: _Doc, document: Document) -> list[Outcome]:

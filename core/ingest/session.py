@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.cache import SKIP_UNCHANGED, RunCache, open_run_cache
 from ingest.errors import UsageError
+from ingest.feed import SourceFeed
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source
 from ingest.progress import ProgressTracker
@@ -305,7 +306,10 @@ class Session:
         batch: list[Document] = []
         maxfail = self.settings.run.maxfail
         try:
-            for _source, outcome in backend.run(self.stop.stoppable(self.sources)):
+            feed = SourceFeed(
+                self.sources, self.stop, largest_first=getattr(backend, "largest_first", False)
+            )
+            for _source, outcome in backend.run(feed):
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
                     if maxfail and self.result.failed >= maxfail:
@@ -360,6 +364,4 @@ def _require(name: str, available: list[str], what: str) -> None:
         return
     close = difflib.get_close_matches(name, available, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UsageError(
-        f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}"
-    )
+    raise UsageError(f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}")

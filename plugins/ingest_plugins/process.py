@@ -54,10 +54,15 @@ _WORKER_HOOKS = ("ingest_extract", "ingest_transform")
 class ProcessBackend:
     """Worker processes under a supervisor; documents dispatched by page ranges.
 
+    Asks the session for the largest files first (``largest_first``, see
+    :mod:`ingest.feed`): the longest tasks start early and the run ends on small ones.
+
     :param manager: the driver's plugin manager (its specs are sent to the workers).
     :param settings: the run's settings.
     :param workers: number of worker processes.
     """
+
+    largest_first = True
 
     def __init__(self, manager: IngestPluginManager, settings: Settings, workers: int) -> None:
         self._specs = list(manager.specs)

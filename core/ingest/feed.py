@@ -1,0 +1,52 @@
+"""The sources a session hands its backend, in the order that keeps every worker busy.
+
+Pool backends schedule better knowing what is still to come: a long document is split into
+page ranges only when too little other work is left to keep the other workers busy while
+one worker reads it (see :mod:`ingest.dispatch`). :class:`SourceFeed` tells them the bytes
+not handed out yet, and gives the largest files first when asked: the longest tasks start
+while plenty of small ones remain to fill in around them, so the run's tail is made of small
+files and a large one rarely has to be split (each split range opens the file again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, final
+
+if TYPE_CHECKING:
+    from ingest.interrupt import GracefulStop
+    from ingest.model import Source
+
+
+@final
+class SourceFeed(Iterator["Source"]):
+    """An iterator over ``sources`` that ends early once ``stop`` is requested.
+
+    :param sources: the collected sources.
+    :param stop: the session's Ctrl-C handler, or ``None``.
+    :param largest_first: yield the largest files first (ties keep their collected order).
+    """
+
+    def __init__(
+        self, sources: Sequence[Source], stop: GracefulStop | None, *, largest_first: bool
+    ) -> None:
+        ordered = sorted(sources, key=lambda s: -s.size) if largest_first else list(sources)
+        self._items = iter(ordered)
+        self._stop = stop
+        #: Bytes of the sources not yet handed out.
+        self.remaining_bytes = sum(source.size for source in ordered)
+
+    @property
+    def stopped(self) -> bool:
+        """A stop was requested: sources read ahead should be dropped, not started."""
+        return self._stop is not None and self._stop.requested
+
+    def __iter__(self) -> SourceFeed:
+        return self
+
+    def __next__(self) -> Source:
+        if self.stopped:
+            raise StopIteration
+        source = next(self._items)
+        self.remaining_bytes -= source.size
+        return source
