@@ -9,6 +9,7 @@ so that a counting plugin sees every extraction. Killed and interrupted CLI runs
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import signal
@@ -250,6 +251,45 @@ def test_each_sink_is_tracked_on_its_own(aged: Path, tmp_path: Path) -> None:
     assert len(lines) == len(set(lines))
     assert run(tmp_path, [aged], sinks=both).result.skipped == 5
     assert run(tmp_path, [aged], sinks=["jsonl:elsewhere.jsonl"]).result.ingested == 5
+
+
+@pytest.mark.parametrize("scheme", ["jsonl", "sqlite"])
+def test_a_deleted_or_replaced_sink_file_is_written_again(
+    aged: Path, tmp_path: Path, scheme: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Users delete the output to start it over; the cache must not then skip everything
+    and leave the new file empty."""
+    target = tmp_path / f"out.{scheme}"
+    sinks = [f"{scheme}:{target}", f"jsonl:{tmp_path / 'kept.jsonl'}"]
+
+    def held() -> int:
+        if scheme == "jsonl":
+            return len({json.loads(line)["doc_id"] for line in target.read_text().splitlines()})
+        with sqlite3.connect(target) as db:
+            return int(db.execute("SELECT COUNT(*) FROM documents").fetchone()[0])
+
+    assert run(tmp_path, [aged], sinks=sinks).result.ingested == 5
+    assert run(tmp_path, [aged], sinks=sinks).result.skipped == 5
+    for suffix in ("", "-wal", "-shm", ".commit"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    with caplog.at_level("WARNING", logger="ingest.cache"):
+        again = run(tmp_path, [aged], sinks=sinks)
+    assert again.result.ingested == 5 and held() == 5
+    assert f"{target} is gone or was replaced" in caplog.text
+    # The other sink still held them: written once there all the same.
+    kept = (tmp_path / "kept.jsonl").read_text("utf-8").splitlines()
+    assert len(kept) == len(set(kept))
+    # Replaced by another file (a copy has a new inode): written again, no duplicate.
+    copy = tmp_path / "copy"
+    shutil.copy(target, copy)
+    os.replace(copy, target)
+    assert run(tmp_path, [aged], sinks=sinks).result.ingested == 5
+    assert held() == 5
+    if scheme == "jsonl":
+        lines = target.read_text("utf-8").splitlines()
+        assert len(lines) == len(set(lines))
+    # Untouched since: skipped as before.
+    assert run(tmp_path, [aged], sinks=sinks).result.skipped == 5
 
 
 def test_force_reprocesses_everything(aged: Path, tmp_path: Path) -> None:

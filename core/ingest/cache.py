@@ -21,8 +21,12 @@ drop (JSONL) or replace (SQLite) what they already hold. A run killed after it h
 to redo. The cache itself may therefore lose its last commits (``synchronous=NORMAL``): that
 only costs rework, never a duplicate.
 
-Deleting a sink's output does not tell the cache; rerun with ``--force`` (or
-``--cache-clear``) after doing so.
+A sink whose target is a file (the JSONL and SQLite sinks, or any plugin's) is also known
+by that file's identity (device and inode) as of its last commit. When the file is gone or
+was replaced by another since, what the cache holds for that sink is dropped, with a
+warning, and every document is written to it again: deleting ``ingest-out.jsonl`` and
+rerunning gives a full file, not an empty one. Truncating a file in place keeps its
+identity; rerun with ``--force`` after doing that.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import json
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -62,7 +67,7 @@ CACHE_FILENAME = "cache.db"
 SKIP_UNCHANGED = "unchanged"
 SKIP_NOT_FAILED = "did not fail last time (--lf)"
 #: Stored in ``PRAGMA user_version``; any other version is discarded (it is only a cache).
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _NO_SINK = "(no sink)"
 
 _SCHEMA = (
@@ -88,6 +93,11 @@ _SCHEMA = (
         at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS failures_doc_id ON failures(doc_id)",
+    # The identity ("device:inode") of each file-backed sink's target at its last commit.
+    """CREATE TABLE IF NOT EXISTS sink_files (
+        sink TEXT PRIMARY KEY,
+        identity TEXT NOT NULL
+    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS stats (
         path TEXT PRIMARY KEY,
         size INTEGER NOT NULL,
@@ -99,7 +109,7 @@ _SCHEMA = (
         media_type TEXT NOT NULL
     ) WITHOUT ROWID""",
 )
-_TABLES = ("ingested", "contexts", "failures", "stats")
+_TABLES = ("ingested", "contexts", "failures", "stats", "sink_files")
 
 
 @final
@@ -221,6 +231,8 @@ class RunCache:
         self.force = force
         self.last_failed = last_failed
         self.contexts = [store.context(fingerprint, sink, described) for sink in sinks]
+        self._sink_files = {sink: path for sink in sinks if (path := _sink_file(sink))}
+        self._forget_lost_sinks()
         self.collector: StatCachePlugin | None = None
         #: Set when ``--lf`` found no failure to rerun, so everything runs (as pytest does).
         self.note: str | None = None
@@ -268,6 +280,25 @@ class RunCache:
                 keep.append(source)
         return keep, skipped
 
+    def _forget_lost_sinks(self) -> None:
+        """Drop what the cache holds for a sink whose file is gone or is another file now."""
+        for sink, path in self._sink_files.items():
+            rows = self.store.query("SELECT identity FROM sink_files WHERE sink = ?", (sink,))
+            if not rows or rows[0][0] == _identity(path):
+                continue
+            logger.warning(
+                "%s is gone or was replaced since the last run: every document is written "
+                "to it again",
+                path,
+            )
+            with self.store.transaction() as db:
+                db.execute(
+                    "DELETE FROM ingested WHERE context IN "
+                    "(SELECT id FROM contexts WHERE sink = ?)",
+                    (sink,),
+                )
+                db.execute("DELETE FROM sink_files WHERE sink = ?", (sink,))
+
     def _failed_last_time(self, source: Source) -> bool:
         return abspath(source.path) in self._failed_paths or source.doc_id in self._failed_ids
 
@@ -279,8 +310,14 @@ class RunCache:
             for doc in batch
             for context in self.contexts
         ]
+        files = [
+            (sink, identity)
+            for sink, path in self._sink_files.items()
+            if (identity := _identity(path)) is not None
+        ]
         with self.store.transaction() as db:
             db.executemany("INSERT OR REPLACE INTO ingested VALUES (?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO sink_files VALUES (?, ?)", files)
             db.executemany(
                 "DELETE FROM failures WHERE path = ? OR doc_id = ?",
                 [(abspath(doc.source.path), doc.doc_id) for doc in batch],
@@ -316,6 +353,26 @@ def sink_key(spec: str, rootdir: Path) -> str:
     if target and "://" not in target:
         target = os.path.normpath(rootdir / Path(target).expanduser())
     return f"{scheme}:{target}"
+
+
+def _sink_file(key: str) -> str | None:
+    """The file path in a sink key (:func:`sink_key`), or ``None`` for a URL or no target."""
+    _, _, target = key.partition(":")
+    if not target or "://" in target or key == _NO_SINK:
+        return None
+    return target
+
+
+def _identity(path: str) -> str | None:
+    """``device:inode`` of an existing regular file, else ``None`` (missing, or not a file:
+    a sink whose target is not a file is never taken as lost)."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    return f"{info.st_dev}:{info.st_ino}"
 
 
 def open_run_cache(
