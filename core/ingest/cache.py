@@ -31,17 +31,15 @@ identity; rerun with ``--force`` after doing that.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import sqlite3
 import stat
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, final
 
+from ingest.cachestore import CACHE_FILENAME, CacheStore, describe
 from ingest.errors import UsageError
 from ingest.fingerprint import claim_key, output_fingerprint
 from ingest.statcache import StatCachePlugin, abspath
@@ -57,151 +55,16 @@ __all__ = [
     "SKIP_UNCHANGED",
     "CacheStore",
     "RunCache",
+    "describe",
     "open_run_cache",
 ]
 
 logger = logging.getLogger("ingest.cache")
 
-CACHE_FILENAME = "cache.db"
 #: Why a document was skipped, as the summary and ``skipped`` progress events say it.
 SKIP_UNCHANGED = "unchanged"
 SKIP_NOT_FAILED = "did not fail last time (--lf)"
-#: Stored in ``PRAGMA user_version``; any other version is discarded (it is only a cache).
-SCHEMA_VERSION = 2
 _NO_SINK = "(no sink)"
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS contexts (
-        id INTEGER PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        sink TEXT NOT NULL,
-        described TEXT NOT NULL,
-        UNIQUE (fingerprint, sink)
-    )""",
-    """CREATE TABLE IF NOT EXISTS ingested (
-        content_id TEXT NOT NULL,
-        context INTEGER NOT NULL REFERENCES contexts(id),
-        path TEXT NOT NULL,
-        at REAL NOT NULL,
-        PRIMARY KEY (content_id, context)
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS failures (
-        path TEXT PRIMARY KEY,
-        doc_id TEXT,
-        reason TEXT NOT NULL,
-        message TEXT NOT NULL,
-        at REAL NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS failures_doc_id ON failures(doc_id)",
-    # The identity ("device:inode") of each file-backed sink's target at its last commit.
-    """CREATE TABLE IF NOT EXISTS sink_files (
-        sink TEXT PRIMARY KEY,
-        identity TEXT NOT NULL
-    ) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS stats (
-        path TEXT PRIMARY KEY,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        ctime_ns INTEGER NOT NULL,
-        inode INTEGER NOT NULL,
-        claim TEXT NOT NULL,
-        content_id TEXT NOT NULL,
-        media_type TEXT NOT NULL
-    ) WITHOUT ROWID""",
-)
-_TABLES = ("ingested", "contexts", "failures", "stats", "sink_files")
-
-
-@final
-class CacheStore:
-    """The cache's SQLite file: open, read, write in short transactions, clear.
-
-    :param folder: the cache folder; created, with a ``.gitignore`` that ignores it.
-    :raises UsageError: when the folder or the database cannot be created.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.path = folder / CACHE_FILENAME
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            gitignore = folder / ".gitignore"
-            if not gitignore.exists():
-                gitignore.write_text("# Created by ingest automatically.\n*\n", "utf-8")
-            self._db = self._connect()
-        except (OSError, sqlite3.Error) as exc:
-            raise UsageError(
-                f"cannot open the cache {str(self.path)!r}: {exc}; set cache.dir to a writable "
-                "folder or cache.enabled to false"
-            ) from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        try:
-            return self._init(sqlite3.connect(self.path, isolation_level=None, timeout=30.0))
-        except sqlite3.DatabaseError as exc:
-            # A cache only saves work: a damaged one is replaced rather than fought with.
-            logger.warning("cache %s is damaged (%s); starting an empty one", self.path, exc)
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f"{self.path}{suffix}")
-            return self._init(sqlite3.connect(self.path, isolation_level=None, timeout=30.0))
-
-    @staticmethod
-    def _init(db: sqlite3.Connection) -> sqlite3.Connection:
-        try:
-            db.execute("PRAGMA journal_mode = WAL")
-            # NORMAL: a power cut may roll back the last commits, which costs rework only.
-            db.execute("PRAGMA synchronous = NORMAL")
-            db.execute("BEGIN IMMEDIATE")
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            if version != SCHEMA_VERSION:
-                for table in _TABLES:
-                    db.execute(f"DROP TABLE IF EXISTS {table}")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            db.execute("COMMIT")
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: committed when the block ends, rolled back if it raises."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a read-only query."""
-        return self._db.execute(sql, params).fetchall()
-
-    def context(self, fingerprint: str, sink: str, described: str) -> int:
-        """The id of a (fingerprint, sink) context, created on first use."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO contexts (fingerprint, sink, described) VALUES (?, ?, ?)",
-                (fingerprint, sink, described),
-            )
-            row = db.execute(
-                "SELECT id FROM contexts WHERE fingerprint = ? AND sink = ?", (fingerprint, sink)
-            ).fetchone()
-        return int(row[0])
-
-    def clear(self) -> None:
-        """Forget everything (``--cache-clear``)."""
-        with self.transaction() as db:
-            for table in _TABLES:
-                db.execute(f"DELETE FROM {table}")
-
-    def close(self) -> None:
-        """Close the database; calling it again does nothing."""
-        self._db.close()
 
 
 @final
@@ -419,16 +282,3 @@ def open_run_cache(
         store.close()
         raise
     return cache
-
-
-def describe(folder: Path) -> dict[str, Any]:
-    """Counts of what a cache folder holds, for diagnostics and tests."""
-    db = sqlite3.connect(folder / CACHE_FILENAME)
-    try:
-        return {
-            table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in _TABLES
-        } | {"fingerprints": [json.loads(d) for (d,) in db.execute(
-            "SELECT DISTINCT described FROM contexts")]}
-    finally:
-        db.close()
-
