@@ -348,3 +348,27 @@ def test_corpus_page_counts_with_pdfium(corpus: Path) -> None:
         if metadata.page_count != int(row["pages"]):
             wrong[filename] = (metadata.page_count, row["pages"])
     assert wrong == {}
+
+
+def test_pdfium_failure_does_not_depend_on_the_file_read_before(
+    tmp_path: Path, hostile: Path
+) -> None:
+    """PDFium keeps its last error across documents and some failed loads set none: these
+    two files came out "encrypted" after a file that needs a password, and as a failure
+    saying "Success" in a fresh process. A worker must give the same outcome whatever it
+    read before."""
+    locked = pdfgen.encrypted_pdf(tmp_path / "locked.pdf", user_password="s3cret")
+
+    def outcome(path: Path) -> tuple[str, str]:
+        try:
+            pdfium_extractor.extract_with_pdfium(path, password=None, min_chars=16)
+        except Exception as exc:
+            return type(exc).__name__, str(exc)
+        return "ok", ""
+
+    for name in ("qpdf__issue-120.pdf", "pdfjs__poppler-395-0-fuzzed.pdf"):
+        alone = outcome(hostile / name)
+        assert outcome(locked)[0] == "DocumentError"  # leaves "password required" behind
+        after_locked = outcome(hostile / name)
+        assert after_locked == alone, name
+        assert "Success" not in alone[1] and "encrypted" not in alone[1]

@@ -10,6 +10,7 @@ measure the bare parser on the same code path); the hooks only adapt it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,7 +68,17 @@ def extract_with_pdfium(
             document.close()
 
 
+#: Not a PDF: loading it sets PDFium's last error to "data format error" (see _open).
+_NOT_A_PDF = b"%PDF-1.0\n%%EOF\n"
+
+
 def _open(path: Path, password: str | None) -> pdfium.PdfDocument:
+    # PDFium keeps its last error across documents, and some failed loads set none: such a
+    # file would report the error of whatever file this process read before it (another
+    # file's "password required" made it "encrypted"), so the outcome of a file would depend
+    # on which worker read it. A load that fails the same way every time makes it the same.
+    with contextlib.suppress(pdfium.PdfiumError):
+        pdfium.PdfDocument(_NOT_A_PDF).close()
     # No password makes PDFium try the empty one, which opens most "protected" files.
     try:
         return pdfium.PdfDocument(path)
