@@ -369,3 +369,31 @@ def test_failure_in_a_plugin_names_it_and_spares_the_others(
     assert (failure.source.name, failure.reason, failure.plugin) == ("a.txt", "error", "boom")
     assert failure.exc_type == "ValueError" and failure.message == "cannot transform this one"
     assert [r["source"].endswith("b.txt") for r in run.records] == [True]
+
+
+def test_hook_ingest_page_seconds(tmp_path: Path) -> None:
+    from ingest.config import build_settings_model
+    from ingest.dispatch import Limits
+    from ingest.manager import build_manager
+
+    class Slow:
+        @hookimpl
+        def ingest_page_seconds(self, settings: Any) -> float:
+            return 3.0 if settings.run.timeout_per_page == 2 else 0.0
+
+    class Silent:
+        @hookimpl
+        def ingest_page_seconds(self) -> None:
+            return None
+
+    manager = build_manager()
+    settings = build_settings_model(manager.collect_sections())()
+    base = Limits.from_settings(settings, manager, workers=2, max_memory=None)
+    manager.register(Slow(), name="slow")
+    manager.register(Silent(), name="silent")
+    limits = Limits.from_settings(settings, manager, workers=2, max_memory=None)
+    assert base.timeout_per_page == settings.run.timeout_per_page == 2
+    assert limits.timeout_per_page == 5.0
+    # Deadlines follow: a 16-page task now gets 16 * 5 s rather than run.timeout.
+    source = Source(tmp_path / "a.pdf", "0" * 64, size=10**6)
+    assert limits.budget(16, source) == 80.0 and base.budget(16, source) == 60.0

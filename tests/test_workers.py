@@ -27,6 +27,7 @@ from conftest import EXAMPLES
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.dispatch import LOOKAHEAD_PER_WORKER
+from ingest.errors import UsageError
 from ingest.manager import build_manager
 from ingest.model import Document, Failure, Source
 from ingest_plugins.process import ProcessBackend
@@ -483,3 +484,30 @@ def test_default_worker_count_and_memory_cap(tmp_path: Path) -> None:
     assert cap is not None and (256 << 20) <= cap <= (2 << 30)
     assert backend_for(tmp_path, 2, **{"run.max_memory": "0"}).max_memory is None
     assert backend_for(tmp_path, 2, **{"run.max_memory": "1GiB"}).max_memory == 1 << 30
+
+
+def test_plugins_add_seconds_per_page_to_the_deadlines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow but healthy document (OCR, say) is killed as hung unless its plugin says how
+    long a page may take (ingest_page_seconds); the answers add to run.timeout_per_page."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    pdfgen.text_pdf(docs / "slow.pdf", [prose(n) for n in range(1, 4)])
+    limits = ["-o", "run.timeout=1", "-o", "run.timeout_per_page=0.01"]
+    code, outcomes, output = run_cli(tmp_path, str(docs), "--workers", "1", "-p", FAULTS, *limits)
+    assert (code, outcomes["slow.pdf"]["reason"]) == (1, "timeout"), output
+    monkeypatch.setenv("WORKER_FAULTS_PAGE_SECONDS", "0.5")
+    code, outcomes, output = run_cli(tmp_path, str(docs), "--workers", "1", "-p", FAULTS, *limits)
+    assert code == 0 and outcomes["slow.pdf"]["event"] == "ingested", output
+    assert backend_for(tmp_path, 1).limits.timeout_per_page == pytest.approx(2.5)
+
+
+@pytest.mark.parametrize("answer", ["-1", "soon"])
+def test_a_bad_seconds_per_page_answer_names_the_plugin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    monkeypatch.setenv("WORKER_FAULTS_PAGE_SECONDS", answer)
+    with pytest.raises(UsageError, match=rf"plugin '{FAULTS}': ingest_page_seconds returned"):
+        backend_for(tmp_path, 1)
+

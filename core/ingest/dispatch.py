@@ -23,10 +23,11 @@ size buys no time); the transform task the same for the page count. The first ta
 is ``n``: the most it may extract. With splitting off (``n = 0``) the page count is unknown
 until the extractor returns, so the whole document gets ``timeout``.
 
-At most ``2 * workers`` documents are in flight (their pages held here while ranges run), and
-sources are read at most ``LOOKAHEAD_PER_WORKER * workers`` ahead of them, so memory does not
-grow with the corpus. Sources read ahead are dropped, never started, once the source iterator
-has a true ``stopped`` attribute (a session stopping on Ctrl-C may provide one).
+At most ``Limits.window`` documents (default ``2 * workers``) are in flight (their pages
+held here while ranges run), and sources are read at most ``LOOKAHEAD_PER_WORKER * workers``
+ahead of them, so memory does not grow with the corpus. Sources read ahead are dropped, never
+started, once the source iterator has a true ``stopped`` attribute (a session stopping on
+Ctrl-C may provide one).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ingest.errors import IngestError
+from ingest.errors import IngestError, UsageError
 from ingest.model import Document, Failure
 from ingest.supervisor import Lost
 from ingest.worker import (
@@ -49,12 +50,21 @@ from ingest.worker import (
     RangeTask,
     Task,
     extraction_failure,
+    extractor_chain,
     merge_pages,
     split_ranges,
 )
 
 if TYPE_CHECKING:
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
     from ingest.model import Page, Source
+
+#: Documents with more pages than this are split into ranges of about this many pages,
+#: when ``run.shard_pages`` is not set. 16 pages are 0.5 to 2 s of pypdf or pdfminer: the
+#: first range of a long document ends soon, so its other ranges can start on the other
+#: workers before the run's end leaves them idle.
+DEFAULT_SHARD_PAGES = 16
 
 #: Ranges per worker a document may be split into when nothing else is left to do.
 RANGES_PER_WORKER = 2
@@ -99,6 +109,10 @@ class Limits:
     :param chain: the extractors to try, in order.
     :param transforms: whether a transform chain is configured (else merging is the end).
     :param max_memory: the worker memory cap, named in memory failures, or ``None``.
+    :param window: documents in flight at most; ``None``: ``2 * workers``. A pool that
+        accepts more tasks than it has workers (it batches them, as the Dask executor does)
+        needs a larger window to be kept full; ``workers`` stays the real worker count, on
+        which page ranges are sized.
     """
 
     workers: int
@@ -108,6 +122,47 @@ class Limits:
     chain: tuple[str, ...]
     transforms: bool
     max_memory: int | None = None
+    window: int | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        manager: IngestPluginManager,
+        *,
+        workers: int,
+        max_memory: int | None,
+        window: int | None = None,
+    ) -> Limits:
+        """The limits of a run: ``run`` settings, the extractor chain, and the seconds per page
+        that plugins add (``ingest_page_seconds``).
+
+        :raises UsageError: a plugin answered a negative or non-numeric number of seconds.
+        """
+        run = settings.run
+        extra = 0.0
+        # Each implementation on its own (pluggy drops None answers from the list, which
+        # would lose which plugin gave a bad one).
+        for impl in manager.hook.ingest_page_seconds.get_hookimpls():
+            seconds = impl.function(**({"settings": settings} if impl.argnames else {}))
+            if seconds is None:
+                continue
+            if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+                raise UsageError(
+                    f"plugin {impl.plugin_name!r}: ingest_page_seconds returned {seconds!r}, "
+                    "not a number of seconds >= 0"
+                )
+            extra += float(seconds)
+        return cls(
+            workers=workers,
+            shard_pages=int(getattr(run, "shard_pages", DEFAULT_SHARD_PAGES)),
+            timeout=float(run.timeout),
+            timeout_per_page=float(run.timeout_per_page) + extra,
+            chain=tuple(extractor_chain(settings)),
+            transforms=bool(settings.transforms),
+            max_memory=max_memory,
+            window=window,
+        )
 
     def budget(self, pages: int, source: Source) -> float:
         """Seconds allowed to a task over ``pages`` pages of ``source``."""
@@ -157,22 +212,28 @@ class Dispatcher:
 
     def run(self, sources: Iterator[Source]) -> Iterator[Outcome]:
         """Yield every source of ``sources`` once, with its outcome, in completion order."""
-        window = 2 * self.limits.workers
+        window = 2 * self.limits.workers if self.limits.window is None else self.limits.window
         lookahead = LOOKAHEAD_PER_WORKER * self.limits.workers
         self._unread = sources if hasattr(sources, "remaining_bytes") else None
         while True:
-            while not self._exhausted and len(self._waiting) < lookahead:
-                source = next(sources, None)
-                if source is None:
-                    self._exhausted = True
-                else:
-                    self._waiting.append(source)
-            if getattr(sources, "stopped", False):
-                self._waiting.clear()  # read ahead, never started: not handed out after all
-            while self._waiting and self._admitted < window:
-                self._admitted += 1
-                doc = _Doc(source=self._waiting.popleft(), chain=self.limits.chain)
-                self._fresh.append(self._first_task(doc))
+            while True:
+                while not self._exhausted and len(self._waiting) < lookahead:
+                    source = next(sources, None)
+                    if source is None:
+                        self._exhausted = True
+                    else:
+                        self._waiting.append(source)
+                if getattr(sources, "stopped", False):
+                    self._waiting.clear()  # read ahead, never started: not handed out after all
+                    break
+                while self._waiting and self._admitted < window:
+                    self._admitted += 1
+                    doc = _Doc(source=self._waiting.popleft(), chain=self.limits.chain)
+                    self._fresh.append(self._first_task(doc))
+                # A window wider than the lookahead fills over several reads; the default
+                # window (no wider) always fills in one, as it did before windows were set.
+                if self._waiting or self._exhausted or self._admitted >= window:
+                    break
             self._dispatch()
             if self._admitted == 0 and not self._waiting:
                 return

@@ -316,5 +316,23 @@ def ingest_executor(
     """
 
 
+@hookspec
+def ingest_page_seconds(settings: Settings) -> float | None:
+    """Seconds per page that a plugin's own work adds to each task's deadline.
+
+    Called on the driver once per run, when a worker backend (process pool, Dask) sets its
+    deadlines: a task over ``k`` pages may take ``max(run.timeout, k * per_page)`` seconds,
+    where ``per_page`` is ``run.timeout_per_page`` plus the sum of all answers. A plugin that
+    wraps extraction with slow work on some pages (OCR) says here how long such a page may
+    take, so its documents are not killed as hung; the worker is still killed, and the
+    document fails with reason ``timeout``, once the sum is spent.
+
+    :param settings: the run's settings (the plugin's own section included).
+    :returns: seconds (``>= 0``), or ``None`` to add nothing. All results are summed.
+
+    .. versionadded:: 0.1
+    """
+
+
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 """Marker for plugin functions: ``@hookimpl`` (also ``tryfirst``, ``trylast``, ``wrapper``)."""

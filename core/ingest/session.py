@@ -22,7 +22,7 @@ from ingest.errors import UsageError
 from ingest.feed import SourceFeed
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source
-from ingest.progress import ProgressTracker
+from ingest.progress import ProgressState, ProgressTracker
 from ingest.select import compile_selection
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class ProgressEvent:
     """
 
     kind: str
-    state: dict[str, Any]
+    state: ProgressState
     source: Source | None = None
     failure: Failure | None = None
     pages: int = 0

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 from ingest.dispatch import Dispatcher, Limits
 from ingest.hookspecs import hookimpl
 from ingest.supervisor import WorkerPool
-from ingest.worker import extractor_chain
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -33,12 +32,6 @@ if TYPE_CHECKING:
     from ingest.session import Session
 
 NAME = "process"
-
-#: Documents with more pages than this are split into ranges of about this many pages,
-#: when ``run.shard_pages`` is not set. 16 pages are 0.5 to 2 s of pypdf or pdfminer: the
-#: first range of a long document ends soon, so its other ranges can start on the other
-#: workers before the run's end leaves them idle.
-DEFAULT_SHARD_PAGES = 16
 
 #: The memory cap per worker when ``run.max_memory`` is not set: 24 times the peak of the
 #: hungriest extractor on the largest file of ../shared/corpus (pdfminer, 85 MiB), yet far
@@ -68,16 +61,9 @@ class ProcessBackend:
         self._specs = list(manager.specs)
         self._plugins = {n for hook in _WORKER_HOOKS for n in manager.plugins_with_hook(hook)}
         self._settings = settings
-        run = settings.run
         workers = max(1, workers)
-        self.limits = Limits(
-            workers=workers,
-            shard_pages=int(getattr(run, "shard_pages", DEFAULT_SHARD_PAGES)),
-            timeout=float(run.timeout),
-            timeout_per_page=float(run.timeout_per_page),
-            chain=tuple(extractor_chain(settings)),
-            transforms=bool(settings.transforms),
-            max_memory=memory_cap(settings, workers),
+        self.limits = Limits.from_settings(
+            settings, manager, workers=workers, max_memory=memory_cap(settings, workers)
         )
         self._pool: WorkerPool | None = None
         # Workers started while the session collected (ingest_session_start), if any.

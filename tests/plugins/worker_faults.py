@@ -8,11 +8,14 @@ It does nothing to a file unless a word of the file's name asks for it:
 * ``child``: starts ``sleep 600`` (writing its pid to ``<file>.child``), then hangs;
 * ``hog``: allocates memory until stopped; ``memerr``: raises ``MemoryError``;
 * ``raise``: raises ``ValueError``; ``raiselater``: raises in ``pdfium`` for later ranges;
-* ``transformcrash``: SIGSEGV in the transform step ``chunk``.
+* ``transformcrash``: SIGSEGV in the transform step ``chunk``;
+* ``slow``: sleeps 1.5 s per extraction (a slow but healthy document).
 
 With ``WORKER_FAULTS_LOG`` set to a file, every extraction appends a line
 ``pid name extractor start stop`` to it (``0 0`` for the whole document). With
-``WORKER_FAULTS_CONFIGURE`` set, ``ingest_configure`` fails in workers.
+``WORKER_FAULTS_CONFIGURE`` set, ``ingest_configure`` fails in workers. With
+``WORKER_FAULTS_PAGE_SECONDS`` set, ``ingest_page_seconds`` answers its value (a number, or
+the text itself when it is not one).
 """
 
 from __future__ import annotations
@@ -45,6 +48,18 @@ def ingest_extract(
             handle.write(f"{os.getpid()} {source.path.name} {extractor} {start} {stop}\n")
     _misbehave(_words(source), source, extractor, pages)
     return (yield)
+
+
+@hookimpl
+def ingest_page_seconds() -> object:
+    """Seconds per page for the deadlines, from ``WORKER_FAULTS_PAGE_SECONDS``."""
+    value = os.environ.get("WORKER_FAULTS_PAGE_SECONDS")
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return value
 
 
 @hookimpl
@@ -81,6 +96,8 @@ def _misbehave(words: set[str], source: Source, extractor: str, pages: range | N
         raise MemoryError("worker_faults asked for too much")
     if "raise" in words:
         raise ValueError(f"worker_faults refuses {source.path.name}")
+    if "slow" in words:
+        time.sleep(1.5)
     if "raiselater" in words and later and extractor == "pdfium":
         raise ValueError(f"worker_faults refuses pages {pages} in pdfium")
 
