@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.config import LoadedSettings, load_settings, peek_plugins
-from ingest.manager import IngestPluginManager, build_manager
+from ingest.config import LoadedSettings, load_settings, peek_executor, peek_plugins
+from ingest.manager import IngestPluginManager, build_manager, with_executor_plugin
 from ingest.session import RunResult, Session
 
 TRACE_ENV = "INGEST_TRACE_HOOKS"
@@ -56,6 +56,14 @@ def prepare(
     """
     env = os.environ if environ is None else environ
     specs = peek_plugins(config_file=config_file, cwd=cwd, environ=env, cli_plugins=list(plugins))
+    executor = peek_executor(
+        config_file=config_file,
+        cwd=cwd,
+        environ=env,
+        cli_executor=(cli or {}).get("run.executor"),
+        overrides=overrides,
+    )
+    specs = with_executor_plugin(specs, executor)
     trace = trace_hooks or env.get(TRACE_ENV, "").lower() in {"1", "true", "yes", "on"}
     manager = build_manager(specs, trace=trace)
     for plugin in extra_plugins:

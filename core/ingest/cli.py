@@ -95,6 +95,17 @@ def main() -> None:
 @click.option("--maxfail", type=int, metavar="N", help="Stop after N failures.")
 @click.option("--workers", type=int, metavar="N", help="Worker processes; 0 = in-process.")
 @click.option("--executor", metavar="NAME", help="Execution backend: process, inprocess, dask.")
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="Dask scheduler to run on, e.g. tcp://host:8786 (implies --executor dask).",
+)
+@click.option(
+    "--ship-bytes",
+    is_flag=True,
+    default=None,
+    help="Send files' bytes to the Dask workers, not paths (implies --executor dask).",
+)
 @click.option("--timeout", type=float, metavar="SECONDS", help="Per-document time limit (floor).")
 @click.option("--max-memory", metavar="SIZE", help="Memory cap per worker, e.g. 2GiB.")
 @click.option(
@@ -129,6 +140,8 @@ def run(
     maxfail: int | None,
     workers: int | None,
     executor: str | None,
+    scheduler: str | None,
+    ship_bytes: bool | None,
     timeout: float | None,
     max_memory: str | None,
     progress: str | None,
@@ -149,7 +162,10 @@ def run(
         "sinks": list(sinks) or None,
         "run.maxfail": 1 if exitfirst else maxfail,
         "run.workers": workers,
-        "run.executor": executor,
+        # A scheduler or shipped bytes only mean something to the dask executor (issue #8).
+        "run.executor": executor or ("dask" if scheduler or ship_bytes else None),
+        "dask.scheduler": scheduler,
+        "dask.ship_bytes": ship_bytes,
         "run.timeout": timeout,
         "run.max_memory": max_memory,
         "progress": progress,

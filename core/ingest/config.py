@@ -43,6 +43,7 @@ __all__ = [
     "Settings",
     "build_settings_model",
     "load_settings",
+    "peek_executor",
     "peek_plugins",
     "render_config",
     "settings_table_markdown",
@@ -177,6 +178,38 @@ def peek_plugins(
     mine = [text for text in overrides if text.partition("=")[0].strip() == "plugins"]
     layers[3] = sources.override_layer(mine, Settings, [])
     return sources.validate(Settings, layers, []).plugins
+
+
+def peek_executor(
+    *,
+    config_file: str | Path | None = None,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    cli_executor: str | None = None,
+    overrides: Sequence[str] = (),
+) -> str:
+    """``run.executor`` from every layer, before any plugin (or its section) is loaded.
+
+    Naming an executor names its plugin (issue #8), whose section must be known before the
+    settings are validated; so the executor is read first, as the plugins are.
+
+    :returns: the executor's name (``process`` when nothing sets it).
+    :raises ConfigError: the config file cannot be read, or the value is invalid.
+    """
+    _, file_layer = sources.load_file(config_file, _base_dir(cwd))
+    env = os.environ if environ is None else environ
+    layers = [sources.Layer(), sources.Layer(), sources.Layer(), sources.Layer()]
+    run = file_layer.data.get("run")
+    if isinstance(run, Mapping) and "executor" in run:
+        origin = file_layer.origins.get("run.executor", "file")
+        layers[0].set(["run", "executor"], run["executor"], origin)
+    variable = "INGEST_RUN__EXECUTOR"
+    if variable in env:
+        layers[1] = sources.env_layer({variable: env[variable]}, Settings, [])
+    layers[2] = sources.cli_layer({"run.executor": cli_executor}, {"run.executor": "--executor"})
+    mine = [text for text in overrides if text.partition("=")[0].strip() == "run.executor"]
+    layers[3] = sources.override_layer(mine, Settings, [])
+    return sources.validate(Settings, layers, []).run.executor
 
 
 # -- showing settings ------------------------------------------------------------------------

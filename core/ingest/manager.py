@@ -105,6 +105,26 @@ def parse_specs(specs: Iterable[str]) -> tuple[list[str], set[str]]:
     return wanted, blocked
 
 
+def with_executor_plugin(specs: Sequence[str], executor: str) -> list[str]:
+    """``specs`` plus the plugin of the executor the run names, when that is not loaded.
+
+    Naming the executor names its plugin (issue #8): ``--executor dask`` loads the installed
+    plugin ``dask`` as ``-p dask`` would, while merely installing it changes nothing. Names
+    that are built in, already named, blocked (``-p no:NAME``) or not installed are left to
+    the session, which reports an unknown executor with suggestions.
+
+    :param specs: ``-p`` values in order.
+    :param executor: ``run.executor``.
+    :returns: the specs to load.
+    """
+    wanted, blocked = parse_specs(specs)
+    if executor in DEFAULT_PLUGINS or executor in wanted or executor in blocked:
+        return list(specs)
+    if executor not in entry_points():
+        return list(specs)
+    return [*specs, executor]
+
+
 def _hook_arguments(function: Callable[..., Any]) -> list[str]:
     params = inspect.signature(function).parameters.values()
     return [
@@ -190,7 +210,9 @@ class IngestPluginManager(pluggy.PluginManager):
         for caller in self.get_hookcallers(plugin) or ():
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin and inspect.iscoroutinefunction(impl.function):
-                    impl.function = _run_coroutine_function(impl.function)
+                    # pluggy marks the attribute Final; replacing the coroutine function
+                    # with its synchronous bridge is the point of this method.
+                    impl.function = _run_coroutine_function(impl.function)  # type: ignore[misc]
 
     # ----------------------------------------------------------------------------------------
 
