@@ -2,6 +2,10 @@
 
 Imported by name (``config_ocr_section``) in tests of ``ingest.config`` that pickle settings
 into another process, which must import this model to rebuild them (issue #4).
+
+A stand-in for the real section (:class:`ingest_plugins.ocr.settings.OcrSettings`, issue #7),
+kept apart on purpose: the config tests must not need the ``ocr`` extra, and this module has
+no hooks, so it never registers an ``ocr`` section next to the real plugin's.
 """
 
 from __future__ import annotations
