@@ -233,6 +233,23 @@ def test_hook_ingest_sink(ingest_pipeline: Runner, texts: Path) -> None:
     assert len(run.records) == 2  # the JSONL sink got the same documents
 
 
+def test_a_batch_goes_to_the_sinks_once_it_holds_enough_text(
+    ingest_pipeline: Runner, tmp_path: Path
+) -> None:
+    """Bounded driver memory: batch_size documents, or fewer when they are large."""
+    from ingest import session
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    sizes = {"a.txt": 10, "b.txt": 10, "c.txt": session.BATCH_MAX_CHARS, "d.txt": 10}
+    for name, size in sizes.items():
+        (folder / name).write_text(name[0] * size)  # distinct: equal files are collected once
+    sink = MemorySink()
+    run_text(ingest_pipeline, folder, sink, run={"batch_size": 16})
+    # The large one closes its batch; the small ones after it wait for the end.
+    assert sink.batches == [["a.txt", "b.txt", "c.txt"], ["d.txt"]]
+
+
 def test_hook_ingest_progress(ingest_pipeline: Runner, texts: Path) -> None:
     run = run_text(ingest_pipeline, texts)
     assert run.kinds() == ["collected", "ingested", "ingested", "finished"]
