@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,3 +45,40 @@ def hostile() -> Path:
     if not HOSTILE.is_dir():
         pytest.skip("../shared/hostile is not present")
     return HOSTILE
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """A real Dask ``LocalCluster`` of 2 single-threaded worker processes, shared by the Dask
+    tests (starting one costs seconds); afterwards nothing it started may be left."""
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    psutil = pytest.importorskip("psutil")
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=logging.ERROR,
+    ) as started:
+        yield started
+    deadline = time.monotonic() + 10
+    while len(psutil.Process().children(recursive=True)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    # multiprocessing's resource tracker is the interpreter's, started once, not the cluster's.
+    left = [
+        p.cmdline()
+        for p in psutil.Process().children(recursive=True)
+        if "resource_tracker" not in " ".join(p.cmdline())
+    ]
+    assert not left, f"processes left behind by the cluster: {left}"
+
+
+@pytest.fixture
+def dask_address(dask_cluster: Any) -> str:
+    """The shared cluster's scheduler address, once both workers are up (a test may have
+    killed one; its nanny starts another)."""
+    from distributed import Client
+
+    with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+    return str(dask_cluster.scheduler_address)

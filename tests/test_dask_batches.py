@@ -7,25 +7,21 @@ with ``-v``: ``N ingest tasks sent in M Dask tasks (at most K per Dask task)``."
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import re
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pdfgen
 import psutil
 import pytest
 from conftest import EXAMPLES
-from distributed import Client, LocalCluster
 from test_dask_executor import (
     FAULTS,
+    assert_each_file_ingested_once,
     assert_same_run,
     ingest_run,
-    outcomes,
     probe,  # noqa: F401 - a fixture
     probed,
     spawn_driver,
@@ -35,25 +31,10 @@ from test_dask_executor import (
 COUNT = re.compile(r"(\d+) ingest tasks sent in (\d+) Dask tasks \(at most (\d+) per Dask task\)")
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    """A real cluster of 2 single-threaded worker processes for this module."""
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    ) as started:
-        yield started
-
-
 @pytest.fixture
-def address(cluster: LocalCluster) -> str:
-    """The scheduler's address, once both workers are up (a test may have killed one)."""
-    with Client(cluster.scheduler_address, set_as_default=False) as client:
-        client.wait_for_workers(2, timeout=60)
-    return str(cluster.scheduler_address)
+def address(dask_address: str) -> str:
+    """The shared cluster's scheduler (conftest's ``dask_address``)."""
+    return dask_address
 
 
 def sent(output: str) -> tuple[int, int, int]:
@@ -182,11 +163,5 @@ def test_a_dask_worker_killed_in_a_batch_loses_no_document(
     assert tasks == 12 and largest == 6 and futures == 2, (tasks, futures, largest)
     names = [path.name for _, path in probed(log)]
     assert any(names.count(name) > 1 for name in names), "no document was run again"
-    found = outcomes(stdout)
-    assert sorted(Path(s).name for s in found) == sorted(p.name for p in folder.iterdir())
-    assert {outcome[0] for outcome in found.values()} == {"ingested"}
-    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    ids = [record["chunk_id"] for record in records]
-    assert len(ids) == len(set(ids))
-    assert {record["source"] for record in records} == set(found)
+    assert_each_file_ingested_once(stdout, folder, tmp_path / "out.jsonl")
     assert victim not in worker_pids(address).values()  # the nanny replaced it

@@ -2,15 +2,15 @@
 included; shipped bytes; timeouts, memory caps and crashes on the cluster; a Dask worker
 killed mid-run loses no document.
 
-One ``LocalCluster`` (2 single-threaded worker processes) serves the module, reached through
-``--scheduler`` as a user's cluster is. The :data:`PROBE` plugin (loaded by module path: the
-driver's ``sys.path`` reaches the workers) logs the path each extraction reads and pauses on
-files named so; ``tests/plugins/worker_faults.py`` makes workers misbehave on demand."""
+One ``LocalCluster`` (2 single-threaded worker processes, conftest's ``dask_cluster``)
+serves the Dask tests, reached through ``--scheduler`` as a user's cluster is. The
+:data:`PROBE` plugin (loaded by module path: the driver's ``sys.path`` reaches the workers)
+logs the path each extraction reads and pauses on files named so;
+``tests/plugins/worker_faults.py`` makes workers misbehave on demand."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import signal
@@ -61,35 +61,10 @@ class Run:
     output: str
 
 
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[LocalCluster]:
-    """A real cluster of 2 worker processes; afterwards nothing it started may be left."""
-    with LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",
-        silence_logs=logging.ERROR,
-    ) as started:
-        yield started
-    deadline = time.monotonic() + 10
-    while len(psutil.Process().children(recursive=True)) > 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    # multiprocessing's resource tracker is the interpreter's, started once, not the cluster's.
-    left = [
-        p.cmdline()
-        for p in psutil.Process().children(recursive=True)
-        if "resource_tracker" not in " ".join(p.cmdline())
-    ]
-    assert not left, f"processes left behind by the cluster: {left}"
-
-
 @pytest.fixture
-def address(cluster: LocalCluster) -> str:
-    """The scheduler's address, once both workers are up (a test may have killed one)."""
-    with Client(cluster.scheduler_address, set_as_default=False) as client:
-        client.wait_for_workers(2, timeout=60)
-    return str(cluster.scheduler_address)
+def address(dask_address: str) -> str:
+    """The shared cluster's scheduler (conftest's ``dask_address``)."""
+    return dask_address
 
 
 @pytest.fixture(scope="module")
@@ -311,6 +286,18 @@ def test_the_cli_runs_end_to_end_on_a_scheduler(address: str, tmp_path: Path) ->
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) > 0
 
 
+def assert_each_file_ingested_once(stdout: str, folder: Path, sink: Path) -> None:
+    """Every file of ``folder`` has one outcome, ``ingested``, and ``sink`` (JSONL) holds its
+    records exactly once."""
+    found = outcomes(stdout)
+    assert sorted(Path(s).name for s in found) == sorted(p.name for p in folder.iterdir())
+    assert {outcome[0] for outcome in found.values()} == {"ingested"}
+    records = [json.loads(line) for line in sink.read_text().splitlines()]
+    ids = [record["chunk_id"] for record in records]
+    assert len(ids) == len(set(ids))
+    assert {record["source"] for record in records} == set(found)
+
+
 def worker_pids(address: str) -> dict[str, int]:
     """The pid of each Dask worker process, by address."""
     with Client(address, set_as_default=False) as client:
@@ -348,18 +335,12 @@ def test_a_killed_dask_worker_loses_no_document(
     names = [path.name for _, path in probed(log)]
     assert any(names.count(name) > 1 for name in names), "no task was run again"
     assert not psutil.pid_exists(running) or psutil.Process(running).status() == "zombie"
-    found = outcomes(stdout)
-    assert sorted(Path(s).name for s in found) == sorted(p.name for p in folder.iterdir())
-    assert {outcome[0] for outcome in found.values()} == {"ingested"}
-    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
-    ids = [record["chunk_id"] for record in records]
-    assert len(ids) == len(set(ids))
-    assert {record["source"] for record in records} == set(found)
+    assert_each_file_ingested_once(stdout, folder, tmp_path / "out.jsonl")
     assert victim not in worker_pids(address).values()  # the nanny replaced it
 
 
 def test_a_worker_that_keeps_dying_fails_its_document_as_a_crash(
-    cluster: LocalCluster, address: str, tmp_path: Path, probe: tuple[str, Path]
+    dask_cluster: LocalCluster, address: str, tmp_path: Path, probe: tuple[str, Path]
 ) -> None:
     """When the scheduler gives up on a task (KilledWorker, after
     ``distributed.scheduler.allowed-failures``), its document fails with reason ``crash``,
@@ -369,7 +350,7 @@ def test_a_worker_that_keeps_dying_fails_its_document_as_a_crash(
     (folder := tmp_path / "docs").mkdir()
     shutil.copy(EXAMPLES / "guide.pdf", folder / "guide.pdf")
     shutil.copy(EXAMPLES / "field-notes.pdf", folder / "stall.pdf")
-    scheduler = cluster.scheduler
+    scheduler = dask_cluster.scheduler
     assert scheduler is not None
     allowed, scheduler.allowed_failures = scheduler.allowed_failures, 0
     try:
