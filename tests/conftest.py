@@ -47,10 +47,11 @@ def hostile() -> Path:
     return HOSTILE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def dask_cluster() -> Iterator[Any]:
-    """A real Dask ``LocalCluster`` of 2 single-threaded worker processes, shared by the Dask
-    tests (starting one costs seconds); afterwards nothing it started may be left."""
+    """A real Dask ``LocalCluster`` of 2 single-threaded worker processes for one test
+    module; afterwards nothing it started may be left. Per module, not per session: its
+    worker processes keep what they imported (the modules' probe plugins share a name)."""
     distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
     psutil = pytest.importorskip("psutil")
     with distributed.LocalCluster(

@@ -3,7 +3,7 @@ included; shipped bytes; timeouts, memory caps and crashes on the cluster; a Das
 killed mid-run loses no document.
 
 One ``LocalCluster`` (2 single-threaded worker processes, conftest's ``dask_cluster``)
-serves the Dask tests, reached through ``--scheduler`` as a user's cluster is. The
+serves the module, reached through ``--scheduler`` as a user's cluster is. The
 :data:`PROBE` plugin (loaded by module path: the driver's ``sys.path`` reaches the workers)
 logs the path each extraction reads and pauses on files named so;
 ``tests/plugins/worker_faults.py`` makes workers misbehave on demand."""
