@@ -237,6 +237,11 @@ class FinishTask:
 Task = FirstTask | RangeTask | FinishTask
 
 
+def source_of(task: Task) -> Source:
+    """The source a task works on (for a transform task: its merged document's)."""
+    return task.document.source if isinstance(task, FinishTask) else task.source
+
+
 @dataclass(slots=True)
 class Partial:
     """The answer to a :class:`FirstTask` when the document has pages past the range."""

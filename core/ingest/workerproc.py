@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.errors import UsageError
 from ingest.manager import build_manager
 from ingest.model import Failure
-from ingest.worker import FinishTask, run_task
+from ingest.worker import run_task, source_of
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -273,7 +273,7 @@ def _internal_failure(task: Task, exc: Exception) -> Failure:
 
 
 def _failure_of(task: Task, reason: str, message: str) -> Failure:
-    source = task.document.source if isinstance(task, FinishTask) else task.source
+    source = source_of(task)
     return Failure(source=source.path, reason=reason, message=message, doc_id=source.doc_id)
 
 

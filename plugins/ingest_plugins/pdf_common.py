@@ -183,14 +183,25 @@ def text_needs_ocr(text: str, min_chars: int, *, garbage_share: float = GARBAGE_
         glyphs means the page needs OCR.
     :returns: ``True`` when the page needs OCR.
     """
-    garbage = len(_CID.findall(text))
-    if garbage:
-        text = _CID.sub("", text)
+    text, garbage = without_cid(text)
     garbage += len(_GARBAGE.findall(text))
     usable = sum(map(str.isalnum, text))
     if usable < min_chars:
         return True
     return garbage > 0 and garbage > garbage_share * (garbage + usable)
+
+
+def without_cid(text: str) -> tuple[str, int]:
+    """``text`` without pdfminer's ``(cid:NN)`` runs, and how many there were."""
+    runs = len(_CID.findall(text))
+    return (_CID.sub("", text) if runs else text), runs
+
+
+def garbage_count(text: str) -> int:
+    """Glyphs of ``text`` that no real text layer is made of, as :func:`text_needs_ocr`
+    counts them: each ``(cid:NN)`` run, U+FFFD, control, surrogate or private-use character."""
+    text, runs = without_cid(text)
+    return runs + len(_GARBAGE.findall(text))
 
 
 # --------------------------------------------------------------------------------------------

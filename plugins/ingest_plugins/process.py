@@ -123,16 +123,20 @@ def worker_count(settings: Settings) -> int:
         return os.cpu_count() or 1
 
 
-def memory_cap(settings: Settings, workers: int) -> int | None:
+def memory_cap(settings: Settings, workers: int, *, available: int | None = None) -> int | None:
     """The memory cap per worker in bytes: ``run.max_memory``, ``0`` for none, or the default.
 
     The default is :data:`DEFAULT_MEMORY_CAP`, or an equal share of 3/4 of the memory
-    available (RAM, or the cgroup's limit in a container) when that is less.
+    available when that is less.
+
+    :param available: the memory the workers share; ``None``: this machine's RAM, or the
+        cgroup's limit in a container (a Dask worker passes its own memory limit).
     """
     value = settings.run.max_memory
     if value is not None:
         return int(value) or None
-    available = _available_memory()
+    if available is None:
+        available = _available_memory()
     if available is None:
         return DEFAULT_MEMORY_CAP
     share = available * 3 // 4 // max(1, workers)

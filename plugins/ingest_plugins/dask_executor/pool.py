@@ -38,7 +38,7 @@ from distributed.scheduler import KilledWorker
 from ingest.errors import IngestError, UsageError
 from ingest.model import Failure
 from ingest.supervisor import Lost
-from ingest.worker import FinishTask, FirstTask
+from ingest.worker import FinishTask, FirstTask, source_of
 
 from ingest_plugins.dask_executor.remote import Request, run_batch
 
@@ -247,12 +247,10 @@ class DaskPool:
 
 def _lost(before: str, task: Task, after: str) -> Lost:
     """A crash of ``task``, its message naming the file (the driver's path) between the two."""
-    name = task.document.source.path if isinstance(task, FinishTask) else task.source.path
-    return Lost("crash", f"{before}{name}{after}", None)
+    return Lost("crash", f"{before}{source_of(task).path}{after}", None)
 
 
 def _weight(task: Task) -> int:
     """What a task weighs in a batch: the bytes of its source file (whole, for a range: a
     range of a large file is long work too)."""
-    source = task.document.source if isinstance(task, FinishTask) else task.source
-    return max(0, int(source.size))
+    return max(0, int(source_of(task).size))

@@ -43,7 +43,7 @@ from ingest.model import Document, Failure, Source
 from ingest.supervisor import Lost, WorkerPool
 from ingest.worker import FinishTask, Partial
 
-from ingest_plugins.process import DEFAULT_MEMORY_CAP, memory_cap
+from ingest_plugins.process import memory_cap
 
 if TYPE_CHECKING:
     from distributed import Worker
@@ -51,9 +51,6 @@ if TYPE_CHECKING:
     from ingest.worker import Task
 
 logger = logging.getLogger("ingest.dask")
-
-#: The least memory cap derived from a Dask worker's memory limit (as the process backend's).
-_MIN_MEMORY_CAP = 256 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,17 +246,11 @@ def _source_of(task: Task) -> Source | None:
 
 
 def _memory_cap(settings: Settings, worker: Worker) -> int | None:
-    """``run.max_memory`` if set; else, as locally, an equal share of 3/4 of the memory this
-    Dask worker may use (its memory limit) per thread, at most the process backend's default.
-
-    On a LocalCluster each worker's limit is the RAM divided among the workers, so the cap
-    comes out as a local run's with as many workers.
-    """
-    nthreads = max(1, worker.state.nthreads)
-    if settings.run.max_memory is not None:
-        return memory_cap(settings, nthreads)
+    """The cap of each supervised process: as locally, with the Dask worker's memory limit
+    as the memory its threads share (the machine's RAM when it has none). On a LocalCluster
+    each worker's limit is the RAM divided among the workers, so the cap comes out as a
+    local run's with as many workers."""
     limit = worker.memory_manager.memory_limit
-    if not limit:
-        return memory_cap(settings, nthreads)
-    share = int(limit) * 3 // 4 // nthreads
-    return max(_MIN_MEMORY_CAP, min(DEFAULT_MEMORY_CAP, share))
+    return memory_cap(
+        settings, max(1, worker.state.nthreads), available=int(limit) if limit else None
+    )

@@ -18,10 +18,9 @@ and a document of ordinary text pages is never opened a second time.
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import TYPE_CHECKING
 
-from ingest_plugins.pdf_common import text_needs_ocr
+from ingest_plugins.pdf_common import garbage_count, text_needs_ocr, without_cid
 
 if TYPE_CHECKING:
     from ingest.model import Page
@@ -45,9 +44,6 @@ SCAN_IMAGE_SHARE = 0.5
 #: Square inches of an A3 page: the largest page the ``sparse`` rule is sure to check.
 SPARSE_CHECK_AREA = (297 / 25.4) * (420 / 25.4)
 
-# The same glyph-level garbage pdf_common counts; (cid:NN) spells letters that are none.
-_CID = re.compile(r"\(cid:\d+\)")
-
 # Anything that could be garbage: one regex search, in C, clears an ordinary page at once.
 _SUSPECT = re.compile(
     "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufffd\U000f0000-\U0010ffff]"
@@ -60,25 +56,12 @@ _ASCII_NON_CONTROLS = bytes(code for code in range(128) if not _SUSPECT.fullmatc
 
 def usable_count(text: str) -> int:
     """Letters and digits of ``text``, not counting the ones inside ``(cid:NN)`` runs."""
-    return sum(map(str.isalnum, _CID.sub("", text)))
-
-
-def garbage_count(text: str) -> int:
-    """Glyphs of ``text`` that no real text layer is made of: ``(cid:NN)`` runs, U+FFFD,
-    private-use characters, surrogates and controls other than whitespace."""
-    runs = len(_CID.findall(text))
-    return runs + sum(
-        1
-        for char in _CID.sub("", text)
-        if char == "\ufffd"
-        or unicodedata.category(char) in ("Co", "Cs")
-        or (unicodedata.category(char) == "Cc" and not char.isspace())
-    )
+    return sum(map(str.isalnum, without_cid(text)[0]))
 
 
 def letter_count(text: str) -> int:
     """Letters of ``text`` (any script), not counting the ones inside ``(cid:NN)`` runs."""
-    return sum(map(str.isalpha, _CID.sub("", text)))
+    return sum(map(str.isalpha, without_cid(text)[0]))
 
 
 def clearly_readable(page: Page, *, min_chars: int, letters_per_sq_inch: float) -> bool:
