@@ -38,9 +38,10 @@ if TYPE_CHECKING:
 
 NAME = "pdfium"
 
-# PDFium is not thread-safe (one library-wide state); a backend that runs extractions in
-# threads must not enter it twice at once. Uncontended, the lock costs nothing.
-_LOCK = threading.Lock()
+#: PDFium is not thread-safe (one library-wide state); a backend that runs extractions in
+#: threads must not enter it twice at once, and other plugins that use PDFium in this process
+#: (the OCR plugin renders pages) hold it too. Uncontended, the lock costs nothing.
+PDFIUM_LOCK = threading.Lock()
 
 
 def extract_with_pdfium(
@@ -58,7 +59,7 @@ def extract_with_pdfium(
     :raises pypdfium2.PdfiumError: when PDFium cannot load the file or a page.
     """
     check_pdf_magic(path, plugin=NAME)
-    with _LOCK:
+    with PDFIUM_LOCK:
         document = _open(path, password)
         try:
             metadata = _metadata(document)

@@ -30,7 +30,7 @@ __all__ = ["MAX_PIXELS", "open_pdf", "page_layout", "render_page"]
 MAX_PIXELS = 60_000_000
 
 # The lock of the pdfium extractor, which owns PDFium in this process (see its module).
-_LOCK = pdfium_extractor._LOCK
+_LOCK = pdfium_extractor.PDFIUM_LOCK
 
 
 @contextmanager
