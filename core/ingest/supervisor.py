@@ -44,6 +44,7 @@ from ingest.procs import (
     spawn_worker,
     wait_exit,
 )
+from ingest.worker import source_of
 from ingest.workerproc import StageSlot, WorkerInit, driver_log_levels
 
 if TYPE_CHECKING:
@@ -97,6 +98,8 @@ class _Worker:
     deadline: float = math.inf
     peak_rss: int = 0
     dead: bool = False
+    #: The file of its last task, which its extractor may still hold open.
+    last_path: str | None = None
 
 
 class WorkerPool:
@@ -163,7 +166,10 @@ class WorkerPool:
 
         :returns: ``False`` when no idle worker could take it (try again after :meth:`wait`).
         """
-        for worker in self._workers:
+        path = os.fspath(source_of(task).path)
+        # The worker that read the previous range of this file first: its extractor may
+        # still have the file parsed (ingest_plugins.pdf_common.LastOpened).
+        for worker in sorted(self._workers, key=lambda w: w.last_path != path):
             if not self._is_idle(worker):
                 continue
             if self._bloated(worker):
@@ -177,6 +183,7 @@ class WorkerPool:
                 self._bury(worker)
                 continue
             worker.task_id = task_id
+            worker.last_path = path
             worker.budget = budget
             worker.deadline = time.monotonic() + budget
             worker.peak_rss = 0

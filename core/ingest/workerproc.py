@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import gc
 import logging
 import mmap
 import os
@@ -60,6 +61,12 @@ BOOT = "import sys; from ingest.workerproc import main; sys.exit(main(sys.argv[1
 LOG_RECORDS_PER_TASK = 20
 
 _PR_SET_PDEATHSIG = 1
+
+#: The worker's collector thresholds (CPython's default is ``(700, 10, 10)``). PDF parsers
+#: allocate millions of short-lived containers (pypdf's operands, pdfminer's layout
+#: objects); collecting the youngest generation every 700 of them cost pypdf about a tenth
+#: of its time on the corpus, every 5,000 a few MiB more at peak.
+GC_THRESHOLDS = (5000, 10, 10)
 
 #: Bytes of the stage slot; plugin names are short.
 STAGE_SLOT_SIZE = 256
@@ -214,6 +221,7 @@ def main(argv: Sequence[str]) -> int:
         channel.send(("fatal", isinstance(exc, UsageError), message))
         traceback.print_exc()
         return 1
+    _tune_collector()
     channel.send(("ready", os.getpid(), document_plugins(manager)))
     return _serve(channel, manager, settings)
 
@@ -358,6 +366,17 @@ def driver_log_levels() -> dict[str, int]:
         if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
             levels[name] = logger.level
     return levels
+
+
+def _tune_collector() -> None:
+    """Set :data:`GC_THRESHOLDS`, once the plugins are loaded.
+
+    What start-up built (modules, plugins, settings) lives as long as the worker: frozen, it
+    is no longer traversed by every full collection. No collection first: start-up leaves
+    a few dozen cycles, not worth 15 ms before the first task.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def _limit_memory(limit: int | None) -> None:

@@ -17,6 +17,7 @@ from ingest.model import Document, Metadata, Page
 from pypdf import PasswordType, PdfReader
 
 from ingest_plugins.pdf_common import (
+    LastOpened,
     check_pdf_magic,
     claims,
     clean_metadata_text,
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 NAME = "pypdf"
 
+#: The reader of the last range read, for the next range of the same file.
+_LAST: LastOpened[tuple[PdfReader, Metadata]] = LastOpened()
+
 
 def extract_with_pypdf(
     path: Path, *, password: str | None, min_chars: int, pages: range | None = None
@@ -45,21 +49,29 @@ def extract_with_pypdf(
     :param min_chars: a page with fewer usable characters is flagged ``needs_ocr``.
     :param pages: 1-based page numbers to read (``range(11, 21)``: pages 11 to 20; numbers
         past the end are skipped), or ``None`` for all; the content of other pages is never
-        parsed.
+        parsed. A range with pages after it leaves the parsed file to the next call for the
+        same file in this thread (:class:`~ingest_plugins.pdf_common.LastOpened`).
     :returns: the metadata (``page_count`` is the whole document's) and the pages read.
     :raises DocumentError: ``not-a-pdf``, or ``encrypted`` when no password opens the file.
     :raises pypdf.errors.PyPdfError: and others, when pypdf cannot read the file.
     """
-    check_pdf_magic(path, plugin=NAME)
-    # strict=False: repair what can be repaired (bad xref offsets, missing objects) as
-    # readers do, rather than fail on the first deviation from the specification.
-    reader = PdfReader(path, strict=False)
-    encrypted = reader.is_encrypted
-    if encrypted:
-        _unlock(reader, path, password)
-    metadata = _metadata(reader, encrypted=encrypted)
+    key = _LAST.key(path, password)
+    opened = _LAST.take(key)
+    if opened is None:
+        check_pdf_magic(path, plugin=NAME)
+        # strict=False: repair what can be repaired (bad xref offsets, missing objects) as
+        # readers do, rather than fail on the first deviation from the specification.
+        reader = PdfReader(path, strict=False)
+        encrypted = reader.is_encrypted
+        if encrypted:
+            _unlock(reader, path, password)
+        opened = reader, _metadata(reader, encrypted=encrypted)
+    reader, metadata = opened
     numbers = select_pages(pages, metadata.page_count)
-    return metadata, [_page(reader, number, min_chars) for number in numbers]
+    result = [_page(reader, number, min_chars) for number in numbers]
+    more = pages is not None and len(pages) > 0 and max(pages[0], pages[-1]) < metadata.page_count
+    _LAST.keep(key, opened, more=more)
+    return metadata, result
 
 
 def _unlock(reader: PdfReader, path: Path, password: str | None) -> None:
