@@ -24,10 +24,9 @@ from ingest.model import Document, Source
 from ingest.supervisor import WorkerPool
 from ingest.worker import FirstTask, RangeTask
 from ingest.workerproc import GC_THRESHOLDS
-from ingest_plugins import pypdf_extractor
+from ingest_plugins import pdfminer_extractor, pypdf_extractor
 from ingest_plugins.pdf_common import LastOpened
 from ingest_plugins.process import ProcessBackend
-from ingest_plugins.pypdf_extractor import extract_with_pypdf
 
 PROBE = "plugins.worker_probe"
 
@@ -56,65 +55,104 @@ def probed(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text("utf-8").splitlines()]
 
 
-# -- the reader kept for the next range ------------------------------------------------------
+# -- the parsed file kept for the next range -------------------------------------------------
+
+EXTRACTORS = {
+    "pypdf": (pypdf_extractor, pypdf_extractor.extract_with_pypdf),
+    "pdfminer": (pdfminer_extractor, pdfminer_extractor.extract_with_pdfminer),
+}
 
 
-def test_a_range_with_pages_after_it_keeps_the_reader_for_the_next(tmp_path: Path) -> None:
+@pytest.fixture(params=sorted(EXTRACTORS))
+def extractor(request: pytest.FixtureRequest) -> tuple[Any, Any]:
+    return EXTRACTORS[request.param]
+
+
+def test_a_range_with_pages_after_it_keeps_the_file_for_the_next(
+    tmp_path: Path, extractor: tuple[Any, Any]
+) -> None:
+    module, extract = extractor
     path = long_pdf(tmp_path / "long.pdf")
-    key = pypdf_extractor._LAST.key(path, None)
-    _, whole = extract_with_pypdf(path, password=None, min_chars=16)
-    assert pypdf_extractor._LAST.peek(key) is None  # nothing more to read
-    _, first = extract_with_pypdf(path, password=None, min_chars=16, pages=range(1, 17))
-    kept = pypdf_extractor._LAST.peek(key)
+    key = module._LAST.key(path, None)
+    _, whole = extract(path, password=None, min_chars=16)
+    assert module._LAST.peek(key) is None  # nothing more to read
+    _, first = extract(path, password=None, min_chars=16, pages=range(1, 17))
+    kept = module._LAST.peek(key)
     assert kept is not None
-    _, middle = extract_with_pypdf(path, password=None, min_chars=16, pages=range(17, 29))
-    assert pypdf_extractor._LAST.peek(key) is kept  # the same reader, not a new one
-    _, last = extract_with_pypdf(path, password=None, min_chars=16, pages=range(29, 41))
-    assert pypdf_extractor._LAST.peek(key) is None  # the end reached: let it go
+    _, middle = extract(path, password=None, min_chars=16, pages=range(17, 29))
+    assert module._LAST.peek(key) is kept  # the same parsed file, not a new one
+    _, last = extract(path, password=None, min_chars=16, pages=range(29, 41))
+    assert module._LAST.peek(key) is None  # the end reached: let it go
     assert texts(first + middle + last) == texts(whole)
     assert [p.number for p in first + middle + last] == list(range(1, 41))
 
 
-def test_a_file_changed_between_ranges_is_read_again(tmp_path: Path) -> None:
+def test_a_file_changed_between_ranges_is_read_again(
+    tmp_path: Path, extractor: tuple[Any, Any]
+) -> None:
+    _, extract = extractor
     path = long_pdf(tmp_path / "long.pdf")
-    _, first = extract_with_pypdf(path, password=None, min_chars=16, pages=range(1, 17))
+    _, first = extract(path, password=None, min_chars=16, pages=range(1, 17))
     assert first[0].text.startswith("first edition")
     time.sleep(0.01)  # a modification time of its own, even on coarse clocks
     long_pdf(tmp_path / "long.pdf", edition="second")  # rewritten in place: same inode
-    _, rest = extract_with_pypdf(path, password=None, min_chars=16, pages=range(17, 41))
+    _, rest = extract(path, password=None, min_chars=16, pages=range(17, 41))
     assert all(text.startswith("second edition") for text in texts(rest))
 
 
-def test_one_file_is_kept_per_thread(tmp_path: Path) -> None:
+def test_one_file_is_kept_per_thread(tmp_path: Path, extractor: tuple[Any, Any]) -> None:
+    module, extract = extractor
     a, b = long_pdf(tmp_path / "a.pdf"), long_pdf(tmp_path / "b.pdf", edition="other")
-    key_a, key_b = (pypdf_extractor._LAST.key(p, None) for p in (a, b))
-    extract_with_pypdf(a, password=None, min_chars=16, pages=range(1, 17))
+    key_a, key_b = (module._LAST.key(p, None) for p in (a, b))
+    extract(a, password=None, min_chars=16, pages=range(1, 17))
     seen: list[object] = []
-    thread = threading.Thread(target=lambda: seen.append(pypdf_extractor._LAST.peek(key_a)))
+    thread = threading.Thread(target=lambda: seen.append(module._LAST.peek(key_a)))
     thread.start()
     thread.join()
     assert seen == [None]  # a parsed file is never shared between threads
-    assert pypdf_extractor._LAST.peek(key_a) is not None
-    extract_with_pypdf(b, password=None, min_chars=16, pages=range(1, 17))
-    assert pypdf_extractor._LAST.peek(key_a) is None
-    assert pypdf_extractor._LAST.peek(key_b) is not None
+    kept_a = module._LAST.peek(key_a)
+    assert kept_a is not None
+    extract(b, password=None, min_chars=16, pages=range(1, 17))
+    assert module._LAST.peek(key_a) is None
+    assert module._LAST.peek(key_b) is not None
+    if hasattr(kept_a, "handle"):  # pdfminer reads from an open file: dropped, it is closed
+        assert kept_a.handle.closed
+    extract(b, password=None, min_chars=16, pages=range(17, 41))  # the end: released
+    assert module._LAST.peek(key_b) is None
+
+
+def test_pdfminer_closes_the_file_it_does_not_keep(tmp_path: Path) -> None:
+    path = long_pdf(tmp_path / "long.pdf")
+    key = pdfminer_extractor._LAST.key(path, None)
+    pdfminer_extractor.extract_with_pdfminer(path, password=None, min_chars=16, pages=range(1, 17))
+    kept = pdfminer_extractor._LAST.peek(key)
+    assert kept is not None and not kept.handle.closed
+    pdfminer_extractor.extract_with_pdfminer(path, password=None, min_chars=16, pages=range(17, 41))
+    assert kept.handle.closed and pdfminer_extractor._LAST.peek(key) is None
 
 
 def test_what_is_taken_is_gone_until_kept_again(tmp_path: Path) -> None:
     """An extraction takes the kept reader and keeps it again only when it succeeded, so a
     read that fails half-way leaves nothing behind for the next range to trust."""
-    cache: LastOpened[str] = LastOpened()
+    closed: list[str] = []
+    cache: LastOpened[str] = LastOpened(close=closed.append)
     path = long_pdf(tmp_path / "long.pdf")
     key = cache.key(path, None)
     assert key is not None and cache.key(tmp_path / "missing.pdf", None) is None
     assert cache.key(path, "secret") != key  # another password, another entry
-    cache.keep(key, "reader", more=True)
+    assert cache.keep(key, "reader", pages=range(1, 17), page_count=40)
     assert cache.take(key) == "reader"
     assert cache.peek(key) is None and cache.take(key) is None
-    cache.keep(key, "reader", more=False)  # nothing after these pages: not worth keeping
-    assert cache.peek(key) is None
-    cache.keep(None, "reader", more=True)  # a file that could not be stat'ed: never kept
-    assert cache.take(None) is None
+    # Nothing after these pages (or no range at all): not worth keeping.
+    assert not cache.keep(key, "reader", pages=range(17, 41), page_count=40)
+    assert not cache.keep(key, "reader", pages=None, page_count=40)
+    assert not cache.keep(key, "reader", pages=range(5, 5), page_count=40)
+    assert not cache.keep(None, "reader", pages=range(1, 17), page_count=40)
+    assert cache.peek(key) is None and closed == []
+    # Asked for another file, the kept one is closed.
+    assert cache.keep(key, "reader", pages=range(1, 17), page_count=40)
+    assert cache.take(cache.key(path, "secret")) is None
+    assert closed == ["reader"]
 
 
 # -- the pool gives the next range to the worker that read the last ------------------------

@@ -147,13 +147,16 @@ class LastOpened(threading.local, Generic[T]):
     A long document is read in page ranges, one task each (:mod:`ingest.dispatch`), and the
     worker pool gives the next range of a file to the worker that read the previous one
     when it can. Opening again means parsing the cross-reference table, the page tree and
-    the resources the pages share once more: 0.05 to 0.3 s of pypdf on the corpus's largest
-    files. One entry per thread (a parsed file is not safe to share between threads); the
-    file's identity, size and modification time are part of the key, so a file changed in
-    between is opened afresh.
+    the resources the pages share once more: 0.05 to 0.4 s of pypdf or pdfminer on the
+    corpus's largest files. One entry per thread (a parsed file is not safe to share between
+    threads); the file's identity, size and modification time are part of the key, so a
+    file changed in between is opened afresh.
+
+    :param close: releases an entry that is dropped (an open file handle, say).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, close: Callable[[T], None] | None = None) -> None:
+        self._close = close
         self._key: tuple[object, ...] | None = None
         self._value: T | None = None
 
@@ -167,20 +170,33 @@ class LastOpened(threading.local, Generic[T]):
         return (os.fspath(path), info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, password)
 
     def take(self, key: tuple[object, ...] | None) -> T | None:
-        """The file kept under ``key``, which is forgotten either way: a parse that fails
-        half-way must not be reused, so it is kept again only after a success."""
-        value = self._value if key is not None and key == self._key else None
+        """The file kept under ``key``, now the caller's: the entry is emptied either way (an
+        entry for another file is closed), so a read that fails half-way leaves nothing to
+        be trusted by the next; :meth:`keep` puts it back after a success."""
+        value, kept = self._value, self._key
         self._key = self._value = None
-        return value
+        if value is None or (key is not None and key == kept):
+            return value
+        if self._close is not None:
+            self._close(value)
+        return None
 
     def peek(self, key: tuple[object, ...] | None) -> T | None:
         """The file kept under ``key``, left in place (to inspect the cache)."""
         return self._value if key is not None and key == self._key else None
 
-    def keep(self, key: tuple[object, ...] | None, value: T, *, more: bool) -> None:
-        """Keep ``value`` for the next range when ``more`` pages come after the ones read."""
-        if key is not None and more:
-            self._key, self._value = key, value
+    def keep(
+        self, key: tuple[object, ...] | None, value: T, *, pages: range | None, page_count: int
+    ) -> bool:
+        """Keep ``value`` if pages of the document come after ``pages`` (ranges are handed
+        out in ascending order), else leave it to the caller.
+
+        :returns: whether it was kept; if not, the caller closes it.
+        """
+        if key is None or pages is None or not pages or max(pages[0], pages[-1]) >= page_count:
+            return False
+        self._key, self._value = key, value
+        return True
 
 
 # --------------------------------------------------------------------------------------------

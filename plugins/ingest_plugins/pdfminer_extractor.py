@@ -10,6 +10,7 @@ measure the bare parser on the same code path); the hooks only adapt it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -25,6 +26,7 @@ from pdfminer.pdftypes import resolve1
 from pdfminer.utils import decode_text
 
 from ingest_plugins.pdf_common import (
+    LastOpened,
     check_pdf_magic,
     claims,
     clean_metadata_text,
@@ -53,34 +55,71 @@ def extract_with_pdfminer(
     :param min_chars: a page with fewer usable characters is flagged ``needs_ocr``.
     :param pages: 1-based page numbers to read (``range(11, 21)``: pages 11 to 20; numbers
         past the end are skipped), or ``None`` for all. The page tree is walked to count the
-        pages, but the content of other pages is never interpreted.
+        pages, but the content of other pages is never interpreted. A range with pages after
+        it leaves the parsed file (and its parsed fonts) to the next call for the same file in
+        this thread (:class:`~ingest_plugins.pdf_common.LastOpened`).
     :returns: the metadata (``page_count`` is the whole document's) and the pages read, each
         page's text boxes in reading order, a blank line between boxes.
     :raises DocumentError: ``not-a-pdf``, or ``encrypted`` when no password opens the file.
     :raises pdfminer.pdfparser.PDFSyntaxError: and others, when pdfminer cannot read the file.
     """
+    key = _LAST.key(path, password)
+    opened = _LAST.take(key) or _open_file(path, password)
+    kept = False
+    try:
+        numbers = select_pages(pages, opened.metadata.page_count)
+        result = _read_pages(opened, numbers, min_chars) if numbers else []
+        kept = _LAST.keep(key, opened, pages=pages, page_count=opened.metadata.page_count)
+    finally:
+        if not kept:
+            opened.close()
+    return opened.metadata, result
+
+
+@dataclass(eq=False, slots=True)
+class _Opened:
+    """A parsed file: its open handle (pdfminer reads objects from it lazily), its pages,
+    and the resource manager, so fonts are parsed once per file, across ranges too."""
+
+    handle: BinaryIO
+    pages: list[PDFPage]
+    metadata: Metadata
+    resources: PDFResourceManager
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+#: The file of the last range read, for the next range of the same file.
+_LAST: LastOpened[_Opened] = LastOpened(close=_Opened.close)
+
+
+def _open_file(path: Path, password: str | None) -> _Opened:
     check_pdf_magic(path, plugin=NAME)
-    with path.open("rb") as handle:
+    handle = path.open("rb")
+    try:
         document = _open(handle, path, password)
         all_pages = list(PDFPage.create_pages(document))
         metadata = _metadata(document, page_count=len(all_pages))
-        numbers = select_pages(pages, len(all_pages))
-        if not numbers:
-            return metadata, []
-        # One resource manager for the document, so fonts are parsed once, not per page.
-        resources = PDFResourceManager(caching=True)
-        device = PDFPageAggregator(resources, laparams=LAParams())
-        interpreter = PDFPageInterpreter(resources, device)
-        result: list[Page] = []
-        try:
-            for number in numbers:
-                interpreter.process_page(all_pages[number - 1])
-                text = normalize_newlines(_layout_text(device.get_result()))
-                needs_ocr = text_needs_ocr(text, min_chars)
-                result.append(Page(number=number, text=text, extractor=NAME, needs_ocr=needs_ocr))
-        finally:
-            device.close()
-        return metadata, result
+    except BaseException:
+        handle.close()
+        raise
+    return _Opened(handle, all_pages, metadata, PDFResourceManager(caching=True))
+
+
+def _read_pages(opened: _Opened, numbers: list[int], min_chars: int) -> list[Page]:
+    device = PDFPageAggregator(opened.resources, laparams=LAParams())
+    interpreter = PDFPageInterpreter(opened.resources, device)
+    result: list[Page] = []
+    try:
+        for number in numbers:
+            interpreter.process_page(opened.pages[number - 1])
+            text = normalize_newlines(_layout_text(device.get_result()))
+            needs_ocr = text_needs_ocr(text, min_chars)
+            result.append(Page(number=number, text=text, extractor=NAME, needs_ocr=needs_ocr))
+    finally:
+        device.close()
+    return result
 
 
 def _open(handle: BinaryIO, path: Path, password: str | None) -> PDFDocument:

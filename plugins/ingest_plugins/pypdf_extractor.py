@@ -69,8 +69,7 @@ def extract_with_pypdf(
     reader, metadata = opened
     numbers = select_pages(pages, metadata.page_count)
     result = [_page(reader, number, min_chars) for number in numbers]
-    more = pages is not None and len(pages) > 0 and max(pages[0], pages[-1]) < metadata.page_count
-    _LAST.keep(key, opened, more=more)
+    _LAST.keep(key, opened, pages=pages, page_count=metadata.page_count)
     return metadata, result
 
 
