@@ -64,8 +64,9 @@ _PR_SET_PDEATHSIG = 1
 
 #: The worker's collector thresholds (CPython's default is ``(700, 10, 10)``). PDF parsers
 #: allocate millions of short-lived containers (pypdf's operands, pdfminer's layout
-#: objects); collecting the youngest generation every 700 of them cost pypdf about a tenth
-#: of its time on the corpus, every 5,000 a few MiB more at peak.
+#: objects); in a process holding all of ingest's modules, collecting the youngest generation
+#: every 700 of them cost pypdf 5 to 10% of its time on the corpus; every 5,000 costs a few
+#: MiB more at peak.
 GC_THRESHOLDS = (5000, 10, 10)
 
 #: Bytes of the stage slot; plugin names are short.
