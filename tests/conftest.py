@@ -31,6 +31,15 @@ def _clean_environment(
     yield
 
 
+def env_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> Path:
+    """An empty file in ``tmp_path`` whose path is in the environment variable ``variable``:
+    where a test plugin running in worker processes writes what it saw."""
+    log = tmp_path / f"{variable.lower()}.log"
+    log.touch()
+    monkeypatch.setenv(variable, str(log))
+    return log
+
+
 @pytest.fixture
 def corpus() -> Path:
     """The shared corpus of real PDFs; tests using it skip when it is absent."""

@@ -17,6 +17,7 @@ from typing import Any
 import pdfgen
 import pytest
 from click.testing import CliRunner
+from conftest import env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.manager import build_manager
@@ -45,10 +46,8 @@ def texts(pages: list[Any]) -> list[str]:
 
 @pytest.fixture
 def probe_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    log = tmp_path / "probe.jsonl"
-    log.touch()
-    monkeypatch.setenv("WORKER_PROBE_LOG", str(log))
-    return log
+    """A file where worker_probe writes a JSON line per extraction."""
+    return env_log(tmp_path, monkeypatch, "WORKER_PROBE_LOG")
 
 
 def probed(log: Path) -> list[dict[str, Any]]:

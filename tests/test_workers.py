@@ -23,7 +23,7 @@ from typing import Any
 import pdfgen
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from conftest import EXAMPLES, env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.dispatch import LOOKAHEAD_PER_WORKER
@@ -105,10 +105,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def extractions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A file where worker_faults logs every extraction (``pid name extractor start stop``)."""
-    log = tmp_path / "extractions.log"
-    log.touch()
-    monkeypatch.setenv("WORKER_FAULTS_LOG", str(log))
-    return log
+    return env_log(tmp_path, monkeypatch, "WORKER_FAULTS_LOG")
 
 
 def logged(log: Path) -> list[tuple[int, str, str, int, int]]:
