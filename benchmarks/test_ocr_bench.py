@@ -30,7 +30,7 @@ import ingest
 from fpdf import FPDF
 from ingest.api import prepare
 from ingest.model import Document, Source
-from ingest.worker import process_source
+from ingest.workers.pipeline import process_source
 from ocrgen import Scan, scanned_pdf
 
 pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra is not installed")

@@ -24,7 +24,7 @@ import pytest
 from _harness import KINDS, Results
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from asgiref.sync import async_to_sync
-from ingest.execution import PersistentLoopExecutor
+from ingest.bridge import PersistentLoopExecutor
 from pytest_benchmark.fixture import BenchmarkFixture
 
 Factory = Callable[[], Coroutine[Any, Any, int]]

@@ -26,11 +26,12 @@ from click.testing import CliRunner
 from ingest import UsageError, hookimpl
 from ingest.api import _flatten, prepare
 from ingest.cache import CACHE_FILENAME, SKIP_NOT_FAILED, SKIP_UNCHANGED, describe
+from ingest.cache.fingerprint import output_fingerprint, plugin_version
 from ingest.cli import main
-from ingest.fingerprint import output_fingerprint, plugin_version
 from ingest.interrupt import GracefulStop
 from ingest.model import Source
-from ingest.session import RunResult, Session
+from ingest.result import RunResult
+from ingest.session import Session
 from pdfgen import multipage_pdf, not_a_pdf, text_pdf
 
 # The stat cache trusts only files whose ctime is at least this old (see cache._RACY_NS).

@@ -265,7 +265,7 @@ def test_hook_ingest_executor(ingest_pipeline: Runner, texts: Path) -> None:
             self.closed = False
 
         def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Any]]:
-            from ingest.worker import process_source
+            from ingest.workers.pipeline import process_source
 
             for source in reversed(list(sources)):
                 yield source, process_source(self.manager, self.settings, source)
@@ -390,8 +390,8 @@ def test_failure_in_a_plugin_names_it_and_spares_the_others(
 
 def test_hook_ingest_page_seconds(tmp_path: Path) -> None:
     from ingest.config import build_settings_model
-    from ingest.dispatch import Limits
     from ingest.manager import build_manager
+    from ingest.workers.dispatch import Limits
 
     class Slow:
         @hookimpl

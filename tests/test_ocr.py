@@ -16,7 +16,7 @@ import ingest
 import pytest
 from ingest.api import prepare
 from ingest.model import Document, Failure, Source
-from ingest.worker import process_source
+from ingest.workers.pipeline import process_source
 from ingest_plugins.ocr import fill_document
 from ocrgen import KNOWN_TEXT, UNICODE_FONT, Scan, Text, cer, scanned_pdf
 

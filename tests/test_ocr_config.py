@@ -167,7 +167,7 @@ def test_a_third_party_engine_is_made_once_and_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ingest.model import Document, Source
-    from ingest.worker import process_source
+    from ingest.workers.pipeline import process_source
     from ocrgen import KNOWN_TEXT, Scan, cer, scanned_pdf
 
     monkeypatch.syspath_prepend(str(PLUGINS_DIR))
@@ -259,7 +259,7 @@ def test_ocr_pages_get_room_in_the_worker_deadlines(
     tmp_path: Path, overrides: tuple[str, ...], per_page: float
 ) -> None:
     """Without it a scanned document of 30 pages is killed as hung at the default limits."""
-    from ingest.dispatch import Limits
+    from ingest.workers.dispatch import Limits
 
     prepared = prepare(plugins=["ocr"], cwd=tmp_path, overrides=list(overrides))
     limits = Limits.from_settings(

@@ -22,9 +22,9 @@ from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.manager import build_manager
 from ingest.model import Document, Source
-from ingest.supervisor import WorkerPool
-from ingest.worker import FirstTask, RangeTask
-from ingest.workerproc import GC_THRESHOLDS
+from ingest.workers.child import GC_THRESHOLDS
+from ingest.workers.pool import WorkerPool
+from ingest.workers.tasks import FirstTask, RangeTask
 from ingest_plugins import pdfminer_extractor, pypdf_extractor
 from ingest_plugins.pdf_common import LastOpened
 from ingest_plugins.process import ProcessBackend

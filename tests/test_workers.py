@@ -26,10 +26,10 @@ from click.testing import CliRunner
 from conftest import EXAMPLES, env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
-from ingest.dispatch import LOOKAHEAD_PER_WORKER
 from ingest.errors import UsageError
 from ingest.manager import build_manager
 from ingest.model import Document, Failure, Source
+from ingest.workers.dispatch import LOOKAHEAD_PER_WORKER
 from ingest_plugins.process import ProcessBackend
 
 FAULTS = "plugins.worker_faults"
@@ -197,7 +197,7 @@ def worker_children() -> list[int]:
             cmdline = (stat.parent / "cmdline").read_bytes()
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == os.getpid() and b"ingest.workerproc" in cmdline:
+        if ppid == os.getpid() and b"ingest.workers.child" in cmdline:
             found.append(int(stat.parent.name))
     return found
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from ingest.config import LoadedSettings, load_settings, peek_executor, peek_plugins
 from ingest.manager import IngestPluginManager, build_manager, with_executor_plugin
-from ingest.session import RunResult, Session
+from ingest.result import RunResult
+from ingest.session import Session
 
 TRACE_ENV = "INGEST_TRACE_HOOKS"
 
@@ -98,7 +99,7 @@ def run(
     ``run(["papers"], extract={"extractor": "pypdf"}, sinks=["sqlite:corpus.db"])``) and
     ``overrides`` (dotted keys, e.g. ``{"chunk.size": 500}``).
 
-    :returns: the :class:`~ingest.session.RunResult` (counts, failures, sinks written).
+    :returns: the :class:`~ingest.result.RunResult` (counts, failures, sinks written).
     :raises ingest.errors.UsageError: for a plugin or configuration problem.
     """
     if isinstance(paths, str | os.PathLike):
@@ -118,7 +119,7 @@ async def arun(
 ) -> RunResult:
     """:func:`run` for async code: the run happens in a thread, the caller's loop stays free.
 
-    :returns: the :class:`~ingest.session.RunResult`.
+    :returns: the :class:`~ingest.result.RunResult`.
     """
     return await asyncio.to_thread(functools.partial(run, paths, **kwargs))
 

@@ -5,7 +5,7 @@ Conventions that hold for all of them:
 * The core calls hooks with keyword arguments only, and an implementation may accept any
   subset of the arguments, so adding an argument later never breaks a plugin.
 * Any implementation may be ``async def``. The core runs it to completion on the persistent
-  event loop (:func:`ingest.execution.run_sync`) before the next implementation is called, so
+  event loop (:func:`ingest.bridge.run_sync`) before the next implementation is called, so
   ``firstresult`` and hook wrappers see its return value, not a coroutine. Hook *wrappers*
   must be plain generator functions.
 * "Driver" is the process that runs ``ingest run``: it collects, dispatches, writes sinks and
@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.model import Document, Failure, Source
-    from ingest.session import ExecutorBackend, ProgressEvent, RunResult, Session
+    from ingest.progress import ProgressEvent
+    from ingest.result import RunResult
+    from ingest.session import Session
+    from ingest.workers import ExecutorBackend
 
 PROJECT_NAME = "ingest"
 

@@ -140,7 +140,7 @@ def _run_coroutine_function(function: Callable[..., Any]) -> Callable[..., Any]:
     pluggy calls implementations positionally, and ``firstresult`` or wrappers would
     otherwise treat the coroutine object itself as the result.
     """
-    from ingest.execution import run_sync
+    from ingest.bridge import run_sync
 
     @functools.wraps(function)
     def call(*args: Any) -> Any:

@@ -7,7 +7,6 @@ the same records.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -187,14 +186,6 @@ class Document:
             }
             for chunk in self.chunks
         ]
-
-
-class Outcome(enum.StrEnum):
-    """How a collected source ended: exactly one of these per source."""
-
-    INGESTED = "ingested"
-    SKIPPED = "skipped"
-    FAILED = "failed"
 
 
 @dataclass(slots=True)

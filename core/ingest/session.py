@@ -9,25 +9,24 @@ keeps Ctrl-C handling and ``--maxfail`` simple and lets ``arun`` wrap it in a th
 from __future__ import annotations
 
 import difflib
-import enum
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ingest.cache import SKIP_UNCHANGED, RunCache, open_run_cache
+from ingest.cache import RunCache, open_run_cache
 from ingest.errors import UsageError
-from ingest.feed import SourceFeed
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source
-from ingest.progress import ProgressState, ProgressTracker
+from ingest.progress import ProgressEvent, ProgressTracker
+from ingest.result import RunResult
 from ingest.select import compile_selection
+from ingest.workers.feed import SourceFeed
 
 if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
+    from ingest.workers import ExecutorBackend
 
 logger = logging.getLogger("ingest.session")
 
@@ -37,100 +36,6 @@ logger = logging.getLogger("ingest.session")
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
-
-
-class ExitCode(enum.IntEnum):
-    """Exit codes, as pytest's."""
-
-    OK = 0
-    FAILED = 1
-    INTERRUPTED = 2
-    INTERNAL_ERROR = 3
-    USAGE_ERROR = 4
-    NO_INPUT = 5
-
-
-class ExecutorBackend(Protocol):
-    """What ``ingest_executor`` returns."""
-
-    def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Document | Failure]]:
-        """Process sources, yielding each with its outcome in completion order."""
-        ...
-
-    def close(self) -> None:
-        """Stop the workers; pending work is abandoned. Idempotent."""
-        ...
-
-
-@dataclass(slots=True)
-class ProgressEvent:
-    """One event of a run, as reporters hear it through ``ingest_progress``.
-
-    :param kind: ``collected``, ``ingested``, ``skipped``, ``failed`` or ``finished``.
-    :param state: a :meth:`ProgressTracker.get_state` snapshot taken after the event.
-    """
-
-    kind: str
-    state: ProgressState
-    source: Source | None = None
-    failure: Failure | None = None
-    pages: int = 0
-    message: str | None = None
-
-
-@dataclass(slots=True)
-class RunResult:
-    """What a run did; ``ingest.run()`` returns it and reporters print it."""
-
-    collected: int = 0
-    ingested: int = 0
-    skipped: int = 0
-    failed: int = 0
-    pages: int = 0
-    chunks: int = 0
-    duration_s: float = 0.0
-    failures: list[Failure] = field(default_factory=list)
-    skipped_sources: list[tuple[Path, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    sinks: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    stopped_early: bool = False
-    collect_only: bool = False
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """The process exit code this result calls for."""
-        if self.interrupted:
-            return ExitCode.INTERRUPTED
-        if self.failed:
-            return ExitCode.FAILED
-        if self.collected == 0:
-            return ExitCode.NO_INPUT
-        return ExitCode.OK
-
-    @property
-    def pages_per_s(self) -> float:
-        """Pages extracted per second of wall time."""
-        return self.pages / self.duration_s if self.duration_s > 0 else 0.0
-
-    def summary_line(self) -> str:
-        """``42 ingested, 3 failed, 5 skipped in 12.3s (180 pages/s)``."""
-        if self.collect_only:
-            return f"{self.collected} collected in {self.duration_s:.2f}s"
-        parts = [f"{self.ingested} ingested"]
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.skipped:
-            # "skipped (unchanged)" when every skip is a cache hit (issue #6).
-            unchanged = sum(why == SKIP_UNCHANGED for _, why in self.skipped_sources)
-            detail = "unchanged" if unchanged == self.skipped else f"{unchanged} unchanged"
-            parts.append(f"{self.skipped} skipped" + (f" ({detail})" if unchanged else ""))
-        line = f"{', '.join(parts)} in {self.duration_s:.1f}s ({self.pages_per_s:.0f} pages/s)"
-        if self.interrupted:
-            line += " (interrupted)"
-        elif self.stopped_early:
-            line += " (stopped early)"
-        return line
 
 
 class Session:

@@ -27,7 +27,9 @@ from ingest.hookspecs import hookimpl
 if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.model import Failure
-    from ingest.session import ProgressEvent, RunResult, Session
+    from ingest.progress import ProgressEvent
+    from ingest.result import RunResult
+    from ingest.session import Session
 
 # This module is loaded by every pytest run in an environment where ingest is installed, so
 # it imports the rest of ingest only when a fixture is used.

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
-from ingest.worker import process_source
+from ingest import hookimpl
+from ingest.workers import process_source
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -21,7 +21,7 @@ NAME = "inprocess"
 
 
 class InProcessBackend:
-    """Runs :func:`ingest.worker.process_source` in the calling thread."""
+    """Runs :func:`ingest.workers.pipeline.process_source` in the calling thread."""
 
     def __init__(self, manager: IngestPluginManager, settings: Settings) -> None:
         self._manager = manager

@@ -144,7 +144,7 @@ class LastOpened(threading.local, Generic[T]):
     """The file an extractor parsed last in this thread, kept while more of its pages may
     be asked for.
 
-    A long document is read in page ranges, one task each (:mod:`ingest.dispatch`), and the
+    A long document is read in page ranges, one task each (:mod:`ingest.workers.dispatch`), and the
     worker pool gives the next range of a file to the worker that read the previous one
     when it can. Opening again means parsing the cross-reference table, the page tree and
     the resources the pages share once more: 0.05 to 0.4 s of pypdf or pdfminer on the

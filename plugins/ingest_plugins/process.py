@@ -1,12 +1,12 @@
 """The worker-process backend (``--workers N``, the default executor ``process``; issue #6).
 
 Documents are extracted and transformed in worker processes run by
-:class:`ingest.supervisor.WorkerPool`: every task has a hard deadline, every worker a memory
+:class:`ingest.workers.pool.WorkerPool`: every task has a hard deadline, every worker a memory
 cap, and a worker that hangs, bloats or crashes is killed (with its children) and replaced
 while its document fails with reason ``timeout``, ``memory`` or ``crash``. Every source given
 to :meth:`ProcessBackend.run` comes back exactly once, as a document or a failure.
 
-:class:`ingest.dispatch.Dispatcher` decides what each worker does: large documents are split
+:class:`ingest.workers.dispatch.Dispatcher` decides what each worker does: large documents are split
 into page ranges on several workers and merged back in order before the transforms, and at
 most ``2 * workers`` documents are in flight. See there for the deadlines of each task.
 
@@ -21,9 +21,8 @@ import weakref
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING
 
-from ingest.dispatch import Dispatcher, Limits
-from ingest.hookspecs import hookimpl
-from ingest.supervisor import WorkerPool
+from ingest import hookimpl
+from ingest.workers import Dispatcher, Limits, WorkerPool
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -48,7 +47,7 @@ class ProcessBackend:
     """Worker processes under a supervisor; documents dispatched by page ranges.
 
     Asks the session for the largest files first (``largest_first``, see
-    :mod:`ingest.feed`): the longest tasks start early and the run ends on small ones.
+    :mod:`ingest.workers.feed`): the longest tasks start early and the run ends on small ones.
 
     :param manager: the driver's plugin manager (its specs are sent to the workers).
     :param settings: the run's settings.

@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 from ingest.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from ingest import ProgressEvent, RunResult
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
-    from ingest.session import ProgressEvent, RunResult, Session
+    from ingest.session import Session
 
 # Log lines at most this often, so a run of 100,000 small files does not flood a CI log.
 _LOG_INTERVAL_S = 5.0

@@ -2,7 +2,7 @@
 
 :class:`DaskBackend` connects to ``dask.scheduler`` (or starts a ``LocalCluster``), registers
 the run's :class:`~.remote.IngestWorkerPlugin` on every worker, and runs
-:class:`ingest.dispatch.Dispatcher` over a :class:`~.pool.DaskPool`: the Dispatcher still
+:class:`ingest.workers.dispatch.Dispatcher` over a :class:`~.pool.DaskPool`: the Dispatcher still
 decides what to run (page ranges, fallbacks, merging, deadlines, the window of documents in
 flight); the pool only turns its tasks into Dask futures (a few tasks per future, see
 :mod:`.pool`) and their results back into answers, as they complete. Sinks and the cache
@@ -19,9 +19,8 @@ from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING
 
 from distributed import Client, LocalCluster
-from ingest.dispatch import Dispatcher, Limits
 from ingest.errors import UsageError
-from ingest.workerproc import document_plugins
+from ingest.workers import Dispatcher, Limits, document_plugins
 
 from ingest_plugins.dask_executor.pool import DaskPool
 from ingest_plugins.dask_executor.remote import IngestWorkerPlugin, memory_cap_of
@@ -44,7 +43,7 @@ class DaskBackend:
     :param settings: the run's settings, with the ``dask`` section.
     """
 
-    #: As the process backend: the longest documents start first (see :mod:`ingest.feed`).
+    #: As the process backend: the longest documents start first (see :mod:`ingest.workers.feed`).
     largest_first = True
 
     def __init__(self, manager: IngestPluginManager, settings: Settings) -> None:

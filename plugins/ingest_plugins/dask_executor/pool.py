@@ -1,4 +1,4 @@
-"""The :class:`ingest.dispatch.Pool` of a Dask cluster: ingest tasks sent in batches.
+"""The :class:`ingest.workers.dispatch.Pool` of a Dask cluster: ingest tasks sent in batches.
 
 Every Dask task costs ~10 ms of CPU in the scheduler, the client and the worker's event
 loop, paid on the same machines that extract; PDFium reads a typical document in ~20 ms. So
@@ -22,7 +22,7 @@ How a batch is sized, when :meth:`DaskPool.wait` sends the queue (before blockin
 
 Failures stay per document: a batch whose Dask worker dies is run again by Dask (whole); when
 the scheduler gives up (``KilledWorker``) or the batch is cancelled, every task of the batch
-comes back as :class:`~ingest.supervisor.Lost` ``crash`` naming its own file. Every task
+comes back as :class:`~ingest.workers.pool.Lost` ``crash`` naming its own file. Every task
 submitted gets exactly one answer.
 """
 
@@ -37,13 +37,12 @@ from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
 from ingest.errors import IngestError, UsageError
 from ingest.model import Failure
-from ingest.supervisor import Lost
-from ingest.worker import FinishTask, FirstTask, source_of
+from ingest.workers import FinishTask, FirstTask, Lost, source_of
 
 from ingest_plugins.dask_executor.remote import Request, run_batch
 
 if TYPE_CHECKING:
-    from ingest.worker import Task
+    from ingest.workers import Task
 
 logger = logging.getLogger("ingest.dask")
 

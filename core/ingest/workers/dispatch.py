@@ -1,8 +1,8 @@
 """Documents to tasks and back: page ranges, merging, fallbacks, the window (issue #6).
 
-:class:`Dispatcher` turns sources into the tasks of :mod:`ingest.worker` and their answers
+:class:`Dispatcher` turns sources into the tasks of :mod:`ingest.workers.pipeline` and their answers
 into one outcome per source, for any pool of workers that can ``submit`` a task, ``wait``
-for answers and say how many workers are ``idle`` (:class:`ingest.supervisor.WorkerPool`).
+for answers and say how many workers are ``idle`` (:class:`ingest.workers.pool.WorkerPool`).
 
 * The first task of a document extracts pages ``1..n`` (``n``: ``shard_pages``) and so
   learns the page count while doing useful work. A document of ``n`` pages or fewer is
@@ -40,8 +40,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.errors import IngestError, UsageError
 from ingest.model import Document, Failure
-from ingest.supervisor import Lost
-from ingest.worker import (
+from ingest.workers.pool import Lost
+from ingest.workers.tasks import (
     FINAL_REASONS,
     Extraction,
     FinishTask,
@@ -78,7 +78,7 @@ LOOKAHEAD_PER_WORKER = 2
 #: lies (``/Count 1000000000`` in an encrypted file, whose tree pypdf does not walk).
 MIN_BYTES_PER_PAGE = 8
 
-Outcome = tuple["Source", Document | Failure]
+Finished = tuple["Source", Document | Failure]
 
 
 class Pool(Protocol):
@@ -94,7 +94,7 @@ class Pool(Protocol):
         ...
 
     def wait(self) -> list[tuple[int, Any]]:
-        """Answers (or :class:`~ingest.supervisor.Lost`) of the tasks that ended."""
+        """Answers (or :class:`~ingest.workers.pool.Lost`) of the tasks that ended."""
         ...
 
 
@@ -207,10 +207,10 @@ class Dispatcher:
         self._ids = itertools.count()
         self._admitted = 0
         self._exhausted = False
-        # Bytes of the sources not read yet, when the feed tells (ingest.feed.SourceFeed).
+        # Bytes of the sources not read yet, when the feed tells (ingest.workers.feed.SourceFeed).
         self._unread: Any = None
 
-    def run(self, sources: Iterator[Source]) -> Iterator[Outcome]:
+    def run(self, sources: Iterator[Source]) -> Iterator[Finished]:
         """Yield every source of ``sources`` once, with its outcome, in completion order."""
         window = 2 * self.limits.workers if self.limits.window is None else self.limits.window
         lookahead = LOOKAHEAD_PER_WORKER * self.limits.workers
@@ -261,7 +261,7 @@ class Dispatcher:
 
     # -- answers ----------------------------------------------------------------------------
 
-    def _on_outcome(self, queued: _Queued, outcome: Any) -> list[Outcome]:
+    def _on_outcome(self, queued: _Queued, outcome: Any) -> list[Finished]:
         doc, task = queued.doc, queued.task
         if doc.done or queued.attempt != doc.attempt:
             return []  # a range of a document that already failed, or an older attempt
@@ -305,7 +305,7 @@ class Dispatcher:
             waiting += int(self._unread.remaining_bytes)
         return waiting >= 2 * (self.limits.workers - 1) * remaining
 
-    def _range_done(self, doc: _Doc, document: Document) -> list[Outcome]:
+    def _range_done(self, doc: _Doc, document: Document) -> list[Finished]:
         doc.parts.append(document.pages)
         doc.outstanding -= 1
         if doc.outstanding or doc.first is None:
@@ -318,7 +318,7 @@ class Dispatcher:
         self._urgent.append(_Queued(doc, doc.attempt, FinishTask(document=merged), budget))
         return []
 
-    def _range_failed(self, doc: _Doc, failure: Failure) -> list[Outcome]:
+    def _range_failed(self, doc: _Doc, failure: Failure) -> list[Finished]:
         # As if the extractor had failed on the whole document (which is what the
         # in-process backend sees): start over with the next fallback, if any.
         assert doc.first is not None
@@ -333,7 +333,7 @@ class Dispatcher:
         self._urgent.append(self._first_task(doc))
         return []
 
-    def _finish(self, doc: _Doc, outcome: Document | Failure) -> list[Outcome]:
+    def _finish(self, doc: _Doc, outcome: Document | Failure) -> list[Finished]:
         doc.done = True
         doc.first, doc.parts = None, []
         cap = self.limits.max_memory

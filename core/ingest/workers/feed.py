@@ -2,7 +2,7 @@
 
 Pool backends schedule better knowing what is still to come: a long document is split into
 page ranges only when too little other work is left to keep the other workers busy while
-one worker reads it (see :mod:`ingest.dispatch`). :class:`SourceFeed` tells them the bytes
+one worker reads it (see :mod:`ingest.workers.dispatch`). :class:`SourceFeed` tells them the bytes
 not handed out yet, and gives the largest files first when asked: the longest tasks start
 while plenty of small ones remain to fill in around them, so the run's tail is made of small
 files and a large one rarely has to be split (each split range opens the file again).

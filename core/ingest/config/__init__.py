@@ -21,9 +21,8 @@ from typing import Any, final
 
 from pydantic import BaseModel, ByteSize, SecretStr
 
-from ingest import config_schema as schema
-from ingest import config_sources as sources
-from ingest.config_models import (
+from ingest.config import schema, sources
+from ingest.config.models import (
     CacheSettings,
     ChunkSettings,
     CollectSettings,
@@ -257,12 +256,6 @@ def settings_table_markdown(sections: Mapping[str, type[BaseModel]] = _NO_SECTIO
     :param sections: plugin sections to include after the core settings.
     :returns: a Markdown table, without a trailing newline.
     """
-    from ingest.config_docs import settings_table  # only needed for docs
+    from ingest.config.docs import settings_table  # only needed for docs
 
     return settings_table(build_settings_model(sections))
-
-
-if __name__ == "__main__":  # `python -m ingest.config --readme-table`
-    from ingest.config_docs import main
-
-    raise SystemExit(main())

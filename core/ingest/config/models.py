@@ -27,8 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from ingest import config_schema as schema
-from ingest import config_sources as sources
+from ingest.config import schema, sources
 from ingest.errors import ConfigError
 
 _SINK = re.compile(r"[a-z0-9_]+:.+")

@@ -23,7 +23,7 @@ from ingest.hookspecs import hookimpl
 from ingest.model import Source
 
 if TYPE_CHECKING:
-    from ingest.cachestore import CacheStore
+    from ingest.cache.store import CacheStore
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.model import Failure

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from ingest.config_schema import (
+from ingest.config.schema import (
     ENV_PREFIX,
     MASK,
     config_error,

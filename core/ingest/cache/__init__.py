@@ -4,7 +4,7 @@ The state store is one SQLite file, ``<rootdir>/<cache.dir>/cache.db`` (``.inges
 beside the config file, or in the current directory). It holds three things:
 
 * **ingested**: a content id per *context*, once every sink flushed that document. A context
-  is an output fingerprint (:func:`ingest.fingerprint.output_fingerprint`) plus one sink.
+  is an output fingerprint (:func:`ingest.cache.fingerprint.output_fingerprint`) plus one sink.
   Keying by sink means that a document written to ``jsonl:a.jsonl`` is not taken as present
   in ``sqlite:b.db``: adding a sink re-ingests everything into it, and a document is skipped
   only when it is recorded for every configured sink under the current fingerprint.
@@ -12,7 +12,7 @@ beside the config file, or in the current directory). It holds three things:
   the list when it is ingested.
 * **stats**: path, size, mtime, ctime and inode to content id, so that collecting 100,000
   unchanged files does not read them all again to hash them
-  (:class:`ingest.statcache.StatCachePlugin`).
+  (:class:`ingest.cache.precheck.StatCachePlugin`).
 
 Exactly once: the session calls :meth:`RunCache.commit` only after every sink returned from
 ``ingest_sink`` for the batch. A run killed before that commit leaves documents that the
@@ -39,10 +39,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, final
 
-from ingest.cachestore import CACHE_FILENAME, CacheStore, describe
+from ingest.cache.fingerprint import claim_key, output_fingerprint
+from ingest.cache.precheck import StatCachePlugin, abspath
+from ingest.cache.store import CACHE_FILENAME, CacheStore, describe
 from ingest.errors import UsageError
-from ingest.fingerprint import claim_key, output_fingerprint
-from ingest.statcache import StatCachePlugin, abspath
+from ingest.result import SKIP_NOT_FAILED, SKIP_UNCHANGED
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -61,9 +62,6 @@ __all__ = [
 
 logger = logging.getLogger("ingest.cache")
 
-#: Why a document was skipped, as the summary and ``skipped`` progress events say it.
-SKIP_UNCHANGED = "unchanged"
-SKIP_NOT_FAILED = "did not fail last time (--lf)"
 _NO_SINK = "(no sink)"
 
 
