@@ -260,14 +260,19 @@ def test_hook_ingest_executor(ingest_pipeline: Runner, texts: Path) -> None:
     class Reverse:
         """A backend that processes sources last-first, in the driver."""
 
+        largest_first = False
+
         def __init__(self, manager: Any, settings: Any) -> None:
             self.manager, self.settings = manager, settings
-            self.closed = False
+            self.started = self.closed = False
 
-        def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Any]]:
-            from ingest.workers.pipeline import process_source
+        def start(self) -> None:
+            self.started = True
 
-            for source in reversed(list(sources)):
+        def run(self, feed: Iterable[Source]) -> Iterator[tuple[Source, Any]]:
+            from ingest.workers import process_source
+
+            for source in reversed(list(feed)):
                 yield source, process_source(self.manager, self.settings, source)
 
         def close(self) -> None:
@@ -291,7 +296,8 @@ def test_hook_ingest_executor(ingest_pipeline: Runner, texts: Path) -> None:
         sink,
         run={"workers": 2, "executor": "reverse", "batch_size": 1},
     )
-    assert sink.batches == [["b.txt"], ["a.txt"]] and backends[0].closed
+    assert sink.batches == [["b.txt"], ["a.txt"]]
+    assert backends[0].started and backends[0].closed
     assert run.result.ingested == 2
 
 
@@ -352,13 +358,13 @@ def test_hooks_fire_in_order(ingest_pipeline: Runner, texts: Path) -> None:
         "register_settings",
         "configure",
         "session_start",
+        "executor",
         "collect",
         "collect_file:a.txt",
         "collect_file:b.txt",
         "collect_file:skip.bin",
         "progress:collected",
         "sink_open",
-        "executor",
         "extract:a.txt",
         "transform:chunk:a.txt",
         "extract:b.txt",

@@ -174,7 +174,6 @@ def run(
     def body() -> int:
         from ingest.api import prepare
         from ingest.log import setup_cli_logging
-        from ingest.session import Session
 
         setup_cli_logging(verbose - quiet)
         prepared = prepare(
@@ -184,10 +183,7 @@ def run(
             overrides=overrides,
             trace_hooks=trace_hooks,
         )
-        session = Session(
-            prepared.manager,
-            prepared.loaded.settings,
-            rootdir=prepared.loaded.rootdir,
+        session = prepared.session(
             collect_only=collect_only,
             verbosity=verbose - quiet,
             force=force,
@@ -208,13 +204,17 @@ def plugins(
     """List every available plugin: name, module, distribution, loaded, hooks."""
 
     def body() -> int:
-        from ingest.config import peek_plugins
-        from ingest.manager import build_manager, describe_plugins
+        from ingest.api import load_plugins
+        from ingest.config import SettingsStack
+        from ingest.manager import describe_plugins
 
-        specs = peek_plugins(
-            config_file=config_file, cwd=None, environ=None, cli_plugins=list(plugins)
+        stack = SettingsStack(
+            config_file=config_file,
+            cli={"plugins": list(plugins)},
+            overrides=overrides,
+            cli_flags={"plugins": "-p"},
         )
-        infos = describe_plugins(build_manager(specs))
+        infos = describe_plugins(load_plugins(stack))
         if as_json:
             click.echo(json.dumps([info_as_dict(i) for i in infos], indent=2))
             return 0

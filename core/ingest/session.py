@@ -113,14 +113,17 @@ class Session:
             self.cache = open_run_cache(
                 self.manager, self.settings, self.rootdir, **self.cache_options
             )
+            if not self.collect_only:
+                # Started before collection, so that worker start-up overlaps the walk.
+                backend = self._backend()
+                backend.start()
             self.collect()
             if self.collect_only:
                 self._claim_extractors()
             elif self.sources:
                 self._skip_cached()
-            if self.sources and not self.collect_only:
+            if self.sources and backend is not None:
                 self._open_sinks()
-                backend = self._backend()
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
                     self._dispatch(backend)
             self.result.interrupted = self.stop.requested
@@ -219,9 +222,7 @@ class Session:
         batch_chars = 0
         maxfail = self.settings.run.maxfail
         try:
-            feed = SourceFeed(
-                self.sources, self.stop, largest_first=getattr(backend, "largest_first", False)
-            )
+            feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
             for _source, outcome in backend.run(feed):
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)

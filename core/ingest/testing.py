@@ -112,29 +112,21 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
         collect_only: bool = False,
         **settings: Any,
     ) -> PipelineRun:
-        from ingest.api import _flatten, prepare
-        from ingest.session import Session
+        from ingest.api import prepare, settings_as_cli
 
         output = tmp_path / f"ingest-run-{next(counter)}.jsonl"
         recorder = EventRecorder()
-        cli: dict[str, Any] = {
-            "collect.inputs": [os.fspath(p) for p in paths],
+        cli = {
             "run.workers": 0,
             "sinks": [f"jsonl:{output}"],
             "progress": "none",
             "cache.enabled": False,
+            **settings_as_cli(paths, settings, None),
         }
-        for key, value in settings.items():
-            _flatten(key, value, cli)
         specs = [p for p in plugins if isinstance(p, str)]
         objects = [recorder, *(p for p in plugins if not isinstance(p, str))]
         prepared = prepare(plugins=specs, cwd=tmp_path, environ={}, cli=cli, extra_plugins=objects)
-        session = Session(
-            prepared.manager,
-            prepared.loaded.settings,
-            rootdir=tmp_path,
-            collect_only=collect_only,
-        )
+        session = prepared.session(collect_only=collect_only)
         result = session.run()
         records = (
             [json.loads(line) for line in output.read_text("utf-8").splitlines()]

@@ -35,6 +35,8 @@ class SourceFeed(Iterator["Source"]):
         self._stop = stop
         #: Bytes of the sources not yet handed out.
         self.remaining_bytes = sum(source.size for source in ordered)
+        #: Sources handed out so far.
+        self.taken = 0
 
     @property
     def stopped(self) -> bool:
@@ -49,4 +51,5 @@ class SourceFeed(Iterator["Source"]):
             raise StopIteration
         source = next(self._items)
         self.remaining_bytes -= source.size
+        self.taken += 1
         return source

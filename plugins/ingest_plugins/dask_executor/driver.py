@@ -15,7 +15,7 @@ import logging
 import pickle
 import sys
 import uuid
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from distributed import Client, LocalCluster
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.model import Document, Failure, Source
+    from ingest.workers import SourceFeed
 
     from ingest_plugins.dask_executor import DaskSettings
 
@@ -63,9 +64,11 @@ class DaskBackend:
         self._pool: DaskPool | None = None
         self.limits: Limits | None = None
 
-    def run(
-        self, sources: Iterable[Source]
-    ) -> Generator[tuple[Source, Document | Failure], None, None]:
+    def start(self) -> None:
+        """Nothing before the run: connecting (or starting a LocalCluster) happens in
+        :meth:`run`, so a run that finds nothing to do never touches the cluster."""
+
+    def run(self, feed: SourceFeed) -> Generator[tuple[Source, Document | Failure], None, None]:
         """Yield each source with its outcome, in completion order; close at the end.
 
         :raises UsageError: the scheduler cannot be reached, or the workers cannot set up
@@ -78,7 +81,7 @@ class DaskBackend:
             # the deadline of a task starts only when its worker's supervisor takes it.
             self._pool = DaskPool(client, self._plugin_name, threads, self._dask.ship_bytes)
             self.limits = self._limits(client, threads, window=self._pool.capacity)
-            yield from Dispatcher(self._pool, self.limits).run(iter(sources))
+            yield from Dispatcher(self._pool, self.limits).run(feed)
             logger.info(
                 "%d ingest tasks sent in %d Dask tasks (at most %d per Dask task)",
                 self._pool.tasks_sent,
