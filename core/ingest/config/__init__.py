@@ -109,31 +109,15 @@ def _base_dir(cwd: str | Path | None) -> Path:
 
 
 def load_settings(
-    *,
-    sections: Mapping[str, type[BaseModel]] = _NO_SECTIONS,
-    config_file: str | Path | None = None,
-    cwd: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    cli: Mapping[str, Any] | None = None,
-    overrides: Sequence[str] = (),
-    cli_flags: Mapping[str, str] | None = None,
+    *, sections: Mapping[str, type[BaseModel]] = _NO_SECTIONS, **inputs: Any
 ) -> LoadedSettings:
-    """Read, merge and validate the settings of a run: ``SettingsStack(...).load(sections)``.
+    """Read, merge and validate the settings of a run: ``SettingsStack(**inputs).load(sections)``.
 
     :param sections: the loaded plugins' section models, by section name.
+    :param inputs: :class:`SettingsStack`'s keyword arguments (``cwd``, ``environ``...).
     :raises ConfigError: listing every problem: file, line or variable, key and reason.
-
-    The other parameters are :class:`SettingsStack`'s.
     """
-    stack = SettingsStack(
-        config_file=config_file,
-        cwd=cwd,
-        environ=environ,
-        cli=cli,
-        overrides=overrides,
-        cli_flags=cli_flags,
-    )
-    return stack.load(sections)
+    return SettingsStack(**inputs).load(sections)
 
 
 #: The settings known before any plugin is loaded: they decide which plugins load.
