@@ -27,7 +27,6 @@ from ingest.workers.pool import WorkerPool
 from ingest.workers.tasks import FirstTask, RangeTask
 from ingest_plugins import pdfminer_extractor, pypdf_extractor
 from ingest_plugins.pdf_common import LastOpened
-from ingest_plugins.process import ProcessBackend
 
 PROBE = "plugins.worker_probe"
 
@@ -183,7 +182,7 @@ def test_the_next_range_goes_to_the_worker_that_read_the_previous(
     settings = build_settings_model(manager.collect_sections())().with_dotted(
         {"collect.inputs": [str(docs)], "extract.extractor": "pypdf"}
     )
-    pool = ProcessBackend(manager, settings, 2).new_pool()
+    pool = WorkerPool(2, specs=manager.specs, settings=settings, max_memory=None)
     pool.start()
     try:
         wait_idle(pool, 2)
