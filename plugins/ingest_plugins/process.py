@@ -25,10 +25,7 @@ from ingest import hookimpl
 from ingest.workers import Dispatcher, Limits, WorkerPool
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Failure, Source
-    from ingest.session import Session
+    from ingest import Document, Failure, IngestPluginManager, Session, Settings, Source
 
 NAME = "process"
 

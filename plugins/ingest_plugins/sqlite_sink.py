@@ -35,11 +35,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest.errors import UsageError
-from ingest.hookspecs import hookimpl
+from ingest import UsageError, hookimpl
 
 if TYPE_CHECKING:
-    from ingest.model import Document
+    from ingest import Document
 
 NAME = "sqlite"
 DEFAULT_FILENAME = "ingest.db"
