@@ -16,10 +16,7 @@ import click
 
 from ingest import __version__
 from ingest.errors import UsageError
-
-EXIT_INTERRUPTED = 2
-EXIT_INTERNAL = 3
-EXIT_USAGE = 4
+from ingest.result import ExitCode
 
 _common_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option(
@@ -50,9 +47,9 @@ def _with_common(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _fail(message: str, code: ExitCode = ExitCode.USAGE_ERROR) -> None:
     click.echo(f"ERROR: {message}", err=True)
-    sys.exit(code)
+    sys.exit(int(code))
 
 
 def _guard(function: Callable[[], int]) -> None:
@@ -63,11 +60,11 @@ def _guard(function: Callable[[], int]) -> None:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except Exception:
         click.echo("INTERNAL ERROR: ingest crashed; please report this with the trace:", err=True)
         click.echo(traceback.format_exc(), err=True)
-        sys.exit(EXIT_INTERNAL)
+        sys.exit(int(ExitCode.INTERNAL_ERROR))
     else:
         sys.exit(code)
 
