@@ -1,7 +1,9 @@
 """The ``ingest`` command. Thin: parse flags, call the library, map errors to exit codes.
 
-Heavy modules are imported inside the commands so that ``ingest --help`` and
-``ingest --version`` start fast.
+Heavy modules are imported inside the commands so that ``ingest --version`` and a built-in
+command start fast. Plugins add commands through ``ingest_register_commands``; they are
+loaded only when a command ingest lacks, or the list of all commands, is asked for
+(:class:`IngestGroup`).
 """
 
 from __future__ import annotations
