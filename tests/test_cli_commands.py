@@ -166,3 +166,17 @@ def test_a_plugin_command_runs_in_a_real_ingest_process(tmp_path: Path) -> None:
         capture_output=True, text=True,
     )  # fmt: skip
     assert (done.returncode, done.stdout) == (0, "hello, kingfisher\n"), done.stderr
+
+
+def test_a_plugin_crashing_in_the_hook_is_reported_with_its_trace() -> None:
+    helped = ingest("--help", plugins=f"{GREETING},plugins.cli_broken")
+    assert helped.exit_code == 0
+    assert commands_listed(helped) == ["config", "plugins", "run"]
+    assert helped.stderr.startswith("WARNING: plugin commands are not listed: a plugin crashed")
+    assert "RuntimeError: the broken plugin cannot add its commands" in helped.stderr
+    assert "cli_broken.py" in helped.stderr
+
+    failed = ingest("greet", "heron", plugins=f"{GREETING},plugins.cli_broken")
+    assert failed.exit_code == 3
+    assert failed.stderr.startswith("INTERNAL ERROR: ingest crashed")
+    assert "cli_broken.py" in failed.stderr

@@ -154,6 +154,10 @@ class IngestGroup(click.Group):
             # The help must still show: the plugins' problem is reported, not fatal here.
             click.echo(f"WARNING: plugin commands are not listed: {exc}", err=True)
             added = {}
+        except Exception:
+            click.echo("WARNING: plugin commands are not listed: a plugin crashed:", err=True)
+            click.echo(traceback.format_exc(), err=True)
+            added = {}
         return sorted({*self.commands, *added})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
