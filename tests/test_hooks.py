@@ -420,3 +420,19 @@ def test_hook_ingest_page_seconds(tmp_path: Path) -> None:
     # Deadlines follow: a 16-page task now gets 16 * 5 s rather than run.timeout.
     source = Source(tmp_path / "a.pdf", "0" * 64, size=10**6)
     assert limits.budget(16, source) == 80.0 and base.budget(16, source) == 60.0
+
+
+def test_hook_ingest_register_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+    from click.testing import CliRunner
+    from ingest.cli import main
+    from ingest.manager import build_manager
+
+    group = click.Group("ingest")
+    build_manager().hook.ingest_register_commands(cli=group)
+    assert sorted(group.commands) == ["search"]  # the sqlite plugin's, a built-in
+
+    monkeypatch.chdir(tmp_path)
+    env = {"INGEST_PLUGINS": "plugins.cli_greeting"}  # tests/plugins/cli_greeting.py
+    result = CliRunner().invoke(main, ["greet", "heron"], env=env)
+    assert (result.exit_code, result.stdout) == (0, "hello, heron\n")

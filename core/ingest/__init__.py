@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
+    from ingest.session import Session
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,7 @@ _LAZY = {
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
     "IngestPluginManager": "ingest.manager",
+    "Session": "ingest.session",
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "ProgressEvent",
     "ProgressTracker",
     "RunResult",
+    "Session",
     "Settings",
     "Source",
     "UsageError",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
     from pydantic import BaseModel
 
     from ingest.config import Settings
@@ -332,6 +333,35 @@ def ingest_page_seconds(settings: Settings) -> float | None:
 
     :param settings: the run's settings (the plugin's own section included).
     :returns: seconds (``>= 0``), or ``None`` to add nothing. All results are summed.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def ingest_register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``ingest`` command line (the ``sqlite`` plugin adds ``search``).
+
+    Called in the process that runs the ``ingest`` command, at most once per invocation, and
+    only when the command line names a command that ingest does not have itself, or asks for
+    the list of all commands (``ingest --help``); ``ingest --version``, ``ingest run`` and
+    the library API never call it. The plugins asked are those a run loads without ``-p``:
+    the built-ins plus the ones the ``plugins`` setting or ``INGEST_PLUGINS`` names.
+
+    A command reports a mistake by raising :class:`ingest.errors.UsageError`: it prints as
+    one ``ERROR:`` line and exits 4, as for ingest's own commands; other exceptions are
+    reported as internal errors (exit 3). Import what a command needs inside it, so that
+    listing the commands stays cheap.
+
+    :param cli: the group to add to, with ``@cli.command()`` or ``cli.add_command(command)``
+        (click). A name that ingest's own commands or another plugin's command already has
+        raises :class:`ingest.errors.PluginError` naming both.
+    :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1
     """

@@ -13,9 +13,7 @@ from ingest import hookimpl
 from ingest.workers import process_source
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Failure, Source
+    from ingest import Document, Failure, IngestPluginManager, Settings, Source
     from ingest.workers import SourceFeed
 
 NAME = "inprocess"

@@ -45,11 +45,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest.errors import UsageError
-from ingest.hookspecs import hookimpl
+from ingest import UsageError, hookimpl
 
 if TYPE_CHECKING:
-    from ingest.model import Document
+    from ingest import Document
 
 try:  # POSIX only; Windows has no flock and runs without the lock.
     import fcntl

@@ -27,11 +27,10 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
+from ingest import hookimpl
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Document
+    from ingest import Document, Settings
 
 NAME = "normalize"
 

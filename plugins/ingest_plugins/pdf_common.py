@@ -21,11 +21,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ingest.errors import DocumentError
-from ingest.model import PDF_MEDIA_TYPE, Document
+from ingest import PDF_MEDIA_TYPE, Document, DocumentError
 
 if TYPE_CHECKING:
-    from ingest.model import Metadata, Page, Source
+    from ingest import Metadata, Page, Source
 
 T = TypeVar("T")
 

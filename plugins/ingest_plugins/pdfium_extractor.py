@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
-from ingest.hookspecs import hookimpl
-from ingest.model import Document, Metadata, Page
+from ingest import Document, Metadata, Page, hookimpl
 
 from ingest_plugins.pdf_common import (
     check_pdf_magic,
@@ -33,8 +32,7 @@ from ingest_plugins.pdf_common import (
 )
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Source
+    from ingest import Settings, Source
 
 NAME = "pdfium"
 

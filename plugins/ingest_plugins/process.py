@@ -24,9 +24,7 @@ from ingest import hookimpl
 from ingest.workers import Dispatcher, Limits, WorkerPool, document_plugins
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Failure, Source
+    from ingest import Document, Failure, IngestPluginManager, Settings, Source
     from ingest.workers import SourceFeed
 
 NAME = "process"

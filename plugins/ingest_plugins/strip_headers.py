@@ -30,11 +30,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
+from ingest import hookimpl
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Document
+    from ingest import Document, Settings
 
 NAME = "strip_headers"
 

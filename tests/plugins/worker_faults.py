@@ -28,8 +28,7 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
-from ingest import PluginError, hookimpl
-from ingest.model import Document, Source
+from ingest import Document, PluginError, Source, hookimpl
 
 
 def _words(source: Source) -> set[str]:

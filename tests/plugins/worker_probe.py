@@ -12,8 +12,7 @@ import json
 import os
 from collections.abc import Generator
 
-from ingest import hookimpl
-from ingest.model import Document, Source
+from ingest import Document, Source, hookimpl
 
 
 @hookimpl(wrapper=True)

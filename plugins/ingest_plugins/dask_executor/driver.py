@@ -19,7 +19,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from distributed import Client, LocalCluster
-from ingest.errors import UsageError
+from ingest import UsageError
 from ingest.workers import Dispatcher, Limits, document_plugins
 
 from ingest_plugins.dask_executor.pool import DaskPool
@@ -27,9 +27,7 @@ from ingest_plugins.dask_executor.remote import IngestWorkerPlugin, memory_cap_o
 from ingest_plugins.process import worker_count
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Failure, Source
+    from ingest import Document, Failure, IngestPluginManager, Settings, Source
     from ingest.workers import SourceFeed
 
     from ingest_plugins.dask_executor import DaskSettings

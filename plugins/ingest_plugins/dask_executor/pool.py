@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
-from ingest.errors import IngestError, UsageError
-from ingest.model import Failure
+from ingest import Failure, IngestError, UsageError
 from ingest.workers import FinishTask, FirstTask, Lost, source_of
 
 from ingest_plugins.dask_executor.remote import Request, run_batch

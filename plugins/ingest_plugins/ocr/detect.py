@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from ingest_plugins.pdf_common import garbage_count, text_needs_ocr, without_cid
 
 if TYPE_CHECKING:
-    from ingest.model import Page
+    from ingest import Page
 
 __all__ = [
     "SCAN_IMAGE_SHARE",

@@ -37,14 +37,13 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ingest import DocumentError, hookimpl
-from ingest.model import Document, Failure, Metadata, Page, Source
+from ingest import Document, DocumentError, Failure, Metadata, Page, Source, hookimpl
 from pydantic import BaseModel, ConfigDict, field_validator
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ingest.config import Settings
+    from ingest import Settings
 
 #: The plugin's name, as its entry point says: it names the settings section and the
 #: extractor in ``Page.extractor`` and ``--collect-only``.
