@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest import Document, Metadata, Page, hookimpl
-from pypdf import PasswordType, PdfReader
 
 from ingest_plugins.pdf_common import (
     LastOpened,
@@ -30,6 +29,7 @@ from ingest_plugins.pdf_common import (
 
 if TYPE_CHECKING:
     from ingest import Settings, Source
+    from pypdf import PdfReader
 
 NAME = "pypdf"
 
@@ -53,6 +53,10 @@ def extract_with_pypdf(
     :raises DocumentError: ``not-a-pdf``, or ``encrypted`` when no password opens the file.
     :raises pypdf.errors.PyPdfError: and others, when pypdf cannot read the file.
     """
+    # Imported here, not with the module: loading the plugin (every run does) must not cost
+    # pypdf's import (0.1 to 0.2 s) to runs that extract with another library.
+    from pypdf import PdfReader
+
     key = _LAST.key(path, password)
     opened = _LAST.take(key)
     if opened is None:
@@ -72,6 +76,8 @@ def extract_with_pypdf(
 
 
 def _unlock(reader: PdfReader, path: Path, password: str | None) -> None:
+    from pypdf import PasswordType
+
     # The reader already tried the empty password; asking again is how to learn the answer.
     if reader.decrypt("") != PasswordType.NOT_DECRYPTED:
         return

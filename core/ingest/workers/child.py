@@ -25,7 +25,6 @@ children included) and asks Linux to kill it when the driver dies.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import gc
 import logging
@@ -44,7 +43,7 @@ from ingest.errors import UsageError
 from ingest.manager import build_manager
 from ingest.model import Failure
 from ingest.workers.pipeline import WORKER_HOOKS, document_plugins, run_task
-from ingest.workers.processes import StageSlot
+from ingest.workers.processes import StageSlot, die_with_parent
 from ingest.workers.tasks import source_of
 
 if TYPE_CHECKING:
@@ -55,8 +54,6 @@ if TYPE_CHECKING:
 #: Log records forwarded per task; hostile files make pypdf warn thousands of times, and the
 #: driver's terminal is no place for all of them.
 LOG_RECORDS_PER_TASK = 20
-
-_PR_SET_PDEATHSIG = 1
 
 #: The worker's collector thresholds (CPython's default is ``(700, 10, 10)``). PDF parsers
 #: allocate millions of short-lived containers (pypdf's operands, pdfminer's layout
@@ -133,8 +130,37 @@ def main(argv: Sequence[str]) -> int:
 
     :returns: the process exit status (0 when told to stop or when the driver left).
     """
-    fd, stage_fd, parent = int(argv[0]), int(argv[1]), int(argv[2])
-    _die_with_parent(parent)
+    return run(int(argv[0]), int(argv[1]), int(argv[2]))
+
+
+def run_forked(fd: int, stage_fd: int, parent: int) -> int:
+    """Run one worker forked from the template (:mod:`ingest.workers.template`).
+
+    First undo what a fresh interpreter would not have: the template's session, the
+    driver's signal handlers and log handlers (records go to the driver, once).
+
+    :param fd: the worker's end of its socket.
+    :param stage_fd: the stage slot's file.
+    :param parent: the template's pid.
+    :returns: the process exit status.
+    """
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):
+            for handler in list(logger.handlers):
+                logger.removeHandler(handler)
+    return run(fd, stage_fd, parent)
+
+
+def run(fd: int, stage_fd: int, parent: int) -> int:
+    """Run one worker on its socket ``fd`` and stage slot ``stage_fd``.
+
+    :param parent: the pid of the process that started it; the worker dies with it.
+    :returns: the process exit status (0 when told to stop or when the driver left).
+    """
+    die_with_parent(parent)
     # Children the plugins start must not hold the socket open after this worker dies.
     os.set_inheritable(fd, False)
     slot = StageSlot(stage_fd)
@@ -317,22 +343,3 @@ def _limit_memory(limit: int | None) -> None:
     except (AttributeError, ValueError, OSError):
         # No such limit on this system: the supervisor's RSS polling still applies.
         pass
-
-
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel kill this worker when the driver dies (Linux), even mid-document.
-
-    Without it, a worker stuck in a hostile file would outlive a driver killed with -9. The
-    signal comes when the driver's thread that started the worker ends; the session starts
-    and uses its workers from one thread, which outlives them.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:
-        # The driver died before the request took effect.
-        os._exit(1)

@@ -47,6 +47,7 @@ from ingest.workers.processes import (
     wait_exit,
 )
 from ingest.workers.tasks import WorkerInit, source_of
+from ingest.workers.template import Template, can_fork
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -101,6 +102,8 @@ class _Worker:
     dead: bool = False
     #: The file of its last task, which its extractor may still hold open.
     last_path: str | None = None
+    #: The template it was forked from (which reaps it), or ``None``: a fresh interpreter.
+    template: Template | None = None
 
 
 class WorkerPool:
@@ -142,6 +145,8 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         self._startup_failures = 0
         self._closed = False
+        self._template: Template | None = None
+        self._template_tried = False
         # Kills whatever is left if the pool is dropped without close() (or at exit).
         self._pids: set[int] = set()
         self._finalizer = weakref.finalize(self, kill_groups, self._pids)
@@ -149,7 +154,20 @@ class WorkerPool:
     # -- public ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the workers (they become ready in the background)."""
+        """Start the workers (they become ready in the background).
+
+        The first call forks the worker template (:mod:`ingest.workers.template`) when this
+        process has a single thread; workers are forked from it, else started as fresh
+        interpreters.
+        """
+        if not self._template_tried:
+            self._template_tried = True
+            if can_fork():
+                try:
+                    self._template = Template.start()
+                    self._pids.add(self._template.pid)
+                except OSError as exc:
+                    logger.debug("no worker template (%s): starting fresh interpreters", exc)
         while len(self._workers) < self.size:
             self._spawn()
 
@@ -259,18 +277,32 @@ class WorkerPool:
         for worker in self._workers:
             self._bury(worker)
         self._workers.clear()
+        if self._template is not None:
+            self._template.close()
+            self._pids.discard(self._template.pid)
         self._finalizer()
 
     # -- workers coming and going ---------------------------------------------------------
 
     def _spawn(self) -> _Worker:
-        spawned = spawn_worker()
+        template = self._template if self._template is not None and self._template.alive else None
+        spawned = None
+        if template is not None:
+            try:
+                spawned = template.spawn()
+            except OSError as exc:
+                logger.debug("the worker template failed (%s): starting fresh interpreters", exc)
+                template.alive = False
+                template = None
+        if spawned is None:
+            spawned = spawn_worker()
         worker = _Worker(
             pid=spawned.pid,
             conn=spawned.conn,
             pidfd=spawned.pidfd,
             slot=spawned.slot,
             started=time.monotonic(),
+            template=template,
         )
         self._workers.append(worker)
         self._pids.add(worker.pid)
@@ -299,9 +331,13 @@ class WorkerPool:
         if worker.dead:
             return None
         worker.dead = True
-        wait_exit(worker.pid, grace)
-        kill_group(worker.pid)
-        status = reap(worker.pid, block=True)
+        if worker.template is not None:
+            # Its parent, the template, does the same steps: only a parent can reap.
+            status = worker.template.bury(worker.pid, grace)
+        else:
+            wait_exit(worker.pid, grace)
+            kill_group(worker.pid)
+            status = reap(worker.pid, block=True)
         if status is not None:
             self._pids.discard(worker.pid)
         worker.conn.close()

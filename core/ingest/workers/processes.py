@@ -8,6 +8,7 @@ plugin's name there, the driver reads it when the worker hangs or dies.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import mmap
 import os
 import signal
@@ -26,6 +27,8 @@ BOOT = "import sys; from ingest.workers.child import main; sys.exit(main(sys.arg
 
 #: Bytes of the stage slot; plugin names are short.
 STAGE_SLOT_SIZE = 256
+
+_PR_SET_PDEATHSIG = 1
 
 #: Whether the resident size of a process can be read (Linux ``/proc``).
 CAN_READ_RSS = os.path.exists(f"/proc/{os.getpid()}/statm")
@@ -114,6 +117,27 @@ def spawn_worker() -> Spawned:
     except (AttributeError, OSError):
         pidfd = None
     return Spawned(pid=pid, conn=Connection(ours.detach()), pidfd=pidfd, slot=slot)
+
+
+def die_with_parent(parent: int) -> None:
+    """Have the kernel kill this process when its parent dies (Linux), even mid-document.
+
+    Without it, a worker stuck in a hostile file would outlive a driver killed with -9. The
+    signal comes when the parent's thread that started this process ends; the session
+    starts and uses its workers from one thread, which outlives them.
+
+    :param parent: the pid the parent should have; when it is already another (the parent
+        died before the request took effect), this process exits at once.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def rss_of(pid: int) -> int:
