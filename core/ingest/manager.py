@@ -157,6 +157,9 @@ class IngestPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         #: The specs a worker needs to rebuild this manager (``-p`` values incl. ``no:``).
         self.specs: list[str] = []
+        #: The installed plugins (:func:`entry_points`) as :meth:`load_plugins` found them,
+        #: for whoever needs them again in this run (a scan costs milliseconds).
+        self.installed: dict[str, metadata.EntryPoint] | None = None
 
     def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
         opts = super().parse_hookimpl_opts(plugin, name)
@@ -226,7 +229,7 @@ class IngestPluginManager(pluggy.PluginManager):
         self.specs = list(specs)
         for name in blocked:
             self.set_blocked(name)
-        available = entry_points()
+        available = self.installed = entry_points()
         for name in [*DEFAULT_PLUGINS, *wanted]:
             if self.is_blocked(name) or self.has_plugin(name):
                 continue

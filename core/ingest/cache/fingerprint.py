@@ -29,6 +29,7 @@ import inspect
 import json
 import re
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -102,25 +103,50 @@ def _versions(
                 name = f"{kind.__module__}.{kind.__qualname__}"
             if name not in skip:
                 plugins[name] = impl.plugin
-    return {name: plugin_version(name, plugin) for name, plugin in sorted(plugins.items())}
+    # One scan of the installed entry points for all the plugins, and one reading of each
+    # distribution's metadata: the built-ins all come from one distribution, and each scan
+    # or reading costs milliseconds that every run would pay at start.
+    available = manager.installed if manager.installed is not None else entry_points()
+    described: dict[str, str] = {}
+    return {
+        name: plugin_version(name, plugin, available=available, described=described)
+        for name, plugin in sorted(plugins.items())
+    }
 
 
-def plugin_version(name: str, plugin: object) -> str:
+def plugin_version(
+    name: str,
+    plugin: object,
+    *,
+    available: Mapping[str, metadata.EntryPoint] | None = None,
+    described: dict[str, str] | None = None,
+) -> str:
     """``dist==version (req==version, ...)`` for a plugin, or a hash of its source file.
 
     :param name: the plugin's registered name (an entry-point name finds its distribution
         without importing anything).
     :param plugin: the plugin object (a module, or an instance of a plugin class).
+    :param available: the installed entry points (:func:`ingest.manager.entry_points`), when
+        the caller has them; scanned otherwise.
+    :param described: descriptions already made, by distribution location, to reuse and add to.
     """
     module_name = plugin.__name__ if inspect.ismodule(plugin) else type(plugin).__module__
-    ep = entry_points().get(name)
+    ep = (entry_points() if available is None else available).get(name)
     dist: metadata.Distribution | None = ep.dist if ep is not None else None
     if dist is None:
         dist = _distribution_of_module(module_name)
-    if dist is not None:
-        requires = tuple(dist.requires or ())
-        return _describe_distribution(dist.metadata["Name"], dist.version, requires)
-    return _source_hash(module_name)
+    if dist is None:
+        return _source_hash(module_name)
+    where = str(getattr(dist, "_path", "")) or None
+    if described is not None and where in described:
+        return described[where]
+    # .version and .requires would each read and parse the metadata file again.
+    info = dist.metadata
+    requires = tuple(info.get_all("Requires-Dist") or dist.requires or ())
+    text = _describe_distribution(info["Name"], info["Version"], requires)
+    if described is not None and where is not None:
+        described[where] = text
+    return text
 
 
 def _distribution_of_module(module_name: str) -> metadata.Distribution | None:

@@ -175,6 +175,7 @@ def _serve(sock: socket.socket, driver: int) -> int:
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     # Imported once here rather than in every worker.
     import ingest.workers.child  # noqa: F401
+
     # What was inherited lives as long as this process; frozen, no collection in here or in
     # a worker walks it (or writes to its pages, which would unshare them).
     gc.freeze()
