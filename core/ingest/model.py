@@ -8,7 +8,7 @@ the same records.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,12 @@ class Metadata:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of the fields."""
-        return asdict(self)
+        # Field by field, not dataclasses.asdict: that deep-copies every value (all of them
+        # immutable here), and every record a sink writes carries this dict.
+        return {name: getattr(self, name) for name in _METADATA_FIELDS}
+
+
+_METADATA_FIELDS = tuple(f.name for f in fields(Metadata))
 
 
 @dataclass(slots=True)

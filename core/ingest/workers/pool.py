@@ -19,10 +19,12 @@ reason ``memory``) instead of taking the machine's memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import pickle
+import select
 import signal
 import sys
 import time
@@ -89,6 +91,8 @@ class Lost:
 class _Worker:
     pid: int
     conn: Connection
+    #: ``conn``'s descriptor, kept for the poll set (``conn.fileno()`` fails once closed).
+    fd: int
     pidfd: int | None
     slot: StageSlot
     started: float
@@ -104,6 +108,8 @@ class _Worker:
     last_path: str | None = None
     #: The template it was forked from (which reaps it), or ``None``: a fresh interpreter.
     template: Template | None = None
+    #: When its RSS was last read (``time.monotonic()``).
+    rss_read: float = -math.inf
 
 
 class WorkerPool:
@@ -147,6 +153,10 @@ class WorkerPool:
         self._closed = False
         self._template: Template | None = None
         self._template_tried = False
+        # One poll set for the run, updated as workers come and go, rather than a selector
+        # built and filled at every wait (multiprocessing.connection.wait): a wait per
+        # document, thousands in a run of small files.
+        self._poller = select.poll() if hasattr(select, "poll") else None
         # Kills whatever is left if the pool is dropped without close() (or at exit).
         self._pids: set[int] = set()
         self._finalizer = weakref.finalize(self, kill_groups, self._pids)
@@ -222,10 +232,10 @@ class WorkerPool:
             raise IngestError("the worker pool is closed")
         self._replace_dead()
         done: list[tuple[int, Any]] = []
-        ready = wait(self._waitables(), self._next_timeout())
+        ready = self._poll(self._next_timeout())
         for worker in list(self._workers):
             exited = worker.pidfd is not None and worker.pidfd in ready
-            if exited or worker.conn in ready:
+            if exited or worker.fd in ready:
                 self._drain(worker, done, exited=exited)
         now = time.monotonic()
         for worker in list(self._workers):
@@ -299,6 +309,7 @@ class WorkerPool:
         worker = _Worker(
             pid=spawned.pid,
             conn=spawned.conn,
+            fd=spawned.conn.fileno(),
             pidfd=spawned.pidfd,
             slot=spawned.slot,
             started=time.monotonic(),
@@ -306,6 +317,10 @@ class WorkerPool:
         )
         self._workers.append(worker)
         self._pids.add(worker.pid)
+        if self._poller is not None:
+            self._poller.register(worker.fd, select.POLLIN)
+            if worker.pidfd is not None:
+                self._poller.register(worker.pidfd, select.POLLIN)
         try:
             worker.conn.send_bytes(pickle.dumps(self._init, pickle.HIGHEST_PROTOCOL))
         except OSError:
@@ -340,6 +355,12 @@ class WorkerPool:
             status = reap(worker.pid, block=True)
         if status is not None:
             self._pids.discard(worker.pid)
+        if self._poller is not None:
+            # Before the descriptors close: their numbers may be reused at once.
+            for fd in (worker.fd, worker.pidfd):
+                if fd is not None:
+                    with contextlib.suppress(KeyError):
+                        self._poller.unregister(fd)
         worker.conn.close()
         worker.slot.close()
         if worker.pidfd is not None:
@@ -358,6 +379,17 @@ class WorkerPool:
             )
 
     # -- events ---------------------------------------------------------------------------
+
+    def _poll(self, timeout: float) -> set[int]:
+        """The descriptors of live workers that are ready, waiting up to ``timeout`` s."""
+        if self._poller is None:
+            found = wait(self._waitables(), timeout)
+            return {obj if isinstance(obj, int) else obj.fileno() for obj in found}
+        try:
+            events = self._poller.poll(math.ceil(timeout * 1000))
+        except InterruptedError:  # pragma: no cover - retried by Python since 3.5
+            events = []
+        return {fd for fd, _ in events}
 
     def _waitables(self) -> list[Any]:
         objects: list[Any] = []
@@ -471,6 +503,10 @@ class WorkerPool:
     def _over_memory(self, worker: _Worker) -> bool:
         if not CAN_READ_RSS or not self.max_memory:
             return False
+        now = time.monotonic()
+        if now - worker.rss_read < MEMORY_POLL_S:
+            return False  # read less than a period ago: small documents end many waits
+        worker.rss_read = now
         rss = rss_of(worker.pid)
         worker.peak_rss = max(worker.peak_rss, rss)
         return rss > self.max_memory

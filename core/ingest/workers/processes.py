@@ -34,6 +34,10 @@ _PR_SET_PDEATHSIG = 1
 CAN_READ_RSS = os.path.exists(f"/proc/{os.getpid()}/statm")
 
 
+#: Plugin names as the stage slot holds them.
+_ENCODED: dict[str, bytes] = {}
+
+
 class StageSlot:
     """A plugin name in memory shared by a worker and the driver (an unlinked temp file).
 
@@ -54,7 +58,11 @@ class StageSlot:
 
     def set(self, name: str) -> None:
         """Say that ``name`` is running (``""``: no plugin)."""
-        data = name.encode("utf-8", "replace")[: STAGE_SLOT_SIZE - 1] + b"\0"
+        # Twice per hook implementation called, dozens of calls per document: each name is
+        # encoded once.
+        data = _ENCODED.get(name)
+        if data is None:
+            data = _ENCODED[name] = name.encode("utf-8", "replace")[: STAGE_SLOT_SIZE - 1] + b"\0"
         self._map[: len(data)] = data
 
     def get(self) -> str | None:
