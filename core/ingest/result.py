@@ -45,6 +45,9 @@ class RunResult:
     interrupted: bool = False
     stopped_early: bool = False
     collect_only: bool = False
+    #: Seconds per stage (``driver: collect``, ``extract:pdfium``, ``transform:chunk``...),
+    #: summed over documents and processes; ``ingest run -v`` logs them.
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> ExitCode:

@@ -22,6 +22,7 @@ from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
 from ingest.workers.feed import SourceFeed
+from ingest.workers.timing import StageTimes, describe_stages
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -79,6 +80,8 @@ class Session:
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
+        #: Seconds per stage of this run (the backend's workers' added at the end).
+        self.stage_times = StageTimes()
 
     # -- validation ---------------------------------------------------------------------
 
@@ -117,11 +120,13 @@ class Session:
                 # Started before collection, so that worker start-up overlaps the walk.
                 backend = self._backend()
                 backend.start()
-            self.collect()
+            with self.stage_times.measure("driver: collect"):
+                self.collect()
             if self.collect_only:
                 self._claim_extractors()
             elif self.sources:
-                self._skip_cached()
+                with self.stage_times.measure("driver: cache"):
+                    self._skip_cached()
             if self.sources and backend is not None:
                 self._open_sinks()
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
@@ -140,6 +145,7 @@ class Session:
             if self.cache is not None:
                 self.cache.close(self.manager)
             self.result.duration_s = time.monotonic() - started
+            self._report_stage_times(backend)
             self._emit("finished")
             hook.ingest_session_finish(session=self, result=self.result)
         return self.result
@@ -245,9 +251,11 @@ class Session:
         # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
         # know is written again by the final flush (issue #6, exactly once).
         with self.stop.critical():
-            self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+            with self.stage_times.measure("driver: sinks"):
+                self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
             if self.cache is not None:
-                self.cache.commit(batch)  # only after every sink returned: exactly once
+                with self.stage_times.measure("driver: cache"):
+                    self.cache.commit(batch)  # only after every sink returned: exactly once
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -255,6 +263,19 @@ class Session:
             self.result.chunks += len(document.chunks)
             self.tracker.update_sync(1, pages=pages)
             self._emit("ingested", source=document.source, pages=pages)
+
+    def _report_stage_times(self, backend: ExecutorBackend | None) -> None:
+        """Add the backend's seconds per stage, keep them in the result, log them (``-v``)."""
+        from_backend: StageTimes | None = getattr(backend, "stage_times", None)
+        if from_backend is not None:
+            self.stage_times.merge(from_backend.totals())
+        self.result.stage_seconds = self.stage_times.totals()
+        if self.result.stage_seconds and logger.isEnabledFor(logging.INFO):
+            logger.info(
+                "time by stage, summed over the processes (the run took %.2fs):\n%s",
+                self.result.duration_s,
+                describe_stages(self.result.stage_seconds),
+            )
 
     def _record_failure(self, failure: Failure) -> None:
         self.result.failed += 1

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ingest import hookimpl
-from ingest.workers import process_source
+from ingest.workers import StageTimes, process_source
 
 if TYPE_CHECKING:
     from ingest import Document, Failure, IngestPluginManager, Settings, Source
@@ -27,6 +27,8 @@ class InProcessBackend:
     def __init__(self, manager: IngestPluginManager, settings: Settings) -> None:
         self._manager = manager
         self._settings = settings
+        #: Seconds per extractor and transform step.
+        self.stage_times = StageTimes()
 
     def start(self) -> None:
         """Nothing to start."""
@@ -34,7 +36,9 @@ class InProcessBackend:
     def run(self, feed: SourceFeed) -> Iterator[tuple[Source, Document | Failure]]:
         """Yield each source with its outcome, in feed order."""
         for source in feed:
-            yield source, process_source(self._manager, self._settings, source)
+            yield source, process_source(
+                self._manager, self._settings, source, times=self.stage_times
+            )
 
     def close(self) -> None:
         """Nothing to stop."""

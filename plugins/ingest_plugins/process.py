@@ -25,7 +25,7 @@ from ingest.workers import Dispatcher, Limits, WorkerPool, document_plugins
 
 if TYPE_CHECKING:
     from ingest import Document, Failure, IngestPluginManager, Settings, Source
-    from ingest.workers import SourceFeed
+    from ingest.workers import SourceFeed, StageTimes
 
 NAME = "process"
 
@@ -63,6 +63,11 @@ class ProcessBackend:
             max_memory=self.limits.max_memory,
             expected_plugins=document_plugins(manager),
         )
+
+    @property
+    def stage_times(self) -> StageTimes:
+        """Seconds per stage, the workers' included."""
+        return self._pool.stage_times
 
     @property
     def max_memory(self) -> int | None:

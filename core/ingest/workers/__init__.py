@@ -31,6 +31,7 @@ from ingest.workers.tasks import (
     Task,
     source_of,
 )
+from ingest.workers.timing import StageTimes
 
 if TYPE_CHECKING:
     from ingest.model import Document, Failure, Source
@@ -48,6 +49,7 @@ __all__ = [
     "Pool",
     "RangeTask",
     "SourceFeed",
+    "StageTimes",
     "Task",
     "WorkerPool",
     "describe_task",
@@ -69,6 +71,9 @@ class ExecutorBackend(Protocol):
     #: Ask the session to feed the largest sources first (pools that run documents in
     #: parallel: the longest tasks start while small ones remain to fill in around them).
     largest_first: bool
+
+    # Optional: ``stage_times``, a :class:`StageTimes` the backend adds the seconds of each
+    # extractor and transform step to (its workers' included), for ``ingest run -v``.
 
     def start(self) -> None:
         """Begin warming up (start worker processes, connect to a cluster); may do nothing."""

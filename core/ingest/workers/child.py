@@ -12,8 +12,10 @@ Every message is a pickled tuple on that one socket:
   ``None`` to stop;
 * worker to driver: ``("ready", pid, plugins)`` (the plugins that implement the document
   hooks) or ``("fatal", is_usage_error, message)`` once, then
-  ``("log", record_fields)`` for log records and ``("result", task_id, outcome, retiring)``;
-  a retiring worker exits right after (its heap may be damaged) and takes no more tasks.
+  ``("log", record_fields)`` for log records and
+  ``("result", task_id, outcome, retiring, seconds)``; a retiring worker exits right after
+  (its heap may be damaged) and takes no more tasks; ``seconds`` are the worker's seconds
+  per stage since its last answer (:class:`~ingest.workers.timing.StageTimes`).
 
 ``STAGE_FD`` is a small file shared with the driver (:class:`StageSlot`): the worker writes
 there the name of the plugin whose hook implementation is running, so that when a worker
@@ -34,6 +36,7 @@ import resource
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Generator, Sequence
 from multiprocessing.connection import Connection
@@ -45,6 +48,7 @@ from ingest.model import Failure
 from ingest.workers.pipeline import WORKER_HOOKS, document_plugins, run_task
 from ingest.workers.processes import StageSlot, die_with_parent
 from ingest.workers.tasks import source_of
+from ingest.workers.timing import StageTimes
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -197,31 +201,40 @@ def _configure(init: WorkerInit) -> tuple[IngestPluginManager, Settings]:
 
 
 def _serve(channel: _Channel, manager: IngestPluginManager, settings: Settings) -> int:
+    times = StageTimes()
     while True:
         try:
-            message = pickle.loads(channel.conn.recv_bytes())
+            data = channel.conn.recv_bytes()
         except (EOFError, OSError):
             return 0
+        started = time.perf_counter()
+        message = pickle.loads(data)
         if message is None:
             return 0
         task_id, task = message
+        times.add("worker: read tasks", time.perf_counter() - started)
         channel.logs_left = LOG_RECORDS_PER_TASK
         try:
-            outcome: Any = run_task(manager, settings, task)
+            outcome: Any = run_task(manager, settings, task, times=times)
         except Exception as exc:  # our own bug, not a document's fault: say so loudly
             outcome = _internal_failure(task, exc)
-        data, recycle = _encode(task_id, task, outcome)
+        started = time.perf_counter()
+        data, recycle = _encode(task_id, task, outcome, times.take())
         channel.send_bytes(data)
+        # Sent with the next answer (the last answer's own sending is not counted).
+        times.add("worker: send results", time.perf_counter() - started)
         if recycle:
             # After a MemoryError the heap may be fragmented or half-freed; a fresh worker
             # is cheaper than finding out.
             return 0
 
 
-def _encode(task_id: int, task: Task, outcome: Any) -> tuple[bytes, bool]:
+def _encode(
+    task_id: int, task: Task, outcome: Any, times: dict[str, float]
+) -> tuple[bytes, bool]:
     recycle = isinstance(outcome, Failure) and outcome.reason == "memory"
     try:
-        message = ("result", task_id, outcome, recycle)
+        message = ("result", task_id, outcome, recycle, times)
         return pickle.dumps(message, pickle.HIGHEST_PROTOCOL), recycle
     except MemoryError:
         outcome = _failure_of(task, "memory", "the result was too large to send back")
@@ -231,7 +244,8 @@ def _encode(task_id: int, task: Task, outcome: Any) -> tuple[bytes, bool]:
             task, "error", f"the document cannot be sent back from the worker: {exc}"
         )
         outcome.exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
-    return pickle.dumps(("result", task_id, outcome, recycle), pickle.HIGHEST_PROTOCOL), recycle
+    message = ("result", task_id, outcome, recycle, times)
+    return pickle.dumps(message, pickle.HIGHEST_PROTOCOL), recycle
 
 
 def _internal_failure(task: Task, exc: Exception) -> Failure:

@@ -12,6 +12,7 @@ one bad document never stops the others.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import replace
@@ -36,27 +37,35 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.model import Source
+    from ingest.workers.timing import StageTimes
 
 #: The hooks that run documents in workers: their plugins must exist in every worker.
 WORKER_HOOKS = ("ingest_extract", "ingest_transform")
 
 
 def process_source(
-    manager: IngestPluginManager, settings: Settings, source: Source
+    manager: IngestPluginManager,
+    settings: Settings,
+    source: Source,
+    *,
+    times: StageTimes | None = None,
 ) -> Document | Failure:
     """Extract and transform one whole source.
 
     :param manager: this process's plugin manager.
     :param settings: the run's settings.
     :param source: the source to process.
+    :param times: where to add the seconds of each extractor and transform step.
     :returns: the finished document, or a failure record; never raises for a document's
         fault (``KeyboardInterrupt`` and ``SystemExit`` do propagate).
     """
     chain = extractor_chain(settings)
-    extraction = extract(manager, settings, source, chain=chain, pages=None, tried=chain)
+    extraction = extract(
+        manager, settings, source, chain=chain, pages=None, tried=chain, times=times
+    )
     if isinstance(extraction, Failure):
         return extraction
-    return transform_document(manager, settings, extraction.document)
+    return transform_document(manager, settings, extraction.document, times=times)
 
 
 def extract(
@@ -68,6 +77,7 @@ def extract(
     pages: range | None,
     tried: Sequence[str],
     errors: Sequence[Failure] = (),
+    times: StageTimes | None = None,
 ) -> Extraction | Failure:
     """Try the extractors of ``chain`` in order on ``pages`` of ``source`` until one succeeds.
 
@@ -76,11 +86,13 @@ def extract(
     :param tried: the whole chain of the run, for the message when no extractor takes it.
     :param errors: failures of extractors tried earlier for this document (a split document
         whose later range failed starts over with the next fallback).
+    :param times: where to add each extractor's seconds (``extract:NAME``).
     :returns: the extraction, or the failure: the first extractor's error, with the
         fallbacks' errors appended to its message, or ``no-extractor``.
     """
     failures = list(errors)
     for name in chain:
+        started = time.perf_counter()
         try:
             document = manager.hook.ingest_extract(
                 source=source, settings=settings, extractor=name, pages=pages
@@ -91,6 +103,9 @@ def extract(
             if failure.reason in FINAL_REASONS:
                 break
             continue
+        finally:
+            if times is not None:
+                times.add(f"extract:{name}", time.perf_counter() - started)
         if document is not None:
             return Extraction(document=document, extractor=name, errors=failures)
     return extraction_failure(source, failures, tried)
@@ -118,16 +133,23 @@ def transform_document(
     manager: IngestPluginManager,
     settings: Settings,
     document: Document,
+    *,
+    times: StageTimes | None = None,
 ) -> Document | Failure:
     """Run the ``transforms`` chain on a whole document, in order, in place.
 
+    :param times: where to add each step's seconds (``transform:STEP``).
     :returns: the document, or the failure of the first step that raised.
     """
     for step in settings.transforms:
+        started = time.perf_counter()
         try:
             manager.hook.ingest_transform(document=document, settings=settings, step=step)
         except Exception as exc:
             return failure_from_exception(manager, document.source, exc, default_plugin=step)
+        finally:
+            if times is not None:
+                times.add(f"transform:{step}", time.perf_counter() - started)
     return document
 
 
@@ -135,8 +157,12 @@ def run_task(
     manager: IngestPluginManager,
     settings: Settings,
     task: Task,
+    *,
+    times: StageTimes | None = None,
 ) -> Document | Failure | Partial:
     """Do one task in this worker.
+
+    :param times: where to add the seconds of each extractor and transform step.
 
     :returns: for a :class:`FirstTask`, the finished document, a :class:`Partial` when
         more ranges are needed, or a failure; for a :class:`RangeTask`, a document holding
@@ -152,12 +178,13 @@ def run_task(
             pages=task.pages,
             tried=task.tried,
             errors=task.errors,
+            times=times,
         )
         if isinstance(extraction, Failure):
             return extraction
         if task.pages is not None and not covers_document(extraction.document, task.pages):
             return Partial(extraction)
-        return transform_document(manager, settings, extraction.document)
+        return transform_document(manager, settings, extraction.document, times=times)
     if isinstance(task, RangeTask):
         extraction = extract(
             manager,
@@ -166,11 +193,12 @@ def run_task(
             chain=(task.extractor,),
             pages=task.pages,
             tried=(task.extractor,),
+            times=times,
         )
         if isinstance(extraction, Failure):
             return extraction
         return keep_pages(extraction.document, task.pages)
-    return transform_document(manager, settings, task.document)
+    return transform_document(manager, settings, task.document, times=times)
 
 
 def failure_from_exception(

@@ -50,6 +50,7 @@ from ingest.workers.processes import (
 )
 from ingest.workers.tasks import WorkerInit, source_of
 from ingest.workers.template import Template, can_fork
+from ingest.workers.timing import StageTimes
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -149,6 +150,8 @@ class WorkerPool:
             in {"1", "true", "yes", "on"},
         )
         self._workers: list[_Worker] = []
+        #: Seconds per stage, the workers' included (``ingest run -v``).
+        self.stage_times = StageTimes()
         self._startup_failures = 0
         self._closed = False
         self._template: Template | None = None
@@ -206,8 +209,11 @@ class WorkerPool:
                 self._bury(worker)
                 continue
             worker.slot.set("")
+            started = time.perf_counter()
+            data = pickle.dumps((task_id, task), pickle.HIGHEST_PROTOCOL)
+            self.stage_times.add("driver: send tasks", time.perf_counter() - started)
             try:
-                worker.conn.send_bytes(pickle.dumps((task_id, task), pickle.HIGHEST_PROTOCOL))
+                worker.conn.send_bytes(data)
             except OSError:
                 self._bury(worker)
                 continue
@@ -424,10 +430,13 @@ class WorkerPool:
                     if not exited:
                         return
                     raise EOFError
-                message = pickle.loads(worker.conn.recv_bytes())
+                data = worker.conn.recv_bytes()
             except (EOFError, OSError):
                 self._died(worker, done)
                 return
+            started = time.perf_counter()
+            message = pickle.loads(data)
+            self.stage_times.add("driver: read results", time.perf_counter() - started)
             self._handle(worker, message, done)
 
     def _handle(
@@ -435,7 +444,8 @@ class WorkerPool:
     ) -> None:
         kind = message[0]
         if kind == "result":
-            _, task_id, outcome, retiring = message
+            _, task_id, outcome, retiring, seconds = message
+            self.stage_times.merge(seconds)
             worker.retiring = worker.retiring or retiring
             if task_id == worker.task_id:
                 worker.task_id = None
