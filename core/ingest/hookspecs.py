@@ -260,9 +260,11 @@ def ingest_sink(batch: Sequence[Document], settings: Settings) -> None:
     """Write a batch of finished documents (with pages and chunks).
 
     Called on the driver, in the order documents finish, batch after batch; every sink
-    receives every batch. When it returns, the batch must be durable: the core records the
-    documents as ingested in its cache only after every sink returned, so a run killed at any
-    moment and run again writes each record exactly once. Sinks must therefore upsert by id
+    receives every batch. The calls come from a thread of their own (dispatch goes on while
+    a batch is written), one at a time, and not necessarily from the thread that opened the
+    sink. When it returns, the batch must be durable: the core records the documents as
+    ingested in its cache only after every sink returned, so a run killed at any moment and
+    run again writes each record exactly once. Sinks must therefore upsert by id
     or drop what a killed run left half-written.
 
     :param batch: the documents; never empty.

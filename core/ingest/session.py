@@ -3,16 +3,20 @@
 The session is plain synchronous code on the driver's main thread. Async hook
 implementations still run on the persistent loop (the manager bridges them through
 ``run_sync``), and workers are processes, so nothing here needs to be a coroutine; that
-keeps Ctrl-C handling and ``--maxfail`` simple and lets ``arun`` wrap it in a thread.
+keeps Ctrl-C handling and ``--maxfail`` simple and lets ``arun`` wrap it in a thread. One
+thing runs beside it: the sinks write each batch on a thread of their own
+(:class:`_SinkWriter`), so that dispatch goes on while a batch is made durable.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, final
 
 from ingest.cache import RunCache, open_run_cache
 from ingest.errors import UsageError
@@ -227,9 +231,11 @@ class Session:
         batch: list[Document] = []
         batch_chars = 0
         maxfail = self.settings.run.maxfail
+        writer = _SinkWriter(self._write_sinks)
         try:
             feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
             for _source, outcome in backend.run(feed):
+                self._commit(writer.done(block=False))
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
                     if maxfail and self.result.failed >= maxfail:
@@ -239,23 +245,35 @@ class Session:
                 batch.append(outcome)
                 batch_chars += sum(len(page.text) for page in outcome.pages)
                 if len(batch) >= self.settings.run.batch_size or batch_chars >= BATCH_MAX_CHARS:
-                    self._flush(batch)
-                    batch = []
-                    batch_chars = 0
+                    # Handed over and forgotten in one stretch: a batch is written once.
+                    with self.stop.critical():
+                        self._flush(writer, batch)
+                        batch, batch_chars = [], 0
         finally:
             # Whatever stopped the loop (end, --maxfail, Ctrl-C), what was done is kept.
-            if batch:
-                self._flush(batch)
+            with self.stop.critical():
+                if batch:
+                    self._flush(writer, batch)
+                self._commit(writer.done(block=True))
 
-    def _flush(self, batch: list[Document]) -> None:
-        # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
-        # know is written again by the final flush (issue #6, exactly once).
-        with self.stop.critical():
-            with self.stage_times.measure("driver: sinks"):
-                self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
-            if self.cache is not None:
-                with self.stage_times.measure("driver: cache"):
-                    self.cache.commit(batch)  # only after every sink returned: exactly once
+    def _flush(self, writer: _SinkWriter, batch: list[Document]) -> None:
+        """Hand ``batch`` to the sinks once the batch before it is written and committed."""
+        self._commit(writer.done(block=True))
+        writer.start(batch)
+
+    def _write_sinks(self, batch: list[Document]) -> None:
+        # On the writer's thread; the session commits the batch when this returned.
+        with self.stage_times.measure("driver: sinks"):
+            self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+
+    def _commit(self, batch: list[Document] | None) -> None:
+        """Record a batch every sink wrote: in the cache (exactly once), counts, progress."""
+        if batch is None:
+            return
+        if self.cache is not None:
+            # Ctrl-C waits for it: the sinks hold the batch, the cache must know it.
+            with self.stop.critical(), self.stage_times.measure("driver: cache"):
+                self.cache.commit(batch)  # only after every sink returned: exactly once
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -294,6 +312,55 @@ class Session:
     def _emit(self, kind: str, **fields: Any) -> None:
         event = ProgressEvent(kind=kind, state=self.tracker.get_state(), **fields)
         self.manager.hook.ingest_progress(event=event)
+
+
+@final
+class _SinkWriter:
+    """Writes batches to the sinks on a thread of its own, one batch at a time, in order.
+
+    A sink returns when its batch is durable: an fsync or two, 5 to 15 ms on this kind of
+    disk. Written on the session's thread, that is as long that the workers wait for their
+    next task, at every batch: 125 times in a run of 2,000 small files, a third of its time.
+    Here the session goes on dispatching meanwhile and commits the batch to the cache when
+    its write ended; at most two batches are held (one written, one filling).
+
+    :param write: calls the sinks with a batch.
+    """
+
+    def __init__(self, write: Callable[[list[Document]], None]) -> None:
+        self._write = write
+        self._thread: threading.Thread | None = None
+        self._batch: list[Document] | None = None
+        self._error: BaseException | None = None
+
+    def start(self, batch: list[Document]) -> None:
+        """Begin writing ``batch``; :meth:`done` must have returned the batch before it."""
+        assert self._thread is None, "one batch at a time"
+
+        def write() -> None:
+            try:
+                self._write(batch)
+            except BaseException as exc:  # raised again on the session's thread by done()
+                self._error = exc
+
+        self._batch = batch
+        self._thread = threading.Thread(target=write, name="ingest-sinks", daemon=True)
+        self._thread.start()
+
+    def done(self, *, block: bool) -> list[Document] | None:
+        """The batch whose write ended (waiting for it when ``block``), once; else ``None``.
+
+        :raises BaseException: what a sink raised while writing it.
+        """
+        thread = self._thread
+        if thread is None or (not block and thread.is_alive()):
+            return None
+        thread.join()
+        batch, error = self._batch, self._error
+        self._thread = self._batch = self._error = None
+        if error is not None:
+            raise error
+        return batch
 
 
 def _require(name: str, available: list[str], what: str) -> None:

@@ -36,6 +36,10 @@ NAME = "process"
 DEFAULT_MEMORY_CAP = 2 << 30
 _MIN_MEMORY_CAP = 256 << 20
 
+#: Tasks per worker: the one it runs and the next, which it starts without waiting for the
+#: driver (see :class:`ingest.workers.WorkerPool`).
+QUEUE_DEPTH = 2
+
 class ProcessBackend:
     """Worker processes under a supervisor; documents dispatched by page ranges.
 
@@ -62,6 +66,7 @@ class ProcessBackend:
             settings=settings,
             max_memory=self.limits.max_memory,
             expected_plugins=document_plugins(manager),
+            queue_depth=QUEUE_DEPTH,
         )
 
     @property

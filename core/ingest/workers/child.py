@@ -202,12 +202,16 @@ def _configure(init: WorkerInit) -> tuple[IngestPluginManager, Settings]:
 
 def _serve(channel: _Channel, manager: IngestPluginManager, settings: Settings) -> int:
     times = StageTimes()
+    answered: float | None = None
     while True:
         try:
             data = channel.conn.recv_bytes()
         except (EOFError, OSError):
             return 0
         started = time.perf_counter()
+        if answered is not None:
+            # From an answer to the next task: time the driver's round trip costs the worker.
+            times.add("worker: waiting for tasks", started - answered)
         message = pickle.loads(data)
         if message is None:
             return 0
@@ -222,7 +226,8 @@ def _serve(channel: _Channel, manager: IngestPluginManager, settings: Settings) 
         data, recycle = _encode(task_id, task, outcome, times.take())
         channel.send_bytes(data)
         # Sent with the next answer (the last answer's own sending is not counted).
-        times.add("worker: send results", time.perf_counter() - started)
+        answered = time.perf_counter()
+        times.add("worker: send results", answered - started)
         if recycle:
             # After a MemoryError the heap may be fragmented or half-freed; a fresh worker
             # is cheaper than finding out.

@@ -245,11 +245,15 @@ class Dispatcher:
                 raise IngestError(
                     f"internal error: {self._admitted} documents in flight and no work left"
                 )
+            finished: list[Finished] = []
             for task_id, outcome in self.pool.wait():
-                queued = self._running.pop(task_id)
-                for finished in self._on_outcome(queued, outcome):
-                    self._admitted -= 1
-                    yield finished
+                finished.extend(self._on_outcome(self._running.pop(task_id), outcome))
+            # Idle workers get their next task before the session takes what finished: a
+            # batch written to the sinks takes milliseconds the workers would wait through.
+            self._dispatch()
+            for item in finished:
+                self._admitted -= 1
+                yield item
 
     def _dispatch(self) -> None:
         while self.pool.idle and (self._urgent or self._fresh):

@@ -29,8 +29,9 @@ import signal
 import sys
 import time
 import weakref
+from collections import deque
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +89,16 @@ class Lost:
     plugin: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A task as sent to a worker, kept to send it again if the worker dies before it."""
+
+    task_id: int
+    task: Task
+    budget: float
+    path: str
+
+
 @dataclass(eq=False, slots=True)
 class _Worker:
     pid: int
@@ -111,6 +122,8 @@ class _Worker:
     template: Template | None = None
     #: When its RSS was last read (``time.monotonic()``).
     rss_read: float = -math.inf
+    #: Tasks sent after the running one, waiting in its socket; started in order.
+    queued: deque[_Sent] = field(default_factory=deque)
 
 
 class WorkerPool:
@@ -126,6 +139,11 @@ class WorkerPool:
     :param max_memory: memory cap per worker in bytes (RSS), or ``None`` for none.
     :param expected_plugins: plugins that extract or transform in the driver; a worker
         without one of them (registered as an object, not loaded by name) is an error.
+    :param queue_depth: tasks a worker may hold: 1, only the one it runs; 2, also the next,
+        which it starts as soon as it answered, without waiting for the driver to send it
+        (a round trip per document costs a run of small files a good part of its time). A
+        queued task's deadline starts when it starts; if its worker dies first, it is sent
+        to another worker, as if it had not been sent.
     """
 
     def __init__(
@@ -136,8 +154,10 @@ class WorkerPool:
         settings: Settings,
         max_memory: int | None,
         expected_plugins: Collection[str] = (),
+        queue_depth: int = 1,
     ) -> None:
         self.size = max(1, size)
+        self.queue_depth = max(1, queue_depth)
         self.max_memory = max_memory or None
         self._expected = frozenset(expected_plugins)
         self._init = WorkerInit(
@@ -156,6 +176,8 @@ class WorkerPool:
         self._closed = False
         self._template: Template | None = None
         self._template_tried = False
+        #: Tasks whose worker died before starting them, to send again.
+        self._resend: deque[_Sent] = deque()
         # One poll set for the run, updated as workers come and go, rather than a selector
         # built and filled at every wait (multiprocessing.connection.wait): a wait per
         # document, thousands in a run of small files.
@@ -186,44 +208,69 @@ class WorkerPool:
 
     @property
     def idle(self) -> int:
-        """Workers ready for a task."""
-        return sum(1 for w in self._workers if self._is_idle(w))
+        """Tasks the workers can take now (with ``queue_depth`` 1: workers ready for one)."""
+        return max(0, sum(self._room(w) for w in self._workers) - len(self._resend))
 
-    @staticmethod
-    def _is_idle(worker: _Worker) -> bool:
-        return worker.ready and worker.task_id is None and not worker.dead and not worker.retiring
+    def _room(self, worker: _Worker) -> int:
+        if not worker.ready or worker.dead or worker.retiring:
+            return 0
+        return self.queue_depth - (worker.task_id is not None) - len(worker.queued)
 
     def submit(self, task_id: int, task: Task, budget: float) -> bool:
-        """Send ``task`` to an idle worker; its answer must come within ``budget`` seconds.
+        """Send ``task`` to a worker; its answer must come within ``budget`` seconds of its
+        start (at once on an idle worker; after the running task, when queued).
 
-        :returns: ``False`` when no idle worker could take it (try again after :meth:`wait`).
+        :returns: ``False`` when no worker could take it (try again after :meth:`wait`).
         """
-        path = os.fspath(source_of(task).path)
-        # The worker that read the previous range of this file first: its extractor may
-        # still have the file parsed (ingest_plugins.pdf_common.LastOpened).
-        for worker in sorted(self._workers, key=lambda w: w.last_path != path):
-            if not self._is_idle(worker):
+        self._send_again()
+        if self._resend:
+            return False
+        return self._send(_Sent(task_id, task, budget, os.fspath(source_of(task).path)))
+
+    def _send(self, sent: _Sent) -> bool:
+        # Idle workers first; among them the one that read the previous range of this file:
+        # its extractor may still have the file parsed (ingest_plugins.pdf_common.LastOpened).
+        def order(worker: _Worker) -> tuple[bool, int, bool]:
+            return worker.task_id is not None, len(worker.queued), worker.last_path != sent.path
+
+        for worker in sorted(self._workers, key=order):
+            if self._room(worker) <= 0:
                 continue
+            idle = worker.task_id is None
             if self._bloated(worker):
-                # What a previous document left behind must not count against this one.
-                self._bury(worker)
+                if idle:
+                    # What a previous document left behind must not count against this one.
+                    self._bury(worker)
+                # A busy one is reading a large document: nothing more goes behind it.
                 continue
-            worker.slot.set("")
+            if idle:
+                worker.slot.set("")
             started = time.perf_counter()
-            data = pickle.dumps((task_id, task), pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps((sent.task_id, sent.task), pickle.HIGHEST_PROTOCOL)
             self.stage_times.add("driver: send tasks", time.perf_counter() - started)
             try:
                 worker.conn.send_bytes(data)
             except OSError:
                 self._bury(worker)
                 continue
-            worker.task_id = task_id
-            worker.last_path = path
-            worker.budget = budget
-            worker.deadline = time.monotonic() + budget
-            worker.peak_rss = 0
+            worker.last_path = sent.path
+            if idle:
+                self._start(worker, sent)
+            else:
+                worker.queued.append(sent)
             return True
         return False
+
+    def _send_again(self) -> None:
+        while self._resend and self._send(self._resend[0]):
+            self._resend.popleft()
+
+    @staticmethod
+    def _start(worker: _Worker, sent: _Sent) -> None:
+        worker.task_id = sent.task_id
+        worker.budget = sent.budget
+        worker.deadline = time.monotonic() + sent.budget
+        worker.peak_rss = 0
 
     def wait(self) -> list[tuple[int, Any]]:
         """Block until something happens; return the tasks that ended, with their outcome.
@@ -259,6 +306,7 @@ class WorkerPool:
             elif not worker.ready and now - worker.started > STARTUP_TIMEOUT_S:
                 self._startup_failed(worker, f"not ready after {STARTUP_TIMEOUT_S:g}s")
         self._replace_dead()
+        self._send_again()
         return done
 
     def close(self, *, graceful: bool = False) -> None:
@@ -352,6 +400,9 @@ class WorkerPool:
         if worker.dead:
             return None
         worker.dead = True
+        # Sent but never begun: another worker takes them (the running one is lost).
+        self._resend.extend(worker.queued)
+        worker.queued.clear()
         if worker.template is not None:
             # Its parent, the template, does the same steps: only a parent can reap.
             status = worker.template.bury(worker.pid, grace)
@@ -451,6 +502,8 @@ class WorkerPool:
                 worker.task_id = None
                 worker.deadline = math.inf
                 done.append((task_id, outcome))
+                if worker.queued and not worker.retiring:
+                    self._start(worker, worker.queued.popleft())  # it has begun already
         elif kind == "log":
             record = logging.makeLogRecord(message[1])
             target = logging.getLogger(record.name)
