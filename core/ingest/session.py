@@ -252,7 +252,7 @@ class Session:
         finally:
             # Whatever stopped the loop (end, --maxfail, Ctrl-C), what was done is kept.
             with self.stop.critical():
-                if batch:
+                if batch and not writer.failed:
                     self._flush(writer, batch)
                 self._commit(writer.done(block=True))
 
@@ -332,6 +332,8 @@ class _SinkWriter:
         self._thread: threading.Thread | None = None
         self._batch: list[Document] | None = None
         self._error: BaseException | None = None
+        #: A sink raised: nothing more is written (the error ends the run).
+        self.failed = False
 
     def start(self, batch: list[Document]) -> None:
         """Begin writing ``batch``; :meth:`done` must have returned the batch before it."""
@@ -359,6 +361,7 @@ class _SinkWriter:
         batch, error = self._batch, self._error
         self._thread = self._batch = self._error = None
         if error is not None:
+            self.failed = True
             raise error
         return batch
 

@@ -1,0 +1,194 @@
+"""The driver keeps its workers busy (issue #17): each worker holds its next task, and the
+sinks write on a thread of their own while dispatch goes on; nothing of exactly once or of
+the workers' deadlines is lost by it. Real worker processes and real PDFs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from ingest import Document, Source, hookimpl
+from ingest.config import build_settings_model
+from ingest.manager import build_manager
+from ingest.testing import Runner
+from ingest.workers import Lost, WorkerPool
+from ingest.workers.tasks import FirstTask
+from test_hooks import TextPlugin
+from test_workers import FAULTS, variant
+
+# -- the sinks' thread -------------------------------------------------------------------------
+
+
+class Journal:
+    """A plugin writing one journal: when each batch was written (by the sink it opens), on
+    which thread, and when each document was reported as ingested."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.entries: list[tuple[str, str]] = []
+        self.threads: set[str] = set()
+        self.writing = threading.Lock()
+        self.fail_on = fail_on
+
+    @hookimpl
+    def ingest_sink_open(self, scheme: str) -> object | None:
+        return JournalSink(self) if scheme == "journal" else None
+
+    @hookimpl
+    def ingest_progress(self, event: Any) -> None:
+        if event.kind == "ingested":
+            self.entries.append(("ingested", event.source.path.name))
+
+    def write(self, batch: Sequence[Document]) -> None:
+        assert self.writing.acquire(blocking=False), "two batches written at once"
+        try:
+            self.threads.add(threading.current_thread().name)
+            names = [document.source.path.name for document in batch]
+            if self.fail_on in names:
+                raise ValueError(f"journal refuses {self.fail_on}")
+            self.entries += [("written", name) for name in names]
+            time.sleep(0.05)  # a slow disk: dispatch must not wait for it
+        finally:
+            self.writing.release()
+
+
+class JournalSink:
+    """The sink :class:`Journal` opens."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document]) -> None:
+        self.journal.write(batch)
+
+
+@pytest.fixture
+def many_texts(tmp_path: Path) -> Path:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for number in range(6):
+        (folder / f"{number}.txt").write_text(f"text number {number}")
+    return folder
+
+
+def test_sinks_write_on_their_thread_in_order_before_the_documents_count(
+    ingest_pipeline: Runner, many_texts: Path
+) -> None:
+    journal = Journal()
+    run = ingest_pipeline(
+        [many_texts],
+        plugins=[TextPlugin(), journal],
+        sinks=["journal:x"],
+        transforms=[],
+        run={"batch_size": 2},
+    )
+    assert run.result.ingested == 6
+    assert journal.threads == {"ingest-sinks"}
+    names = [f"{n}.txt" for n in range(6)]
+    assert [name for kind, name in journal.entries if kind == "written"] == names
+    # A document counts as ingested only once its batch was written (and committed).
+    for name in names:
+        assert journal.entries.index(("written", name)) < journal.entries.index(
+            ("ingested", name)
+        )
+
+
+def test_a_sink_error_still_ends_the_run_with_that_error(
+    ingest_pipeline: Runner, many_texts: Path
+) -> None:
+    journal = Journal(fail_on="3.txt")
+    with pytest.raises(ValueError, match=r"journal refuses 3\.txt"):
+        ingest_pipeline(
+            [many_texts],
+            plugins=[TextPlugin(), journal],
+            sinks=["journal:x"],
+            transforms=[],
+            run={"batch_size": 2},
+        )
+    # What the sink wrote before is reported; the refused batch and the later ones are not.
+    ingested = [name for kind, name in journal.entries if kind == "ingested"]
+    assert ingested == ["0.txt", "1.txt"]
+
+
+# -- the task each worker holds ----------------------------------------------------------------
+
+
+def pool_of(tmp_path: Path, size: int) -> WorkerPool:
+    manager = build_manager([FAULTS])
+    settings = build_settings_model(manager.collect_sections())().with_dotted(
+        {"collect.inputs": [str(tmp_path)]}
+    )
+    return WorkerPool(size, specs=manager.specs, settings=settings, max_memory=None, queue_depth=2)
+
+
+def task(path: Path) -> FirstTask:
+    return FirstTask(Source.from_path(path), ("pdfium",), ("pdfium",), None)
+
+
+def ready(pool: WorkerPool, room: int) -> None:
+    deadline = time.monotonic() + 120
+    while pool.idle < room:
+        assert time.monotonic() < deadline, "the workers did not become ready"
+        assert pool.wait() == []
+
+
+def answers(pool: WorkerPool, count: int) -> dict[int, Any]:
+    done: dict[int, Any] = {}
+    deadline = time.monotonic() + 180
+    while len(done) < count:
+        assert time.monotonic() < deadline, "no answer from the workers"
+        done.update(pool.wait())
+    return done
+
+
+def test_a_worker_takes_two_tasks_and_runs_them_in_turn(tmp_path: Path) -> None:
+    pool = pool_of(tmp_path, 1)
+    pool.start()
+    try:
+        ready(pool, 2)
+        assert pool.idle == 2
+        assert pool.submit(0, task(variant(tmp_path / "docs", "a.pdf")), 60)
+        assert pool.idle == 1
+        assert pool.submit(1, task(variant(tmp_path / "docs", "b.pdf")), 60)
+        assert pool.idle == 0
+        assert not pool.submit(2, task(variant(tmp_path / "docs", "c.pdf")), 60)
+        done = answers(pool, 2)
+    finally:
+        pool.close()
+    assert all(isinstance(done[n], Document) for n in (0, 1))
+
+
+def test_a_queued_task_goes_to_another_worker_when_its_worker_dies_first(tmp_path: Path) -> None:
+    """The crash fails its own document only; the one queued behind it was never begun, so
+    it is sent again (to the replacement worker) and ingested."""
+    pool = pool_of(tmp_path, 1)
+    pool.start()
+    try:
+        ready(pool, 2)
+        assert pool.submit(0, task(variant(tmp_path / "docs", "segv.pdf")), 60)
+        assert pool.submit(1, task(variant(tmp_path / "docs", "good.pdf")), 60)
+        done = answers(pool, 2)
+    finally:
+        pool.close()
+    assert isinstance(done[0], Lost) and done[0].reason == "crash"
+    assert isinstance(done[1], Document)
+
+
+def test_a_queued_task_gets_its_whole_budget_from_its_start(tmp_path: Path) -> None:
+    """Two slow documents (1.5 s each) on one worker, 2.5 s each: the second ends about 3 s
+    after it was sent, and must not be timed out for the time it waited."""
+    pool = pool_of(tmp_path, 1)
+    pool.start()
+    try:
+        ready(pool, 2)
+        assert pool.submit(0, task(variant(tmp_path / "docs", "slow-1.pdf")), 2.5)
+        assert pool.submit(1, task(variant(tmp_path / "docs", "slow-2.pdf")), 2.5)
+        done = answers(pool, 2)
+    finally:
+        pool.close()
+    assert isinstance(done[0], Document), done[0]
+    assert isinstance(done[1], Document), done[1]
