@@ -268,6 +268,9 @@ def _report(pair: Pair, ratio: float, capsys: pytest.CaptureFixture[str]) -> Non
 
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
 
+# Ten rounds of whole runs, twenty when re-checked: far beyond the tests' 300 s on a busy day.
+pytestmark = pytest.mark.timeout(3600)
+
 
 @needs_corpus
 def test_corpus_within_1_3x_of_a_bare_pdfium_pool(
