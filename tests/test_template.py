@@ -173,11 +173,11 @@ def test_a_killed_template_costs_its_workers_documents_only(tmp_path: Path) -> N
     assert driver.returncode in (0, 1), err
     assert outcomes["slow-1.pdf"]["event"] == "failed"
     assert outcomes["slow-1.pdf"]["reason"] == "crash"
-    # The other worker died too, in slow-2.pdf or before it started; fresh interpreters
-    # did the rest.
-    assert outcomes["slow-2.pdf"].get("reason") in {"crash", None}
-    for name in names[2:]:
-        assert outcomes[name]["event"] == "ingested", outcomes[name]
+    # The other worker died too, with the document it was running, if any; what they held
+    # queued and everything after went to fresh interpreters.
+    failed = [name for name, event in outcomes.items() if event["event"] == "failed"]
+    assert len(failed) <= 2 and all(outcomes[n]["reason"] == "crash" for n in failed)
+    assert len(outcomes) - len(failed) >= 4
     started = {pid for pid, *_ in logged(tmp_path / "faults.log")}
     assert not any(alive(pid) for pid in started)
 

@@ -14,7 +14,7 @@ import importlib
 import inspect
 import logging
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
@@ -219,17 +219,29 @@ class IngestPluginManager(pluggy.PluginManager):
 
     # ----------------------------------------------------------------------------------------
 
-    def load_plugins(self, specs: Sequence[str]) -> None:
+    def load_plugins(
+        self, specs: Sequence[str], *, installed: Mapping[str, str] | None = None
+    ) -> None:
         """Load the built-ins and the named plugins, honouring ``no:NAME`` blocks.
 
         :param specs: ``-p`` values in order (names, dotted module paths, ``no:NAME``).
+        :param installed: the installed plugins as another process found them (name to
+            ``module:attribute``, from :meth:`installed_targets`), to load the same ones
+            without scanning every installed distribution again; ``None``: scan.
         :raises PluginError: unknown plugin (with suggestions), import failure, bad hooks.
         """
         wanted, blocked = parse_specs(specs)
         self.specs = list(specs)
         for name in blocked:
             self.set_blocked(name)
-        available = self.installed = entry_points()
+        if installed is None:
+            available = entry_points()
+        else:
+            available = {
+                name: metadata.EntryPoint(name, target, ENTRY_POINT_GROUP)
+                for name, target in installed.items()
+            }
+        self.installed = available
         for name in [*DEFAULT_PLUGINS, *wanted]:
             if self.is_blocked(name) or self.has_plugin(name):
                 continue
@@ -238,6 +250,10 @@ class IngestPluginManager(pluggy.PluginManager):
             self.check_pending()
         except pluggy.PluginValidationError as exc:  # pragma: no cover - _check_hooks first
             raise PluginError(str(exc)) from exc
+
+    def installed_targets(self) -> dict[str, str]:
+        """The installed plugins :meth:`load_plugins` found, as name to ``module:attribute``."""
+        return {name: ep.value for name, ep in (self.installed or {}).items()}
 
     def _load_one(self, name: str, available: dict[str, metadata.EntryPoint]) -> None:
         ep = available.get(name)
@@ -301,20 +317,26 @@ class IngestPluginManager(pluggy.PluginManager):
         self.enable_tracing()
 
 
-def build_manager(specs: Sequence[str] = (), *, trace: bool = False) -> IngestPluginManager:
+def build_manager(
+    specs: Sequence[str] = (),
+    *,
+    trace: bool = False,
+    installed: Mapping[str, str] | None = None,
+) -> IngestPluginManager:
     """A plugin manager with the built-ins and ``specs`` loaded.
 
-    Workers call this with the driver's :attr:`IngestPluginManager.specs` to rebuild the
-    same set of plugins.
+    Workers call this with the driver's :attr:`IngestPluginManager.specs` (and the installed
+    plugins it found) to rebuild the same set of plugins.
 
     :param specs: ``-p`` values (names, dotted module paths, ``no:NAME``).
     :param trace: log every hook call to stderr.
+    :param installed: see :meth:`IngestPluginManager.load_plugins`.
     :raises PluginError: see :meth:`IngestPluginManager.load_plugins`.
     """
     manager = IngestPluginManager()
     if trace:
         manager.enable_hook_tracing()
-    manager.load_plugins(specs)
+    manager.load_plugins(specs, installed=installed)
     return manager
 
 

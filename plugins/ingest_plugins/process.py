@@ -67,6 +67,7 @@ class ProcessBackend:
             max_memory=self.limits.max_memory,
             expected_plugins=document_plugins(manager),
             queue_depth=QUEUE_DEPTH,
+            installed=manager.installed_targets(),
         )
 
     @property

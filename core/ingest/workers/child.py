@@ -192,7 +192,7 @@ def run(fd: int, stage_fd: int, parent: int) -> int:
 
 
 def _configure(init: WorkerInit) -> tuple[IngestPluginManager, Settings]:
-    manager = build_manager(init.specs, trace=init.trace_hooks)
+    manager = build_manager(init.specs, trace=init.trace_hooks, installed=init.installed)
     # The hookspec promises every worker this call, and plugins may keep what they register.
     manager.collect_sections()
     settings: Settings = pickle.loads(init.settings)

@@ -30,7 +30,7 @@ import sys
 import time
 import weakref
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
@@ -144,6 +144,10 @@ class WorkerPool:
         (a round trip per document costs a run of small files a good part of its time). A
         queued task's deadline starts when it starts; if its worker dies first, it is sent
         to another worker, as if it had not been sent.
+    :param installed: the installed plugins the driver found
+        (:meth:`~ingest.manager.IngestPluginManager.installed_targets`), for the workers to
+        load the same ones without scanning the installed distributions; ``None``: they scan
+        (a worker on another machine must).
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class WorkerPool:
         max_memory: int | None,
         expected_plugins: Collection[str] = (),
         queue_depth: int = 1,
+        installed: Mapping[str, str] | None = None,
     ) -> None:
         self.size = max(1, size)
         self.queue_depth = max(1, queue_depth)
@@ -168,6 +173,7 @@ class WorkerPool:
             memory_limit=self.max_memory * 3 // 2 if self.max_memory else None,
             trace_hooks=os.environ.get("INGEST_TRACE_HOOKS", "").lower()
             in {"1", "true", "yes", "on"},
+            installed=dict(installed) if installed is not None else None,
         )
         self._workers: list[_Worker] = []
         #: Seconds per stage, the workers' included (``ingest run -v``).

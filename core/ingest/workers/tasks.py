@@ -161,6 +161,9 @@ class WorkerInit:
         worker sends only the records the driver would show.
     :param memory_limit: ``RLIMIT_DATA`` in bytes, or ``None``.
     :param trace_hooks: log every hook call, as the driver does.
+    :param installed: the installed plugins the driver found (name to ``module:attribute``),
+        so the worker loads the same ones without scanning the installed distributions;
+        ``None``: the worker scans.
     """
 
     sys_path: list[str]
@@ -169,3 +172,4 @@ class WorkerInit:
     log_levels: dict[str, int]
     memory_limit: int | None
     trace_hooks: bool = False
+    installed: dict[str, str] | None = None
