@@ -200,3 +200,24 @@ def test_the_pool_in_a_threaded_process_does_not_fork(tmp_path: Path) -> None:
     finally:
         pool.close()
         stop.set()
+
+
+def test_a_worker_loads_the_plugins_the_driver_found_without_scanning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scanning every installed distribution costs each worker milliseconds of its start:
+    the driver sends what it found, and the worker loads exactly that."""
+    from ingest import manager as manager_module
+
+    driver = manager_module.build_manager([FAULTS])
+    found = driver.installed_targets()
+    assert found["pdfium"] == "ingest_plugins.pdfium_extractor"
+
+    def no_scan() -> None:
+        raise AssertionError("the worker scanned the installed distributions")
+
+    monkeypatch.setattr(manager_module, "entry_points", no_scan)
+    worker = manager_module.build_manager(driver.specs, installed=found)
+    assert sorted(worker.list_name_plugin()) == sorted(driver.list_name_plugin())
+    with pytest.raises(manager_module.PluginError, match="unknown plugin 'nosuch'"):
+        manager_module.build_manager(["nosuch"], installed=found)
