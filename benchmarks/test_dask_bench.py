@@ -40,6 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
 from pytest_benchmark.fixture import BenchmarkFixture
 
 REPO = Path(__file__).resolve().parents[1]

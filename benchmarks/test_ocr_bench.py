@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from pytest_benchmark.fixture import BenchmarkFixture
+from helpers import MISSING_OCR
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+pytest.importorskip("rapidocr_onnxruntime", reason=MISSING_OCR)
 
 import ingest
 from fpdf import FPDF
@@ -32,8 +31,7 @@ from ingest.api import prepare
 from ingest.model import Document, Source
 from ingest.workers.pipeline import process_source
 from ocrgen import Scan, scanned_pdf
-
-pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra is not installed")
+from pytest_benchmark.fixture import BenchmarkFixture
 
 ROUNDS = 5
 TARGET = 1.05

@@ -11,7 +11,7 @@ from pathlib import Path
 import ingest
 import pytest
 from click.testing import CliRunner, Result
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from ingest.cli import main
 
 

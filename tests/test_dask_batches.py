@@ -13,10 +13,14 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
 import pdfgen
 import psutil
-import pytest
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from test_dask_executor import (
     FAULTS,
     assert_each_file_ingested_once,

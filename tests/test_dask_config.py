@@ -14,10 +14,14 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
+import psutil
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from ingest.api import prepare
 from ingest.cli import main
 from ingest.errors import ConfigError

@@ -23,12 +23,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
 import pdfgen
 import psutil
-import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, HOSTILE
 from distributed import Client, LocalCluster
+from helpers import EXAMPLES, HOSTILE
 from ingest.cli import main
 
 FAULTS = "plugins.worker_faults"

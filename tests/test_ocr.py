@@ -12,15 +12,17 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import ingest
 import pytest
+from helpers import MISSING_OCR
+
+pytest.importorskip("rapidocr_onnxruntime", reason=MISSING_OCR)
+
+import ingest
 from ingest.api import prepare
 from ingest.model import Document, Failure, Source
 from ingest.workers.pipeline import process_source
 from ingest_plugins.ocr import fill_document
 from ocrgen import KNOWN_TEXT, UNICODE_FONT, Scan, Text, cer, scanned_pdf
-
-pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra is not installed")
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None,

@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import MISSING_OCR
+
+pytest.importorskip("rapidocr_onnxruntime", reason=MISSING_OCR)
+
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest.api import prepare

@@ -17,7 +17,7 @@ from typing import Any
 import pdfgen
 import pytest
 from click.testing import CliRunner
-from conftest import env_log
+from helpers import env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.manager import build_manager

@@ -23,7 +23,7 @@ from typing import Any
 import pdfgen
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, env_log
+from helpers import EXAMPLES, env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.errors import UsageError
