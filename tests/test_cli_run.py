@@ -14,6 +14,8 @@ from click.testing import CliRunner, Result
 from helpers import EXAMPLES
 from ingest.cli import main
 
+pytestmark = pytest.mark.slow
+
 
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(main, ["run", *args], catch_exceptions=False)

@@ -32,6 +32,8 @@ from test_dask_executor import (
     worker_pids,
 )
 
+pytestmark = pytest.mark.slow
+
 COUNT = re.compile(r"(\d+) ingest tasks sent in (\d+) Dask tasks \(at most (\d+) per Dask task\)")
 
 

@@ -26,6 +26,8 @@ from ingest.api import prepare
 from ingest.cli import main
 from ingest.errors import ConfigError
 
+pytestmark = pytest.mark.slow
+
 RUN = [sys.executable, "-c", "from ingest.cli import main; main()", "run"]
 
 #: A ``sitecustomize`` that makes Dask look uninstalled: its imports fail as a missing

@@ -35,6 +35,8 @@ from distributed import Client, LocalCluster
 from helpers import EXAMPLES, HOSTILE
 from ingest.cli import main
 
+pytestmark = pytest.mark.slow
+
 FAULTS = "plugins.worker_faults"
 
 PROBE = '''

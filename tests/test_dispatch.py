@@ -360,7 +360,7 @@ def check_bounds(pool: ScriptedPool, shape: Limits, sources: Counted) -> None:
 
 
 @given(runs(dying=False))
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None)
 def test_every_document_comes_back_once_as_if_read_whole(
     run: tuple[list[Script], Limits, ScriptedPool],
 ) -> None:
@@ -378,7 +378,7 @@ def test_every_document_comes_back_once_as_if_read_whole(
 
 
 @given(runs(dying=True))
-@settings(deadline=None, max_examples=200)
+@settings(deadline=None)
 def test_lost_workers_fail_their_own_document_only(
     run: tuple[list[Script], Limits, ScriptedPool],
 ) -> None:

@@ -55,7 +55,10 @@ def ingest_sink(batch):
     time.sleep(float(os.environ.get("SINK_SLOWDOWN_S", "0")))
 '''
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import pytest
 from click.testing import CliRunner
 from ingest.cli import main
 
+pytestmark = pytest.mark.slow
+
 #: Reasons a hostile file may fail with; anything else (an internal error) is a bug.
 KNOWN_REASONS = {
     "error",

@@ -24,6 +24,8 @@ from ingest.workers.pipeline import process_source
 from ingest_plugins.ocr import fill_document
 from ocrgen import KNOWN_TEXT, UNICODE_FONT, Scan, Text, cer, scanned_pdf
 
+pytestmark = pytest.mark.slow
+
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None,
     reason="the tesseract program is not installed (apt-get install tesseract-ocr)",

@@ -29,6 +29,8 @@ from ingest_plugins import pdfminer_extractor, pypdf_extractor
 from ingest_plugins.pdf_common import LastOpened
 from ingest_plugins.process import ProcessBackend
 
+pytestmark = pytest.mark.slow
+
 PROBE = "plugins.worker_probe"
 
 

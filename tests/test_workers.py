@@ -32,6 +32,8 @@ from ingest.model import Document, Failure, Source
 from ingest.workers.dispatch import LOOKAHEAD_PER_WORKER
 from ingest_plugins.process import ProcessBackend
 
+pytestmark = pytest.mark.slow
+
 FAULTS = "plugins.worker_faults"
 
 
