@@ -1,4 +1,4 @@
-"""Pages per second of ``ingest run --executor dask`` against ``--workers 2`` (issue #8).
+"""Pages per second of ``ingest run --executor dask`` against ``--workers 2``.
 
 Two inputs, from ../shared/corpus (77 files, 570 pages; the examples repeated 40 times when
 it is absent):

@@ -1,4 +1,4 @@
-"""What OCR costs (issue #7): seconds per OCR'd page for each engine, and nothing for text.
+"""What OCR costs: seconds per OCR'd page for each engine, and nothing for text.
 
 * ``test_seconds_per_ocr_page``: a 3-page image-only PDF (A4 pages of 12 pt prose at
   300 dpi, 35 lines and about 2,300 characters each) extracted with ``--plugin ocr`` in-process, the

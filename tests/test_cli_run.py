@@ -1,4 +1,4 @@
-"""``ingest run`` end to end through the CLI (issue #5): summary, exit codes, sinks, -k, -x."""
+"""``ingest run`` end to end through the CLI: summary, exit codes, sinks, -k, -x."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The dask executor's settings and start-up (issue #8): naming the executor loads its
+"""The dask executor's settings and start-up: naming the executor loads its
 plugin, the ``dask`` section comes from every settings source, a missing extra or an
 unreachable scheduler fails at start in one line, and ``--executor dask`` alone runs on a
 LocalCluster of its own that leaves no process behind."""

@@ -1,4 +1,4 @@
-"""The Dask executor on a real cluster (issue #8): the same records as a local run, failures
+"""The Dask executor on a real cluster: the same records as a local run, failures
 included; shipped bytes; timeouts, memory caps and crashes on the cluster; a Dask worker
 killed mid-run loses no document.
 

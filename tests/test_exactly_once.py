@@ -1,4 +1,4 @@
-"""Exactly once across kill -9 and Ctrl-C (issue #6), with the real CLI in real processes.
+"""Exactly once across kill -9 and Ctrl-C, with the real CLI in real processes.
 
 Each scenario runs ``ingest run`` over 60 generated PDFs into a JSONL and an SQLite sink with
 ``run.batch_size=4`` (so batches are flushed fifteen times), kills it with SIGKILL at some

@@ -1,4 +1,4 @@
-"""The README's "Writing a plugin" section, proven (issue #3).
+"""The README's "Writing a plugin" section, proven.
 
 The example distribution in ``plugins/examples/ingest_text`` is installed with pip into a
 temporary site directory, exactly as the section tells a newcomer to install theirs, and the

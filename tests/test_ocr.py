@@ -1,4 +1,4 @@
-"""The ocr plugin on real PDFs with real engines (issue #7).
+"""The ocr plugin on real PDFs with real engines.
 
 Pages are pictures of :data:`ocrgen.KNOWN_TEXT` at 300 dpi; what the engines read is held
 to a character error rate under 5%. Tesseract tests skip when the program is missing (CI

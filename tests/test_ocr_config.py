@@ -1,4 +1,4 @@
-"""The ocr plugin's settings, its start-up errors and its engine hook (issue #7).
+"""The ocr plugin's settings, its start-up errors and its engine hook.
 
 The error paths run for real: a missing extra is a subprocess whose imports of the extra's
 modules are refused by a meta-path finder; a missing tesseract is a PATH without it.

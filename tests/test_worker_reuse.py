@@ -1,4 +1,4 @@
-"""What a worker keeps between tasks (issue #6): the parsed file for the next page range of
+"""What a worker keeps between tasks: the parsed file for the next page range of
 a long document, given to the worker that read the previous range, and a collector tuned for
 parsers that allocate millions of small objects.
 
