@@ -1,4 +1,4 @@
-"""Benchmark harness for ``ingest.bridge`` (issue #2): per-call cost, table and targets.
+"""Benchmark harness for ``ingest.bridge``: per-call cost, table and targets.
 
 Each benchmark runs ``calls`` coroutines per round; pytest-benchmark's median round time
 divided by ``calls`` is the per-call cost recorded here. ``test_targets`` (always moved to

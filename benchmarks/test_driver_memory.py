@@ -1,4 +1,4 @@
-"""The driver's memory does not grow with the corpus (issue #6): peak RSS, 10 vs 1,000 documents.
+"""The driver's memory does not grow with the corpus: peak RSS, 10 vs 1,000 documents.
 
 Both runs are the real ``ingest run`` (pdfium, ``--workers 2``, a JSONL sink, the cache on) in
 a subprocess that records its own peak RSS (``ru_maxrss`` of the driver alone: the workers are

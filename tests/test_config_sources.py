@@ -1,5 +1,5 @@
 """Where settings come from: precedence of the layers, config file discovery, ``INGEST_*``
-variables, ``-o`` parsing and origin tracking (issue #4)."""
+variables, ``-o`` parsing and origin tracking."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exactly once across kill -9 and Ctrl-C (issue #6), with the real CLI in real processes.
+"""Exactly once across kill -9 and Ctrl-C, with the real CLI in real processes.
 
 Each scenario runs ``ingest run`` over 60 generated PDFs into a JSONL and an SQLite sink with
 ``run.batch_size=4`` (so batches are flushed fifteen times), kills it with SIGKILL at some
@@ -57,7 +57,10 @@ def ingest_sink(batch):
     time.sleep(float(os.environ.get("SINK_SLOWDOWN_S", "0")))
 '''
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""One test per hookspec, and the order in which the hooks of one run fire (issue #3).
+"""One test per hookspec, and the order in which the hooks of one run fire.
 
 The plugins here read ``.txt`` files, so the hook contract is tested apart from any PDF
 parser; sync and ``async def`` implementations are mixed on purpose.

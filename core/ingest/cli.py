@@ -261,7 +261,7 @@ def run(
         "sinks": list(sinks) or None,
         "run.maxfail": 1 if exitfirst else maxfail,
         "run.workers": workers,
-        # A scheduler or shipped bytes only mean something to the dask executor (issue #8).
+        # A scheduler or shipped bytes only mean something to the dask executor.
         "run.executor": executor or ("dask" if scheduler or ship_bytes else None),
         "dask.scheduler": scheduler,
         "dask.ship_bytes": ship_bytes,

@@ -281,13 +281,20 @@ def ingest_sink(batch: Sequence[Document], settings: Settings) -> None:
 
 @hookspec
 def ingest_progress(event: ProgressEvent) -> None:
-    """Hear every event of a run: collected, started, ingested, skipped, failed, finished.
+    """Hear every event of a run: collected, ingested, skipped, failed, finished.
 
     Called on the driver, in the thread that runs the session, for each event in order.
-    Reporters (terminal bar, JSON lines, log lines) implement it; keep it cheap.
+    ``collected`` comes once, when collection ends (``event.message`` says how many). Every
+    collected file then gets exactly one of ``ingested`` (once the sinks hold it;
+    ``event.source``, ``event.pages``), ``skipped`` (``event.source``, ``event.message``:
+    why) or ``failed`` (``event.failure``); a file that fails or is skipped while being
+    collected (unreadable, or the same content as another) gets it before ``collected``.
+    ``finished`` comes last, even when the run was stopped. Reporters (terminal bar, JSON
+    lines, log lines) implement it; keep it cheap.
 
-    :param event: ``event.kind``, ``event.source``, ``event.failure``, ``event.pages`` and
-        ``event.state`` (a :meth:`~ingest.progress.ProgressTracker.get_state` snapshot).
+    :param event: ``event.kind`` (one of the five above), ``event.source``,
+        ``event.failure``, ``event.pages``, ``event.message`` and ``event.state`` (a
+        :meth:`~ingest.progress.ProgressTracker.get_state` snapshot taken after the event).
     :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1

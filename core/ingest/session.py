@@ -32,7 +32,7 @@ logger = logging.getLogger("ingest.session")
 
 #: A batch goes to the sinks once its documents hold this much text, even with fewer than
 #: ``run.batch_size`` documents. Backends send the largest files first, and 16 of the
-#: corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
+#: test corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
@@ -243,7 +243,7 @@ class Session:
 
     def _flush(self, batch: list[Document]) -> None:
         # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
-        # know is written again by the final flush (issue #6, exactly once).
+        # know is written again by the final flush (exactly once).
         with self.stop.critical():
             self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
             if self.cache is not None:

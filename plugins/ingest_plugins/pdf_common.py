@@ -147,7 +147,7 @@ class LastOpened(threading.local, Generic[T]):
     worker pool gives the next range of a file to the worker that read the previous one
     when it can. Opening again means parsing the cross-reference table, the page tree and
     the resources the pages share once more: 0.05 to 0.4 s of pypdf or pdfminer on the
-    corpus's largest files. One entry per thread (a parsed file is not safe to share between
+    test corpus's largest files. One entry per thread (a parsed file is not safe to share between
     threads); the file's identity, size and modification time are part of the key, so a
     file changed in between is opened afresh.
 

@@ -1,4 +1,4 @@
-"""What was already ingested, so that a rerun skips it (issue #6).
+"""What was already ingested, so that a rerun skips it.
 
 The state store is one SQLite file, ``<rootdir>/<cache.dir>/cache.db`` (``.ingest_cache``
 beside the config file, or in the current directory). It holds three things:
