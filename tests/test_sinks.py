@@ -227,6 +227,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # a writer in a subprocess, killed with SIGKILL
 def test_jsonl_survives_kill_9_with_whole_lines_and_whole_batches(tmp_path: Path) -> None:
     """A writer is SIGKILLed at five moments; each batch is then wholly present or absent."""
     path = tmp_path / "killed.jsonl"
