@@ -15,6 +15,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ def held(kind: str, target: Path) -> Records:
         by_id = {record["chunk_id"]: record for record in records}
         assert len(by_id) == len(records), "a chunk is in the file twice"
         return by_id
-    with sqlite3.connect(target) as db:
+    with closing(sqlite3.connect(target)) as db:
         documents = {
             doc_id: (source, json.loads(metadata))
             for doc_id, source, metadata in db.execute(
@@ -230,7 +231,7 @@ def damage(kind: str, target: Path, how: str) -> None:
         data = target.read_bytes()
         target.write_bytes(data[: data.index(b"\n") + 1])
     else:  # by hand, in the sqlite3 shell (no foreign keys there): one document's rows
-        with sqlite3.connect(target) as db:
+        with closing(sqlite3.connect(target)) as db, db:
             (doc_id,) = db.execute("SELECT doc_id FROM documents LIMIT 1").fetchone()
             db.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
             db.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))

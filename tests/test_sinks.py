@@ -62,7 +62,7 @@ def test_sinks_open_and_close_through_the_hooks(tmp_path: Path) -> None:
     for sink in sinks:
         manager.register(sink)
     document = make_doc("a", ["hello world"])
-    hook.ingest_sink(batch=[document], settings=None)
+    hook.ingest_sink(batch=[document], settings=None, deleted=[])
     hook.ingest_session_finish(session=None, result=None)
     assert all(sink.closed for sink in sinks)
     assert list(JsonlSink.read_records(tmp_path / "out.jsonl")) == records_of(document)
