@@ -71,6 +71,7 @@ def held(kind: str, target: Path) -> Records:
             )
         }
         by_id = {}
+        spans = ("page_start", "page_end", "char_start", "char_end")
         for chunk_id, doc_id, index, text, *span in db.execute(
             "SELECT chunk_id, doc_id, idx, text, page_start, page_end, char_start, char_end "
             "FROM chunks"
@@ -83,7 +84,7 @@ def held(kind: str, target: Path) -> Records:
                 "index": index,
                 "source": source,
                 "text": text,
-                **dict(zip(("page_start", "page_end", "char_start", "char_end"), span)),
+                **dict(zip(spans, span, strict=True)),
                 "metadata": metadata,
             }
         paged = {doc_id for (doc_id,) in db.execute("SELECT DISTINCT doc_id FROM pages")}

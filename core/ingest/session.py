@@ -267,7 +267,7 @@ class Session:
         # know is written again by the final flush (exactly once).
         with self.stop.critical():
             if self.cache is not None:
-                self.cache.begin(deleted)
+                self.cache.begin(batch, deleted)
             self.sinks.write(batch, deleted)
             if self.cache is not None:
                 # Only after every sink returned: exactly once.

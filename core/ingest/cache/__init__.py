@@ -27,10 +27,10 @@ that no longer exist (``--prune``).
 Exactly once: the session calls :meth:`RunCache.commit` only after every sink returned from
 ``ingest_sink`` for the step. A run killed before that commit leaves documents that the sinks
 may hold but the cache does not know; the rerun processes them again and the sinks replace
-what they hold. A step that deletes documents first marks them unknown
-(:meth:`RunCache.begin`), so a kill between the sinks' delete and the commit cannot leave
-the cache believing a sink holds what it deleted. Sinks count such a step in their
-``writes``, and one write more than recorded is taken as that step. The cache itself may lose
+what they hold. Before each step the documents it replaces or deletes are recorded as
+unknown (:meth:`RunCache.begin`), so a kill between the sinks' step and the commit cannot
+leave the cache believing a sink holds a version it no longer holds. Sinks count the step in
+their ``writes``, and one write more than recorded is taken as that step. The cache itself may lose
 its last commits (``synchronous=NORMAL``): that only costs rework, never a duplicate.
 """
 
@@ -208,15 +208,17 @@ class RunCache:
         )
         return StorePlan.build(stored, collected, scope)
 
-    def begin(self, deleted: Collection[str]) -> None:
-        """Before the sinks delete ``deleted``: record those documents as unknown, so that a
-        kill before :meth:`commit` cannot leave them recorded as held."""
-        if deleted:
+    def begin(self, batch: Sequence[Document], deleted: Collection[str] = ()) -> None:
+        """Before the sinks take a step: record its documents as unknown, so that a kill
+        before :meth:`commit` cannot leave the cache believing a sink holds a version it
+        replaced or deleted (a rerun with the earlier settings would skip it)."""
+        changing = [(_UNKNOWN, doc.doc_id) for doc in batch] + [(_UNKNOWN, d) for d in deleted]
+        if changing:
             with self.store.transaction() as db:
                 db.executemany(
                     "UPDATE held SET fingerprint = ? WHERE doc_id = ? "
                     f"AND sink IN {self._in_sinks}",
-                    [(_UNKNOWN, doc_id) for doc_id in deleted],
+                    changing,
                 )
 
     def commit(
