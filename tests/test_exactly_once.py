@@ -118,6 +118,7 @@ class Corpus:
     records: dict[str, dict[str, Any]]  # chunk_id -> the record, "source" left out
     doc_chunks: DocChunks  # doc_id -> its chunk ids
     small: DocChunks  # the same with SMALL chunks
+    files: dict[str, str]  # file name -> doc_id
 
 
 @pytest.fixture(scope="module")
@@ -138,19 +139,22 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     plugins.mkdir(parents=True)
     (plugins / "__init__.py").write_text("", "utf-8")
     (plugins / "slowdown.py").write_text(SLOWDOWN, "utf-8")
-    partial = Corpus(pdfs, plugins.parent, {}, {}, {})
+    partial = Corpus(pdfs, plugins.parent, {}, {}, {}, {})
     references: list[dict[str, dict[str, Any]]] = []
+    files: dict[str, str] = {}
     for name, extra in (("reference", []), ("reference-small", SMALL)):
         folder = root / name
         folder.mkdir()
         completed = start(partial, folder, workers=0, slowdown=0, extra=extra).wait(timeout=60)
         assert completed == 0
-        references.append({r["chunk_id"]: _strip(r) for r in read_jsonl(folder / "out.jsonl")})
-    records, small = references
-    doc_chunks, small_chunks = by_doc(records), by_doc(small)
-    assert len(doc_chunks) == DOCUMENTS and len(records) > 3 * DOCUMENTS
-    assert set(small_chunks) == set(doc_chunks) and len(small) > len(records)
-    return Corpus(pdfs, plugins.parent, records, doc_chunks, small_chunks)
+        records = read_jsonl(folder / "out.jsonl")
+        files.update({Path(r["source"]).name: r["doc_id"] for r in records})
+        references.append({r["chunk_id"]: _strip(r) for r in records})
+    default, small = references
+    doc_chunks, small_chunks = by_doc(default), by_doc(small)
+    assert len(doc_chunks) == DOCUMENTS and len(default) > 3 * DOCUMENTS
+    assert set(small_chunks) == set(doc_chunks) and len(small) > len(default)
+    return Corpus(pdfs, plugins.parent, default, doc_chunks, small_chunks, files)
 
 
 def start(
@@ -266,11 +270,13 @@ def check_after_kill(corpus: Corpus, cwd: Path) -> set[str]:
 
 
 def check_complete(
-    corpus: Corpus, cwd: Path, *, small: bool = False, kept: int = DOCUMENTS
+    corpus: Corpus, cwd: Path, *, small: bool = False, inputs: Path | None = None
 ) -> None:
-    """Both sinks hold every record of the reference run exactly once, and nothing else."""
+    """Both sinks hold every record of the reference run of the files in ``inputs`` exactly
+    once, and nothing else."""
     reference = corpus.small if small else corpus.doc_chunks
-    expected = {doc: chunks for doc, chunks in sorted(reference.items())[:kept]}
+    kept = {corpus.files[path.name] for path in (inputs or corpus.pdfs).glob("*.pdf")}
+    expected = {doc: chunks for doc, chunks in reference.items() if doc in kept}
     records = read_jsonl(cwd / "out.jsonl")
     ids = [r["chunk_id"] for r in records]
     assert len(ids) == len(set(ids)), "a chunk is in the JSONL file twice"
@@ -282,8 +288,8 @@ def check_complete(
     chunks = sqlite_chunks(cwd)
     assert len(chunks) == len(set(chunks)) and by_doc(chunks) == expected
     with contextlib.closing(sqlite3.connect(cwd / "out.db")) as db:
-        assert db.execute("SELECT COUNT(*) FROM documents").fetchone() == (kept,)
-        assert db.execute("SELECT COUNT(*) FROM pages").fetchone() == (3 * kept,)
+        assert db.execute("SELECT COUNT(*) FROM documents").fetchone() == (len(kept),)
+        assert db.execute("SELECT COUNT(*) FROM pages").fetchone() == (3 * len(kept),)
     assert cached_doc_ids(cwd) == set(expected)
     assert not (cwd / "out.jsonl.pending").exists()
 
@@ -551,4 +557,4 @@ def test_sigkill_while_pruning_then_rerun(
     assert summary.startswith(f"0 ingested, {kept} skipped (unchanged)"), summary
     if point == "between-sinks-and-cache":  # the cache had not heard of the deletions yet
         assert f", {DOCUMENTS - kept} removed in" in summary, summary
-    check_complete(corpus, tmp_path, kept=kept)
+    check_complete(corpus, tmp_path, inputs=docs)

@@ -166,7 +166,10 @@ class JsonlSink:
         self._marker_fd = -1
         self._pending_fd = -1
         self._index: Index | None = None
+        # What the pending file holds: documents written there, and documents it deletes
+        # from the file (until the rewrite, the file still holds those).
         self._pending_docs: set[str] = set()
+        self._pending_drops: set[str] = set()
         try:
             self._open()
         except BaseException:
@@ -230,7 +233,11 @@ class JsonlSink:
         for doc_id, document in documents.items():
             lines = [encode_record(record) for record in document.chunk_records()]
             data = b"".join(lines)
-            if doc_id in self._pending_docs or (doc_id in index and not self._same(doc_id, data)):
+            if (
+                doc_id in self._pending_docs
+                or doc_id in self._pending_drops
+                or (doc_id in index and not self._same(doc_id, data))
+            ):
                 changed.append((doc_id, data))
             elif doc_id in index:
                 self.skipped += len(lines)
@@ -399,7 +406,9 @@ class JsonlSink:
     # -- steps ---------------------------------------------------------------------------
 
     def _holds(self, doc_id: str) -> bool:
-        return doc_id in self._pending_docs or doc_id in self._loaded_index()
+        if doc_id in self._pending_docs:
+            return True
+        return doc_id in self._loaded_index() and doc_id not in self._pending_drops
 
     def _same(self, doc_id: str, data: bytes) -> bool:
         runs = self._loaded_index().ranges[doc_id]
@@ -462,6 +471,8 @@ class JsonlSink:
                 writes=self.marker.writes + 1,
             )
         )
+        self._pending_docs.difference_update(drop)
+        self._pending_drops.update(drop)
         self._pending_docs.update(doc_id for doc_id, _ in documents)
 
     def _commit(self, marker: Marker) -> None:
@@ -529,6 +540,7 @@ class JsonlSink:
         self.marker = marker
         self._index = new
         self._pending_docs.clear()
+        self._pending_drops.clear()
         self.rewrites += 1
 
     def _read_pending(self) -> tuple[set[str], dict[str, list[tuple[int, int]]]]:
