@@ -256,3 +256,160 @@ def test_an_output_that_lost_records_is_filled_again(
     assert summary(ingest("docs", *sink, workers=workers)).startswith(
         "0 ingested, 3 skipped (unchanged)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Identical bytes at two paths, renamed files
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "sqlite"])
+def test_identical_bytes_at_two_paths_are_one_document_named_after_the_first(
+    workdir: Path, kind: str
+) -> None:
+    """Stored once, under the first path in collection order; removing that path names it
+    after the next; removing every path makes it gone."""
+    twins = workdir / "twins"
+    twins.mkdir()
+    for name in ("copy-1.pdf", "copy-2.pdf"):
+        shutil.copyfile(EXAMPLES / "guide.pdf", twins / name)
+    shutil.copyfile(EXAMPLES / "field-notes.pdf", twins / "notes.pdf")
+    sink = ["--sink", f"{kind}:{TARGETS[kind]}"]
+    target = workdir / TARGETS[kind]
+
+    first = ingest("twins", *sink, "-v", workers=0)
+    assert summary(first).startswith("2 ingested, 1 skipped in"), first.output
+    assert "SKIPPED twins/copy-2.pdf: same content as twins/copy-1.pdf" in first.output
+    sources = {r["source"] for r in held(kind, target).values()}
+    assert sources == {"twins/copy-1.pdf", "twins/notes.pdf"}
+
+    (twins / "copy-1.pdf").unlink()
+    renamed = summary(ingest("twins", *sink, workers=0))
+    assert renamed.startswith("1 ingested, 1 skipped (unchanged) in"), renamed
+    assert held(kind, target) == reference(kind, "twins")
+    assert {r["source"] for r in held(kind, target).values()} == {
+        "twins/copy-2.pdf", "twins/notes.pdf"
+    }
+
+    (twins / "copy-2.pdf").unlink()
+    gone = summary(ingest("twins", *sink, "--prune", workers=0))
+    assert gone.startswith("0 ingested, 1 skipped (unchanged), 1 removed in"), gone
+    assert held(kind, target) == reference(kind, "twins")
+
+
+def test_a_file_copied_over_by_another_files_bytes_is_replaced(workdir: Path) -> None:
+    """The file's old document goes though its new bytes were stored already, elsewhere."""
+    sink = ["--sink", "jsonl:out.jsonl", "--sink", "sqlite:out.db"]
+    assert summary(ingest("docs", *sink, workers=0)).startswith("3 ingested in")
+    shutil.copyfile(EXAMPLES / "field-notes.pdf", workdir / "docs" / "guide.pdf")
+    again = summary(ingest("docs", *sink, workers=0))
+    assert again.startswith("0 ingested, 3 skipped (2 unchanged) in"), again  # 1 same content
+    for kind in ("jsonl", "sqlite"):
+        assert held(kind, workdir / TARGETS[kind]) == reference(kind, "docs")
+
+
+def test_a_renamed_file_is_named_anew_and_not_counted_gone(workdir: Path) -> None:
+    sink = ["--sink", "jsonl:out.jsonl"]
+    assert summary(ingest("docs", *sink, workers=0)).startswith("3 ingested in")
+    (workdir / "docs" / "guide.pdf").rename(workdir / "docs" / "manual.pdf")
+    again = summary(ingest("docs", *sink, workers=0))
+    assert again.startswith("1 ingested, 2 skipped (unchanged) in"), again
+    assert held("jsonl", workdir / "out.jsonl") == reference("jsonl", "docs")
+
+
+# --------------------------------------------------------------------------------------------
+# A sink that cannot delete
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_sink_that_cannot_delete_is_warned_about_once(workdir: Path) -> None:
+    sink = ["-p", "plugins.appendonly", "--sink", "appendonly:a.jsonl"]
+    sink += ["--sink", "jsonl:out.jsonl", "-o", "run.batch_size=1"]
+    assert summary(ingest("docs", *sink, workers=0)).startswith("3 ingested in")
+    # Three steps that delete: two batches replacing a file's document, and the prune.
+    text_pdf(workdir / "docs" / "guide.pdf", ["A new page about grebes."])
+    text_pdf(workdir / "docs" / "field-notes.pdf", ["A new page about coots."])
+    (workdir / "docs" / "budget-encrypted.pdf").unlink()
+    result = ingest("docs", *sink, "--prune", workers=0)
+    assert summary(result).startswith("2 ingested, 1 removed in"), result.output
+    assert "holds other records" not in result.output
+    warning = (
+        "sink appendonly:a.jsonl cannot delete records (its ingest_sink takes no 'deleted' "
+        "argument): records of changed or removed files stay in it"
+    )
+    assert result.stderr.count(warning) == 1, result.stderr
+    # The sink that can delete did: it mirrors the folder.
+    assert held("jsonl", workdir / "out.jsonl") == reference("jsonl", "docs")
+
+
+# --------------------------------------------------------------------------------------------
+# What --prune may remove: files under this run's inputs, selected, and gone
+# --------------------------------------------------------------------------------------------
+
+
+def test_prune_removes_only_what_the_run_s_inputs_and_selection_cover(workdir: Path) -> None:
+    other = workdir / "other"
+    other.mkdir()
+    text_pdf(other / "elsewhere.pdf", ["Stored from another folder."])
+    sink = ["--sink", "jsonl:out.jsonl"]
+    assert summary(ingest("docs", *sink, workers=0)).startswith("3 ingested in")
+    assert summary(ingest("other", *sink, workers=0)).startswith("1 ingested in")
+    (other / "elsewhere.pdf").unlink()
+    for name in ("guide.pdf", "field-notes.pdf"):
+        (workdir / "docs" / name).unlink()
+
+    selected = summary(ingest("docs", "-k", "notes or budget", *sink, "--prune", workers=0))
+    assert selected.startswith("0 ingested, 1 skipped (unchanged), 1 removed in"), selected
+    rest = summary(ingest("docs", *sink, workers=0))
+    assert rest.startswith("0 ingested, 1 skipped (unchanged), 1 no longer on disk"), rest
+    sources = {r["source"] for r in held("jsonl", workdir / "out.jsonl").values()}
+    assert sources == {"docs/guide.pdf", "docs/budget-encrypted.pdf", "other/elsewhere.pdf"}
+
+    glob = summary(ingest("docs/*.pdf", *sink, "--prune", workers=0))
+    assert glob.startswith("0 ingested, 1 skipped (unchanged), 1 removed in"), glob
+    emptied = ingest("other", *sink, "--prune", workers=0)  # nothing left to collect: exit 5
+    assert emptied.exit_code == 5 and "1 removed" in emptied.output
+    assert {r["source"] for r in held("jsonl", workdir / "out.jsonl").values()} == {
+        "docs/budget-encrypted.pdf"
+    }
+
+
+def test_prune_is_a_setting_too_and_needs_the_cache(workdir: Path) -> None:
+    sink = ["--sink", "jsonl:out.jsonl"]
+    assert summary(ingest("docs", *sink, workers=0)).startswith("3 ingested in")
+    (workdir / "docs" / "guide.pdf").unlink()
+    (workdir / "ingest.yaml").write_text("run: {prune: true}\n", "utf-8")
+    assert "1 removed in" in summary(ingest("docs", *sink, workers=0))
+    refused = ingest("docs", *sink, "-o", "cache.enabled=false", workers=0)
+    assert refused.exit_code == 4
+    assert "--prune needs the cache" in refused.output
+
+
+def test_input_scope_covers_what_the_inputs_would_collect(tmp_path: Path) -> None:
+    from ingest.cache import InputScope
+    from ingest.select import compile_selection
+
+    (tmp_path / "docs" / "sub").mkdir(parents=True)
+    (tmp_path / "single.pdf").write_bytes(b"")
+    everything = compile_selection(None)
+    folder = InputScope([str(tmp_path / "docs")], everything)
+    assert folder.covers(str(tmp_path / "docs" / "a.pdf"))
+    assert folder.covers(str(tmp_path / "docs" / "sub" / "deep" / "b.pdf"))
+    assert not folder.covers(str(tmp_path / "docs"))
+    assert not folder.covers(str(tmp_path / "docs-other" / "a.pdf"))
+    assert not folder.covers(str(tmp_path / "single.pdf"))
+    single = InputScope([str(tmp_path / "single.pdf")], everything)
+    assert single.covers(str(tmp_path / "single.pdf"))
+    assert not single.covers(str(tmp_path / "docs" / "a.pdf"))
+    flat = InputScope([str(tmp_path / "docs" / "*.pdf")], everything)
+    assert flat.covers(str(tmp_path / "docs" / "gone.pdf"))
+    assert not flat.covers(str(tmp_path / "docs" / "sub" / "gone.pdf"))
+    assert not flat.covers(str(tmp_path / "docs" / ".hidden.pdf"))
+    assert not flat.covers(str(tmp_path / "docs" / "gone.txt"))
+    deep = InputScope([str(tmp_path / "**" / "*.pdf")], everything)
+    assert deep.covers(str(tmp_path / "docs" / "sub" / "gone.pdf"))
+    selected = InputScope([str(tmp_path / "docs")], compile_selection("sub and not old"))
+    assert selected.covers(str(tmp_path / "docs" / "sub" / "new.pdf"))
+    assert not selected.covers(str(tmp_path / "docs" / "sub" / "old.pdf"))
+    assert not selected.covers(str(tmp_path / "docs" / "top.pdf"))
+    assert not InputScope(["https://example.org/list"], everything).covers("/x/list")

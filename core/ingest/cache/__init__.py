@@ -135,10 +135,8 @@ class RunCache:
         :param states: each sink's ``ingest_sink_state`` answer, in :attr:`sinks` order;
             ``None`` when it cannot tell.
         """
-        for sink, sink_id, state in zip(self.sinks, self._ids, states, strict=True):
-            if state is None and (path := _sink_file(sink)) is not None:
-                identity = _identity(path)
-                state = (f"file {identity}", None) if identity else ("no file", None)
+        for sink, sink_id, given in zip(self.sinks, self._ids, states, strict=True):
+            state = _state_of(sink, given)
             ((store, writes),) = self.store.query(
                 "SELECT store, writes FROM sinks WHERE id = ?", (sink_id,)
             )
@@ -256,8 +254,8 @@ class RunCache:
                 "DELETE FROM failures WHERE path = ? OR doc_id = ?",
                 [(abspath(doc.source.path), doc.doc_id) for doc in batch],
             )
-        for sink_id, state in zip(self._ids, states, strict=False):
-            if state is not None:
+        for sink, sink_id, given in zip(self.sinks, self._ids, states, strict=False):
+            if (state := _state_of(sink, given)) is not None:
                 self._set_state(sink_id, state)
 
     def _set_state(self, sink_id: int, state: SinkState) -> None:
@@ -285,6 +283,15 @@ class RunCache:
                     manager.unregister(self.collector)
         finally:
             self.store.close()
+
+
+def _state_of(sink: str, state: SinkState | None) -> SinkState | None:
+    """What a sink says of itself; for one that cannot tell and writes to a file, that
+    file's identity (so that deleting or replacing it still refills it)."""
+    if state is None and (path := _sink_file(sink)) is not None:
+        identity = _identity(path)
+        return (f"file {identity}", None) if identity else ("no file", None)
+    return state
 
 
 def _follows(state: SinkState, recorded: SinkState) -> bool:
