@@ -13,8 +13,9 @@ import tempfile
 import time
 import zlib
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pluggy
 import pytest
@@ -22,7 +23,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ingest import hookspecs
 from ingest.errors import UsageError
+from ingest.hookspecs import hookimpl
 from ingest.model import Chunk, Document, Metadata, Page, Source
+from ingest.testing import SinkReport, check_sink
 from ingest_plugins import jsonl_sink, sqlite_sink
 from ingest_plugins.jsonl_sink import JsonlSink
 from ingest_plugins.sqlite_sink import SqliteSink
@@ -693,3 +696,96 @@ def test_sqlite_database_of_schema_1_is_upgraded_as_a_new_store(tmp_path: Path) 
         assert sink.state[0] != store and sink.state[1] == 0
     assert query(db, "PRAGMA user_version") == [(sqlite_sink.SCHEMA_VERSION,)]
     assert query(db, "SELECT count(*) FROM chunks") == [(1,)]
+
+
+# --------------------------------------------------------------------------------------------
+# ingest.testing.check_sink: the contract, as a sink author checks it
+# --------------------------------------------------------------------------------------------
+
+
+def _jsonl_held(path: Path) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for record in JsonlSink.read_records(path):
+        held.setdefault(str(record["doc_id"]), []).append(str(record["text"]))
+    return held
+
+
+def _sqlite_held(path: Path) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for doc_id, text in query(path, "SELECT doc_id, text FROM chunks ORDER BY doc_id, idx"):
+        held.setdefault(str(doc_id), []).append(str(text))
+    return held
+
+
+def test_check_sink_passes_the_jsonl_and_sqlite_sinks(tmp_path: Path) -> None:
+    report = check_sink(lambda: open_jsonl(tmp_path), lambda: _jsonl_held(tmp_path / "out.jsonl"))
+    assert report == SinkReport(deletes=True, states=True)
+    report = check_sink(lambda: open_sqlite(tmp_path), lambda: _sqlite_held(tmp_path / "corpus.db"))
+    assert report == SinkReport(deletes=True, states=True)
+
+
+class _AppendingSink:
+    """Keeps records in a list and appends whatever it is sent: it never replaces."""
+
+    records: ClassVar[list[tuple[str, str]]] = []
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        gone = set(deleted)
+        kept = [(d, t) for d, t in self.records if d not in gone]
+        self.records[:] = kept + [(c.doc_id, c.text) for d in batch for c in d.chunks]
+
+
+class _MiscountingSink(_AppendingSink):
+    """Replaces, but counts two writes a step."""
+
+    writes = 0
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        replaced = {d.doc_id for d in batch} | set(deleted)
+        self.records[:] = [(d, t) for d, t in self.records if d not in replaced]
+        self.records += [(c.doc_id, c.text) for d in batch for c in d.chunks]
+        type(self).writes += 2
+
+    @hookimpl
+    def ingest_sink_state(self) -> tuple[str, int]:
+        return "store", self.writes
+
+
+def _held_of(records: list[tuple[str, str]]) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for doc_id, text in records:
+        held.setdefault(doc_id, []).append(text)
+    return held
+
+
+def test_check_sink_names_the_rule_a_sink_breaks() -> None:
+    _AppendingSink.records = []
+    with pytest.raises(AssertionError, match="after writing a again, chunked otherwise"):
+        check_sink(_AppendingSink, lambda: _held_of(_AppendingSink.records))
+    _MiscountingSink.records = []
+    with pytest.raises(AssertionError, match="a step counts once"):
+        check_sink(_MiscountingSink, lambda: _held_of(_MiscountingSink.records))
+
+
+def test_check_sink_reports_a_sink_that_cannot_delete(tmp_path: Path) -> None:
+    from plugins.appendonly import AppendOnlySink
+
+    class ReplacingOnly(AppendOnlySink):
+        """Replaces by rewriting its file, but takes no ``deleted``."""
+
+        @hookimpl
+        def ingest_sink(self, batch: Sequence[Document]) -> None:
+            ids = {d.doc_id for d in batch}
+            kept = [
+                line
+                for line in (self.path.read_text().splitlines() if self.path.exists() else [])
+                if json.loads(line)["doc_id"] not in ids
+            ]
+            fresh = [json.dumps(r) for d in batch for r in d.chunk_records()]
+            self.path.write_text("".join(f"{line}\n" for line in kept + fresh))
+
+    path = tmp_path / "a.jsonl"
+    report = check_sink(lambda: ReplacingOnly(path), lambda: _jsonl_held(path))
+    assert report == SinkReport(deletes=False, states=False)
