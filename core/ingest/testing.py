@@ -31,6 +31,7 @@ import pytest
 from ingest.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from ingest.cache import SinkState
     from ingest.manager import IngestPluginManager
     from ingest.model import Document, Failure
     from ingest.progress import ProgressEvent
@@ -237,7 +238,7 @@ def check_sink(
         assert found == wanted, f"after {when}, the sink holds {found}, not {wanted}"
 
     report: SinkReport | None = None
-    previous: tuple[str, int] | None = None
+    previous: SinkState | None = None
     steps: list[tuple[list[Document], list[str], dict[str, int], str]] = [
         ([version("a", 2), version("b", 0)], [], {"a": 2, "b": 0}, "writing a and b"),
         ([version("a", 0)], [], {"a": 0, "b": 0}, "writing a again, chunked otherwise"),
