@@ -26,6 +26,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="do not pin the benchmark process to one CPU",
     )
     group.addoption(
+        "--bench-rewrite-mib",
+        type=int,
+        default=1024,
+        help="size of the JSONL file whose rewrite is timed (test_rerun_bench; 1024: 1 GiB)",
+    )
+    group.addoption(
         "--bench-scale",
         type=float,
         default=1.0,

@@ -224,6 +224,12 @@ def main() -> None:
     help="Reprocess only the documents that failed last time (all if none failed).",
 )
 @click.option("--cache-clear", is_flag=True, help="Empty the cache before the run.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    default=None,
+    help="Remove from the sinks the records of files under PATHS that no longer exist.",
+)
 def run(
     paths: tuple[str, ...],
     plugins: tuple[str, ...],
@@ -250,6 +256,7 @@ def run(
     force: bool,
     last_failed: bool,
     cache_clear: bool,
+    prune: bool | None,
 ) -> None:
     """Ingest PATHS (files, folders, globs) into the configured sinks."""
     cli: dict[str, Any] = {
@@ -268,6 +275,7 @@ def run(
         "run.timeout": timeout,
         "run.max_memory": max_memory,
         "progress": progress,
+        "run.prune": prune,
     }
 
     def body() -> int:

@@ -155,6 +155,11 @@ class RunSettings(_Section):
     batch_size: int = Field(
         default=16, gt=0, description="Documents per batch handed to the sinks."
     )
+    prune: bool = Field(
+        default=False,
+        description="Remove from the sinks the records of files under the inputs that no "
+        "longer exist.",
+    )
 
 
 @final
