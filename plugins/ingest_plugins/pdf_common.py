@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ingest.errors import DocumentError
-from ingest.model import PDF_MEDIA_TYPE, Document
+from ingest.model import PDF_MEDIA_TYPE, Document, Page
+
+from ingest_plugins.artefacts import clean_extracted_text
 
 if TYPE_CHECKING:
-    from ingest.model import Metadata, Page, Source
+    from ingest.model import Metadata, Source
 
 T = TypeVar("T")
 
@@ -41,6 +43,7 @@ __all__ = [
     "clean_metadata_text",
     "encrypted_error",
     "extract_source",
+    "make_page",
     "normalize_newlines",
     "password_of",
     "pdf_date_to_iso",
@@ -217,6 +220,24 @@ def select_pages(pages: range | None, page_count: int) -> list[int]:
     if pages is None:
         return list(range(1, page_count + 1))
     return sorted({number for number in pages if 1 <= number <= page_count})
+
+
+def make_page(number: int, raw_text: str, extractor: str, min_chars: int) -> Page:
+    """A page from an extractor's raw text: judged for OCR as it came (garbage characters
+    count there), then cleaned of extractor artefacts (hyphenation markers, non-characters;
+    :mod:`ingest_plugins.artefacts`) with ``\\n`` line ends.
+
+    :param number: the 1-based page number.
+    :param raw_text: the text as the PDF library returned it.
+    :param extractor: the extractor's name.
+    :param min_chars: see :func:`text_needs_ocr`.
+    :returns: the page.
+    """
+    text = normalize_newlines(raw_text)
+    needs_ocr = text_needs_ocr(text, min_chars)
+    return Page(
+        number=number, text=clean_extracted_text(text), extractor=extractor, needs_ocr=needs_ocr
+    )
 
 
 def normalize_newlines(text: str) -> str:

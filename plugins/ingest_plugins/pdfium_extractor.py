@@ -26,11 +26,11 @@ from ingest_plugins.pdf_common import (
     clean_metadata_text,
     encrypted_error,
     extract_source,
-    normalize_newlines,
+    make_page,
     pdf_date_to_iso,
     select_pages,
-    text_needs_ocr,
 )
+from ingest_plugins.pdfium_layout import page_text
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -117,14 +117,14 @@ def _page(document: pdfium.PdfDocument, number: int, min_chars: int) -> Page:
     try:
         textpage = page.get_textpage()
         try:
-            # The whole text layer in content order; get_text_bounded would drop text outside
-            # the page box, which readers still want indexed.
-            text = normalize_newlines(textpage.get_text_range())
+            # The whole text layer (get_text_bounded would drop text outside the page box,
+            # which readers still want indexed), its lines put in reading order.
+            text = page_text(textpage)
         finally:
             textpage.close()
     finally:
         page.close()
-    return Page(number=number, text=text, extractor=NAME, needs_ocr=text_needs_ocr(text, min_chars))
+    return make_page(number, text, NAME, min_chars)
 
 
 @hookimpl
