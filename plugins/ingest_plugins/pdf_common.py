@@ -125,7 +125,9 @@ def extract_source(
     name: str,
     extract: ExtractFunction,
 ) -> Document | None:
-    """The ``ingest_extract`` adapter every PDF extractor shares.
+    """The ``ingest_extract`` adapter every PDF extractor shares: extract, then run the
+    per-page quality check (:mod:`ingest_plugins.page_quality`), which reads implausible
+    pages again with the next extractor of the chain and keeps the better text.
 
     :param name: the extractor plugin's name.
     :param extract: its plain function, called with the settings it needs.
@@ -134,11 +136,19 @@ def extract_source(
     """
     if not claims(source, extractor, name):
         return None
-    metadata, page_list = extract(
-        source.path,
-        password=password_of(settings),
-        min_chars=settings.extract.min_chars_per_page,
-        pages=pages,
+    password = password_of(settings)
+    min_chars = settings.extract.min_chars_per_page
+    metadata, page_list = extract(source.path, password=password, min_chars=min_chars, pages=pages)
+    # Imported here: the check imports the other extractors' modules only when it needs one.
+    from ingest_plugins.page_quality import check_pages
+
+    check_pages(
+        page_list,
+        path=source.path,
+        settings=settings,
+        name=name,
+        password=password,
+        min_chars=min_chars,
     )
     return Document(source=source, metadata=metadata, pages=page_list)
 

@@ -11,6 +11,7 @@ measure the bare parser on the same code path); the hooks only adapt it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ import pypdfium2.raw as pdfium_c
 from ingest.hookspecs import hookimpl
 from ingest.model import Document, Metadata, Page
 
+from ingest_plugins.page_quality import QUALITY
 from ingest_plugins.pdf_common import (
     check_pdf_magic,
     claims,
@@ -120,11 +122,76 @@ def _page(document: pdfium.PdfDocument, number: int, min_chars: int) -> Page:
             # The whole text layer (get_text_bounded would drop text outside the page box,
             # which readers still want indexed), its lines put in reading order.
             text = page_text(textpage)
+            silent = silent_text_objects(page, textpage)
         finally:
             textpage.close()
     finally:
         page.close()
-    return make_page(number, text, NAME, min_chars)
+    made = make_page(number, text, NAME, min_chars)
+    if silent is not None:
+        made.provenance[QUALITY] = {"reason": "glyphs-without-text", **silent}
+    return made
+
+
+#: Text objects read at most per page by :func:`silent_text_objects`.
+SAMPLE_OBJECTS = 300
+#: A page is flagged when this share of the text objects read produced no character...
+SILENT_SHARE = 0.05
+#: ...and at least this many did.
+MIN_SILENT = 3
+
+_TEXT_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT
+_FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_FORM
+
+
+def silent_text_objects(
+    page: pdfium.PdfPage, textpage: pdfium.PdfTextPage
+) -> dict[str, int] | None:
+    """Count the text objects of a page that draw something but gave PDFium no character.
+
+    PDFium leaves out of a text page the glyphs of a font it cannot map to Unicode (a
+    CJK font without an embedded ``/ToUnicode`` and no system font to stand in), so the page
+    reads as plausible digits and punctuation. Such glyphs still belong to text objects: an
+    object with a real box and no text is the sign. Only pages with about as many page
+    objects as characters are looked at (a page of mapped text has several characters per
+    object), and at most :data:`SAMPLE_OBJECTS` text objects, spread over the page.
+
+    :returns: ``{"text_objects": read, "silent_text_objects": without text}`` when at least
+        :data:`MIN_SILENT` and more than :data:`SILENT_SHARE` of those read are silent,
+        else ``None``.
+    """
+    count = pdfium_c.FPDFPage_CountObjects(page.raw)
+    if count < MIN_SILENT or count < 0.4 * textpage.count_chars():
+        return None
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    step = max(1, count // SAMPLE_OBJECTS)
+    todo: list[tuple[Any, int, int]] = [(page.raw, count, 0)]
+    read = silent = 0
+    while todo and read < SAMPLE_OBJECTS:
+        parent, size, depth = todo.pop()
+        get = pdfium_c.FPDFPage_GetObject if depth == 0 else pdfium_c.FPDFFormObj_GetObject
+        for index in range(0, size, step if depth == 0 else 1):
+            obj = get(parent, index)
+            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            if kind == _FORM_OBJECT and depth < 4:
+                todo.append((obj, pdfium_c.FPDFFormObj_CountObjects(obj), depth + 1))
+                continue
+            if kind != _TEXT_OBJECT:
+                continue
+            read += 1
+            # The length in bytes of the UTF-16 text with its terminator: 2 means none.
+            if (
+                pdfium_c.FPDFTextObj_GetText(obj, textpage.raw, None, 0) <= 2
+                and pdfium_c.FPDFPageObj_GetBounds(obj, left, bottom, right, top)
+                and right.value - left.value > 0.5
+                and top.value - bottom.value > 0.5
+            ):
+                silent += 1
+            if read >= SAMPLE_OBJECTS:
+                break
+    if silent >= MIN_SILENT and silent > SILENT_SHARE * read:
+        return {"text_objects": read, "silent_text_objects": silent}
+    return None
 
 
 @hookimpl

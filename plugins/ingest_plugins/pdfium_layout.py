@@ -50,8 +50,6 @@ __all__ = ["may_have_columns", "page_blocks", "page_lines", "page_text"]
 
 #: Bold from this font weight on (CSS numbers: 400 regular, 700 bold).
 BOLD_WEIGHT = 600
-#: At most this many text rectangles of a page are read to look for a gutter.
-SAMPLE_RECTS = 100
 #: Characters whose direction is read to tell a page with text in several directions.
 SAMPLE_ANGLES = 12
 
@@ -183,79 +181,125 @@ def _spans(text: str) -> list[tuple[int, str]]:
     return spans
 
 
-def _gutter(page: _Page) -> tuple[float, float] | None:
-    """The gutter a sample of the page's rectangles leaves, in the reading frame (see
-    :func:`may_have_columns`); ``None`` if there is none."""
-    rects = page.rects(0, -1, sample=SAMPLE_RECTS)
-    if len(rects) < 2 * COLUMN_LINES:
+class _Raw:
+    """A line as first read: where its text is, its box in the page's frame, its turn."""
+
+    __slots__ = ("body", "box", "first", "index", "last", "start", "turn")
+
+    def __init__(
+        self, start: int, body: str, first: int, index: int, last: int, box: Box, turn: int
+    ) -> None:
+        self.start, self.body, self.first = start, body, first
+        self.index, self.last, self.box, self.turn = index, last, box, turn
+
+
+def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | None]]:
+    """PDFium's lines and, for each with visible text, its box from the loose boxes of its
+    first and last character (``None`` for a blank line). A line whose two ends are not on
+    one baseline runs in another direction than the page's: its own is read."""
+    exact = len(text) == page.count  # else some characters have no text, indexes differ
+    spans = _spans(text)
+    raws: list[_Raw | None] = []
+    append = raws.append
+    raw, box_ref, box = page.raw, page.box_ref, page.box
+    turn = page.turn
+    loose_box = _loose_box
+    for start, body in spans:
+        stripped = body.strip()
+        if not stripped:
+            append(None)
+            continue
+        first = start + body.find(stripped[0])
+        index = first if exact else _char_index(raw, first)
+        last = first + len(stripped) - 1
+        if not exact:
+            last = _char_index(raw, last)
+        if not loose_box(raw, index, box_ref):
+            append(None)
+            continue
+        left, top, right, bottom = box.left, box.top, box.right, box.bottom
+        if last != index and loose_box(raw, last, box_ref):
+            left2, top2, right2, bottom2 = box.left, box.top, box.right, box.bottom
+        else:
+            left2, top2, right2, bottom2 = left, top, right, bottom
+        line_turn = turn
+        if turn == 0 and abs(top2 - top) <= 0.6 * (top - bottom) and right2 >= left:
+            line_box = (
+                min(left, left2), -max(top, top2), max(right, right2), -min(bottom, bottom2)
+            )
+        else:
+            head = _frame(turn, left, top, right, bottom)
+            tail = _frame(turn, left2, top2, right2, bottom2)
+            height = max(head[3] - head[1], tail[3] - tail[1], 1e-3)
+            if abs(tail[1] - head[1]) > 0.6 * height or tail[2] < head[0]:
+                line_turn = _quarter(_char_angle(raw, index))
+                if line_turn != turn:
+                    head = page.char_box(index, line_turn) or head
+                    tail = page.char_box(last, line_turn) or tail
+            line_box = (
+                min(head[0], tail[0]), min(head[1], tail[1]),
+                max(head[2], tail[2]), max(head[3], tail[3]),
+            )  # fmt: skip
+        append(_Raw(start, body, first, index, last, line_box, line_turn))
+    return spans, raws
+
+
+def _page_gutter(page: _Page, raws: list[_Raw | None]) -> tuple[float, float] | None:
+    """The gutter PDFium's lines in the page's direction leave, at least :data:`GUTTER_EM`
+    of their median height wide."""
+    boxes = [raw.box for raw in raws if raw is not None and raw.turn == page.turn]
+    if len(boxes) < 2 * COLUMN_LINES:
         return None
-    heights = sorted(rect[3] - rect[1] for rect in rects)
+    left = min(box[0] for box in boxes)
+    right = max(box[2] for box in boxes)
+    # Columns need lines narrower than the page's text on both sides: a page of full-width
+    # lines is settled without counting coverage.
+    half = left + 0.55 * (right - left)
+    narrow_left = sum(1 for box in boxes if box[2] < half)
+    narrow_right = sum(1 for box in boxes if box[0] > right - (half - left))
+    if narrow_left < COLUMN_LINES or narrow_right < COLUMN_LINES:
+        return None
+    heights = sorted(box[3] - box[1] for box in boxes)
     minimum = GUTTER_EM * heights[len(heights) // 2]
-    return find_gutter([(rect[0], rect[2]) for rect in rects], minimum)
+    return find_gutter([(box[0], box[2]) for box in boxes], minimum)
 
 
 def may_have_columns(textpage: pdfium.PdfTextPage) -> bool:
-    """Whether a page needs its lines ordered: its text runs in more than one direction, or
-    a sample of at most :data:`SAMPLE_RECTS` of its text rectangles leaves a gutter.
+    """Whether a page needs its lines ordered: some of its text runs in another direction
+    than the rest, or its lines leave a gutter.
 
     :param textpage: the page's text page.
     :returns: ``False`` when PDFium's order is kept as it is.
     """
-    return _survey(_Page(textpage)) is not None
-
-
-_NO_GUTTER = (0.0, 0.0)
-
-
-def _survey(page: _Page) -> tuple[float, float] | None:
-    """Set ``page.turn``; return the gutter the sample of rectangles leaves (``(0, 0)`` for
-    a page in several directions without one), or ``None`` when the page keeps PDFium's
-    order."""
+    page = _Page(textpage)
     if page.count == 0:
-        return None
-    turns = page.turns()
-    page.turn = max(set(turns), key=turns.count)
-    gutter = _gutter(page)
-    if gutter is None and len(set(turns)) > 1:
-        return _NO_GUTTER
-    return gutter
+        return False
+    page.turn = _main_turn(page)
+    _, raws = _read(page, textpage.get_text_range())
+    return _needs_order(page, raws)
 
 
-def page_lines(
-    textpage: pdfium.PdfTextPage, *, fonts: bool = False, _page: _Page | None = None,
-    _gutter_found: tuple[float, float] | None = _NO_GUTTER,
-) -> tuple[list[Line], bool]:
-    """The lines of a text page, in PDFium's order, with boxes in the page's reading frame.
+def _needs_order(page: _Page, raws: list[_Raw | None]) -> bool:
+    if any(raw is not None and raw.turn != page.turn for raw in raws):
+        return True
+    return _page_gutter(page, raws) is not None
 
-    :param textpage: the page's text page.
-    :param fonts: read each line's font size and weight (a few calls per line); without,
-        a line's size is its height (ascent to descent) and it is not bold.
-    :returns: the lines (a line PDFium ran across a gutter comes as parts), and whether the
-        page's text is mostly right-to-left script.
-    """
-    text = textpage.get_text_range()
-    if _page is None:
-        page = _Page(textpage)
-        page.turn = _main_turn(page)
-        gutter = _gutter(page)
-    else:
-        page, gutter = _page, (None if _gutter_found == _NO_GUTTER else _gutter_found)
-    exact = len(text) == page.count  # else some characters have no text, indexes differ
-    lines: list[Line] = []
-    line_turns: list[int] = []
-    pending = ""  # blank lines before the first line with a box
+
+def _lines(
+    page: _Page, spans: list[tuple[int, str]], raws: list[_Raw | None], *, fonts: bool
+) -> list[Line]:
+    """:class:`Line` objects for the page's lines; a line crossing the page's gutter is
+    split where its rectangles leave the gutter free."""
+    gutter = _page_gutter(page, raws)
     turn_chars = [0, 0, 0, 0]
-    for number, (start, body) in enumerate(_spans(text)):
-        first = start + (len(body) - len(body.lstrip()))
-        length = len(body.rstrip()) - (first - start)
-        parts = None
-        if length > 0:
-            index = first if exact else _char_index(page.raw, first)
-            last = first + length - 1 if exact else _char_index(page.raw, first + length - 1)
-            turn = _quarter(_char_angle(page.raw, index))
-            turn_chars[turn] += length
-            parts = _line_parts(page, body, start, index, last, turn, gutter, exact)
-        if not parts:
+    for raw in raws:
+        if raw is not None:
+            turn_chars[raw.turn] += raw.last - raw.index + 1
+    main = max(range(4), key=turn_chars.__getitem__)
+    lines: list[Line] = []
+    pending = ""  # blank lines before the first line with a box
+    for number, ((_, body), raw) in enumerate(zip(spans, raws, strict=True)):
+        if raw is None:
             # Nothing to place (blank, or only invisible characters): it stays after the
             # line before it, so blank lines between paragraphs stay where they were.
             if lines:
@@ -263,61 +307,44 @@ def page_lines(
             else:
                 pending += body + "\n"
             continue
-        if fonts:
-            size, bold = page.font((index + last) // 2)
-        for part_number, (part_text, (x0, y0, x1, y1)) in enumerate(parts):
-            if not fonts:
-                size, bold = y1 - y0, False
-            lines.append(Line(pending + part_text, x0, y0, x1, y1, size, bold, number, part_number))
-            line_turns.append(turn)
+        size, bold = page.font((raw.index + raw.last) // 2) if fonts else (0.0, False)
+        for part, (text, (x0, y0, x1, y1)) in enumerate(_line_parts(page, raw, gutter)):
+            lines.append(
+                Line(pending + text, x0, y0, x1, y1, size if fonts else y1 - y0, bold, number,
+                     part, raw.turn != main)
+            )  # fmt: skip
             pending = ""
-    main = max(range(4), key=turn_chars.__getitem__)
-    for line, turn in zip(lines, line_turns, strict=True):
-        line.marginal = turn != main
-    rtl = False
-    if _RTL.search(text):
-        rtl = 2 * len(_RTL.findall(text)) > sum(map(str.isalpha, text))
-    return lines, rtl
+    return lines
 
 
 def _line_parts(
-    page: _Page,
-    body: str,
-    start: int,
-    index: int,
-    last: int,
-    turn: int,
-    gutter: tuple[float, float] | None,
-    exact: bool,
-) -> list[tuple[str, Box]] | None:
-    """The line as one part with its box, or as parts split at the page's gutter."""
-    head, tail = page.char_box(index, turn), page.char_box(last, turn)
-    if head is None or tail is None:
-        return None
-    x0, y0 = min(head[0], tail[0]), min(head[1], tail[1])
-    x1, y1 = max(head[2], tail[2]), max(head[3], tail[3])
-    if gutter is None or not exact or turn != page.turn or not (x0 < gutter[0] < gutter[1] < x1):
-        return [(body, (x0, y0, x1, y1))]
-    # The line crosses the gutter: where do its rectangles leave it free?
-    rects = page.rects(index, last - index + 1)
+    page: _Page, raw: _Raw, gutter: tuple[float, float] | None
+) -> list[tuple[str, Box]]:
+    """The line as one part with its box, or as two parts split at the page's gutter."""
+    body, box = raw.body, raw.box
+    whole = [(body, box)]
+    if gutter is None or raw.turn != page.turn or not (box[0] < gutter[0] < gutter[1] < box[2]):
+        return whole
+    exact = raw.first == raw.index
+    if not exact:
+        return whole
+    # The line crosses the gutter: do its rectangles leave it free?
+    rects = page.rects(raw.index, raw.last - raw.index + 1)
     left = [rect for rect in rects if rect[2] <= gutter[0] + 1e-6]
     right = [rect for rect in rects if rect[0] >= gutter[1] - 1e-6]
     if not left or not right or len(left) + len(right) < len(rects):
-        return [(body, (x0, y0, x1, y1))]
+        return whole
     # The first character past the gutter starts the second part.
     middle = (gutter[0] + gutter[1]) / 2
-    for offset in range(index - start, len(body)):
+    for offset in range(raw.first - raw.start, len(body)):
         if body[offset].isspace():
             continue
-        box = page.char_box(start + offset, turn)
-        if box is not None and box[0] >= middle:
+        char = page.char_box(raw.start + offset, raw.turn)
+        if char is not None and char[0] >= middle:
             break
     else:
-        return [(body, (x0, y0, x1, y1))]
-    return [
-        (body[:offset], _union(left)),
-        (body[offset:], _union(right)),
-    ]
+        return whole
+    return [(body[:offset], _union(left)), (body[offset:], _union(right))]
 
 
 def _union(rects: list[Box]) -> Box:
@@ -329,6 +356,28 @@ def _union(rects: list[Box]) -> Box:
     )
 
 
+def _rtl(text: str) -> bool:
+    return bool(_RTL.search(text)) and 2 * len(_RTL.findall(text)) > sum(map(str.isalpha, text))
+
+
+def page_lines(textpage: pdfium.PdfTextPage, *, fonts: bool = False) -> tuple[list[Line], bool]:
+    """The lines of a text page, in PDFium's order, with boxes in the page's reading frame.
+
+    :param textpage: the page's text page.
+    :param fonts: read each line's font size and weight (three calls per line); without,
+        a line's size is its height (ascent to descent of its font) and it is not bold.
+    :returns: the lines (a line PDFium ran across a gutter comes as parts), and whether the
+        page's text is mostly right-to-left script.
+    """
+    page = _Page(textpage)
+    text = textpage.get_text_range()
+    if page.count == 0:
+        return [], False
+    page.turn = _main_turn(page)
+    spans, raws = _read(page, text)
+    return _lines(page, spans, raws, fonts=fonts), _rtl(text)
+
+
 def _break(match: re.Match[str]) -> str:
     return "\ufffe\n" if match.group().startswith("\ufffe") else "\n"
 
@@ -337,16 +386,20 @@ def page_text(textpage: pdfium.PdfTextPage) -> str:
     """The text of a page in reading order (the lines' own text; ``\\n`` between lines).
 
     :param textpage: the page's text page.
-    :returns: the text; where PDFium's order is kept (:func:`may_have_columns` is false, or
-        the layout finds nothing to reorder), PDFium's own text with ``\\r\\n`` turned into
+    :returns: the text; where PDFium's order is kept (one direction, no gutter, or the
+        layout finds nothing to reorder), PDFium's own text with ``\\r\\n`` turned into
         ``\\n`` and a line break after each ``U+FFFE``.
     """
+    text = textpage.get_text_range()
     page = _Page(textpage)
-    gutter = _survey(page)
-    if gutter is None:
-        return _LINE_BREAK.sub(_break, textpage.get_text_range())
-    lines, rtl = page_lines(textpage, _page=page, _gutter_found=gutter)
-    return ordered_text(order_lines(lines, rtl=rtl))
+    if page.count == 0:
+        return _LINE_BREAK.sub(_break, text)
+    page.turn = _main_turn(page)
+    spans, raws = _read(page, text)
+    if not _needs_order(page, raws):
+        return _LINE_BREAK.sub(_break, text)
+    lines = _lines(page, spans, raws, fonts=False)
+    return ordered_text(order_lines(lines, rtl=_rtl(text)))
 
 
 def page_blocks(textpage: pdfium.PdfTextPage) -> list[Block]:
