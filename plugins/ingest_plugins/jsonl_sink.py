@@ -30,6 +30,9 @@ repeat a record):
   a document chunked differently on a later run keeps its old chunks here (the ``sqlite`` sink
   replaces them); write to a new file after changing the chunking.
 
+A record is a chunk (:meth:`ingest.model.Document.chunk_records`), plus ``page_provenance``
+when a page it covers records how its text was made (:func:`records_of`).
+
 An advisory lock (``flock``, POSIX only) makes a second run on the same file fail at open
 rather than both repairing and appending to it.
 """
@@ -106,6 +109,30 @@ def encode_record(record: dict[str, Any]) -> bytes:
     return line.encode("utf-8", "backslashreplace") + b"\n"
 
 
+def records_of(document: Document) -> list[dict[str, Any]]:
+    """The records of ``document`` as this sink writes them: its chunk records, each with
+    ``page_provenance`` (page number as a string: that page's provenance) when a page it
+    covers says how its text was made (the quality check's choice, OCR...). Records of
+    pages without provenance have no such key.
+
+    :param document: a finished document.
+    :returns: one record per chunk, in order.
+    """
+    records = document.chunk_records()
+    provenance = {page.number: page.provenance for page in document.pages if page.provenance}
+    if not provenance:
+        return records
+    for record in records:
+        pages = {
+            str(number): facts
+            for number, facts in provenance.items()
+            if record["page_start"] <= number <= record["page_end"]
+        }
+        if pages:
+            record["page_provenance"] = pages
+    return records
+
+
 @final
 class JsonlSink:
     """An open JSON-lines file; registered as a plugin for the rest of the run.
@@ -171,7 +198,7 @@ class JsonlSink:
         new_ids: set[str] = set()
         lines: list[bytes] = []
         for document in batch:
-            for record in document.chunk_records():
+            for record in records_of(document):
                 chunk_id = record["chunk_id"]
                 if chunk_id in self._ids or chunk_id in new_ids:
                     self.skipped += 1

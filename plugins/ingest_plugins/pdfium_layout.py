@@ -280,8 +280,19 @@ def may_have_columns(textpage: pdfium.PdfTextPage) -> bool:
 
 
 def _needs_order(page: _Page, raws: list[_Raw | None]) -> bool:
-    if any(raw is not None and raw.turn != page.turn for raw in raws):
-        return True
+    """Whether the page's lines need ordering: some run in another direction, the content
+    goes back up the page (footnotes or a column drawn before the text above them), or
+    the lines leave a gutter."""
+    previous: Box | None = None
+    for raw in raws:
+        if raw is None:
+            continue
+        if raw.turn != page.turn:
+            return True
+        box = raw.box
+        if previous is not None and box[3] < previous[1] - 2 * (previous[3] - previous[1]):
+            return True
+        previous = box
     return _page_gutter(page, raws) is not None
 
 
@@ -356,6 +367,30 @@ def _union(rects: list[Box]) -> Box:
     )
 
 
+# Alef forms after a lam: in a right-to-left line PDFium gives the two characters of a lam-alef
+# ligature glyph in reverse (the glyph is one box, its text two characters).
+_ALEF_LAM = re.compile("[\u0622\u0623\u0625\u0627]\u0644")
+
+
+def _ligatures_in_order(page: _Page, text: str) -> str:
+    """``text`` with the characters of each lam-alef ligature glyph PDFium reversed put back
+    in order: an alef and a lam that share one box are one glyph, lam first."""
+    if len(text) != page.count or not _ALEF_LAM.search(text):
+        return text
+    chars = list(text)
+    box = page.box
+    for match in _ALEF_LAM.finditer(text):
+        index = match.start()
+        if not _loose_box(page.raw, index, page.box_ref):
+            continue
+        first = (box.left, box.top, box.right, box.bottom)
+        if _loose_box(page.raw, index + 1, page.box_ref) and first == (
+            box.left, box.top, box.right, box.bottom
+        ):
+            chars[index], chars[index + 1] = chars[index + 1], chars[index]
+    return "".join(chars)
+
+
 def _rtl(text: str) -> bool:
     return bool(_RTL.search(text)) and 2 * len(_RTL.findall(text)) > sum(map(str.isalpha, text))
 
@@ -373,6 +408,8 @@ def page_lines(textpage: pdfium.PdfTextPage, *, fonts: bool = False) -> tuple[li
     text = textpage.get_text_range()
     if page.count == 0:
         return [], False
+    if _RTL.search(text):
+        text = _ligatures_in_order(page, text)
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
     return _lines(page, spans, raws, fonts=fonts), _rtl(text)
@@ -394,6 +431,8 @@ def page_text(textpage: pdfium.PdfTextPage) -> str:
     page = _Page(textpage)
     if page.count == 0:
         return _LINE_BREAK.sub(_break, text)
+    if _RTL.search(text):
+        text = _ligatures_in_order(page, text)
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
     if not _needs_order(page, raws):
