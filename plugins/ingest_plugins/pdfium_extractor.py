@@ -32,7 +32,7 @@ from ingest_plugins.pdf_common import (
     pdf_date_to_iso,
     select_pages,
 )
-from ingest_plugins.pdfium_layout import page_text
+from ingest_plugins.pdfium_layout import page_text, unchecked
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -134,7 +134,7 @@ def _page(document: pdfium.PdfDocument, number: int, min_chars: int) -> Page:
 
 
 #: Text objects read at most per page by :func:`silent_text_objects`.
-SAMPLE_OBJECTS = 300
+SAMPLE_OBJECTS = 200
 #: A page is flagged when this share of the text objects read produced no character...
 SILENT_SHARE = 0.05
 #: ...and at least this many did.
@@ -142,6 +142,12 @@ MIN_SILENT = 3
 
 _TEXT_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT
 _FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_FORM
+_page_object = unchecked(pdfium_c.FPDFPage_GetObject, ctypes.c_void_p)
+_form_object = unchecked(pdfium_c.FPDFFormObj_GetObject, ctypes.c_void_p)
+_form_count = unchecked(pdfium_c.FPDFFormObj_CountObjects, ctypes.c_int)
+_object_type = unchecked(pdfium_c.FPDFPageObj_GetType, ctypes.c_int)
+_object_text = unchecked(pdfium_c.FPDFTextObj_GetText, ctypes.c_ulong)
+_object_bounds = unchecked(pdfium_c.FPDFPageObj_GetBounds, ctypes.c_int)
 
 
 def silent_text_objects(
@@ -164,25 +170,29 @@ def silent_text_objects(
     if count < MIN_SILENT or count < 0.4 * textpage.count_chars():
         return None
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    bounds = tuple(map(ctypes.byref, (left, bottom, right, top)))
+    text_handle = ctypes.c_void_p(ctypes.cast(textpage.raw, ctypes.c_void_p).value)
     step = max(1, count // SAMPLE_OBJECTS)
-    todo: list[tuple[Any, int, int]] = [(page.raw, count, 0)]
+    todo: list[tuple[ctypes.c_void_p, int, int]] = [
+        (ctypes.c_void_p(ctypes.cast(page.raw, ctypes.c_void_p).value), count, 0)
+    ]
     read = silent = 0
     while todo and read < SAMPLE_OBJECTS:
         parent, size, depth = todo.pop()
-        get = pdfium_c.FPDFPage_GetObject if depth == 0 else pdfium_c.FPDFFormObj_GetObject
+        get = _page_object if depth == 0 else _form_object
         for index in range(0, size, step if depth == 0 else 1):
-            obj = get(parent, index)
-            kind = pdfium_c.FPDFPageObj_GetType(obj)
+            obj = ctypes.c_void_p(get(parent, index))
+            kind = _object_type(obj)
             if kind == _FORM_OBJECT and depth < 4:
-                todo.append((obj, pdfium_c.FPDFFormObj_CountObjects(obj), depth + 1))
+                todo.append((obj, _form_count(obj), depth + 1))
                 continue
             if kind != _TEXT_OBJECT:
                 continue
             read += 1
             # The length in bytes of the UTF-16 text with its terminator: 2 means none.
             if (
-                pdfium_c.FPDFTextObj_GetText(obj, textpage.raw, None, 0) <= 2
-                and pdfium_c.FPDFPageObj_GetBounds(obj, left, bottom, right, top)
+                _object_text(obj, text_handle, None, 0) <= 2
+                and _object_bounds(obj, *bounds)
                 and right.value - left.value > 0.5
                 and top.value - bottom.value > 0.5
             ):

@@ -20,7 +20,7 @@ So nothing is read per character:
   baseline).
 * Font size and weight are read only for :func:`page_blocks`, where later stages need them.
 
-The hot calls go through prototypes without argument conversion (:func:`_unchecked`), about
+The hot calls go through prototypes without argument conversion (:func:`unchecked`), about
 three times cheaper than pypdfium2's checked ones.
 """
 
@@ -46,7 +46,7 @@ from ingest_plugins.layout import (
     ordered_text,
 )
 
-__all__ = ["may_have_columns", "page_blocks", "page_lines", "page_text"]
+__all__ = ["may_have_columns", "page_blocks", "page_lines", "page_text", "unchecked"]
 
 #: Bold from this font weight on (CSS numbers: 400 regular, 700 bold).
 BOLD_WEIGHT = 600
@@ -61,7 +61,7 @@ _RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 Box = tuple[float, float, float, float]
 
 
-def _unchecked(function: Any, restype: Any) -> Callable[..., Any]:
+def unchecked(function: Any, restype: Any) -> Callable[..., Any]:
     """``function`` of pypdfium2's raw bindings without per-call argument conversion.
 
     The caller passes handles as ``ctypes.c_void_p``, numbers as ``int`` and out-parameters
@@ -72,14 +72,14 @@ def _unchecked(function: Any, restype: Any) -> Callable[..., Any]:
     return unchecked
 
 
-_count_rects = _unchecked(pdfium_c.FPDFText_CountRects, ctypes.c_int)
-_get_rect = _unchecked(pdfium_c.FPDFText_GetRect, ctypes.c_int)
-_loose_box = _unchecked(pdfium_c.FPDFText_GetLooseCharBox, ctypes.c_int)
-_font_size = _unchecked(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
-_font_weight = _unchecked(pdfium_c.FPDFText_GetFontWeight, ctypes.c_int)
-_char_angle = _unchecked(pdfium_c.FPDFText_GetCharAngle, ctypes.c_float)
-_char_index = _unchecked(pdfium_c.FPDFText_GetCharIndexFromTextIndex, ctypes.c_int)
-_char_matrix = _unchecked(pdfium_c.FPDFText_GetMatrix, ctypes.c_int)
+_count_rects = unchecked(pdfium_c.FPDFText_CountRects, ctypes.c_int)
+_get_rect = unchecked(pdfium_c.FPDFText_GetRect, ctypes.c_int)
+_loose_box = unchecked(pdfium_c.FPDFText_GetLooseCharBox, ctypes.c_int)
+_font_size = unchecked(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
+_font_weight = unchecked(pdfium_c.FPDFText_GetFontWeight, ctypes.c_int)
+_char_angle = unchecked(pdfium_c.FPDFText_GetCharAngle, ctypes.c_float)
+_char_index = unchecked(pdfium_c.FPDFText_GetCharIndexFromTextIndex, ctypes.c_int)
+_char_matrix = unchecked(pdfium_c.FPDFText_GetMatrix, ctypes.c_int)
 
 
 def _quarter(angle: float) -> int:
