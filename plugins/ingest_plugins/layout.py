@@ -174,12 +174,16 @@ def order_lines(lines: Sequence[Line], *, rtl: bool = False) -> list[Line]:
     for line in marginal:
         line.kind = "marginal"
     top = min((line.y0 for line in main), default=0.0)
-    middle = top + FOOTNOTE_TOP * (max((line.y1 for line in main), default=0.0) - top)
-    # Footnotes are small and many on some pages: the body's size is read above them.
-    body_size = _main_size([line for line in main if line.y1 <= middle]) or _main_size(main)
-    body_size = body_size or 10.0
+    height = max((line.y1 for line in main), default=0.0) - top
+    zone = top + FOOTNOTE_TOP * height
+    # Footnotes are small and many on some pages: the body's size is read in the upper half,
+    # unless that holds too little text to tell (a page that starts with a large title).
+    upper = [line for line in main if line.y1 <= top + 0.5 * height]
+    if sum(line.chars for line in upper) * 5 < 2 * sum(line.chars for line in main):
+        upper = main
+    body_size = _main_size(upper) or _main_size(main) or 10.0
     ordered = _cut(list(main), body_size, rtl, depth=0) or list(main)
-    footnotes = _footnotes(ordered, body_size, middle)
+    footnotes = _footnotes(ordered, body_size, zone)
     body = [line for line in ordered if line.kind != "footnote"]
     return body + footnotes + marginal
 
