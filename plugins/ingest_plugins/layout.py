@@ -179,7 +179,7 @@ def order_lines(lines: Sequence[Line], *, rtl: bool = False) -> list[Line]:
     # Footnotes are small and many on some pages: the body's size is read in the upper half,
     # unless that holds too little text to tell (a page that starts with a large title).
     upper = [line for line in main if line.y1 <= top + 0.5 * height]
-    if sum(line.chars for line in upper) * 5 < 2 * sum(line.chars for line in main):
+    if sum(line.chars for line in upper) * 5 < sum(line.chars for line in main):
         upper = main
     body_size = _main_size(upper) or _main_size(main) or 10.0
     ordered = _cut(list(main), body_size, rtl, depth=0) or list(main)
