@@ -184,13 +184,17 @@ def _spans(text: str) -> list[tuple[int, str]]:
 class _Raw:
     """A line as first read: where its text is, its box in the page's frame, its turn."""
 
-    __slots__ = ("body", "box", "first", "index", "last", "start", "turn")
+    __slots__ = ("body", "box", "first", "height", "index", "last", "start", "turn")
 
     def __init__(
-        self, start: int, body: str, first: int, index: int, last: int, box: Box, turn: int
-    ) -> None:
+        self, start: int, body: str, first: int, index: int, last: int, box: Box, turn: int,
+        height: float,
+    ) -> None:  # fmt: skip
         self.start, self.body, self.first = start, body, first
         self.index, self.last, self.box, self.turn = index, last, box, turn
+        # The lower of the two characters' heights: the font's size, even where PDFium ran
+        # two visual lines into one.
+        self.height = height
 
 
 def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | None]]:
@@ -227,6 +231,7 @@ def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | No
             line_box = (
                 min(left, left2), -max(top, top2), max(right, right2), -min(bottom, bottom2)
             )
+            height = min(top - bottom, top2 - bottom2)
         else:
             head = _frame(turn, left, top, right, bottom)
             tail = _frame(turn, left2, top2, right2, bottom2)
@@ -240,7 +245,8 @@ def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | No
                 min(head[0], tail[0]), min(head[1], tail[1]),
                 max(head[2], tail[2]), max(head[3], tail[3]),
             )  # fmt: skip
-        append(_Raw(start, body, first, index, last, line_box, line_turn))
+            height = min(head[3] - head[1], tail[3] - tail[1])
+        append(_Raw(start, body, first, index, last, line_box, line_turn, height))
     return spans, raws
 
 
@@ -321,8 +327,8 @@ def _lines(
         size, bold = page.font((raw.index + raw.last) // 2) if fonts else (0.0, False)
         for part, (text, (x0, y0, x1, y1)) in enumerate(_line_parts(page, raw, gutter)):
             lines.append(
-                Line(pending + text, x0, y0, x1, y1, size if fonts else y1 - y0, bold, number,
-                     part, raw.turn != main)
+                Line(pending + text, x0, y0, x1, y1, size if fonts else raw.height, bold,
+                     number, part, raw.turn != main)
             )  # fmt: skip
             pending = ""
     return lines
@@ -400,7 +406,8 @@ def page_lines(textpage: pdfium.PdfTextPage, *, fonts: bool = False) -> tuple[li
 
     :param textpage: the page's text page.
     :param fonts: read each line's font size and weight (three calls per line); without,
-        a line's size is its height (ascent to descent of its font) and it is not bold.
+        a line's size is the height of its characters (ascent to descent of its font) and it
+        is not bold.
     :returns: the lines (a line PDFium ran across a gutter comes as parts), and whether the
         page's text is mostly right-to-left script.
     """
