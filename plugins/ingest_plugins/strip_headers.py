@@ -55,10 +55,11 @@ SAME_PAGE = 0.5
 MAX_FUZZY_BODIES = 300
 
 _DIGITS = re.compile(r"\d+")
-# A roman numeral on its own (i, iv, XII...), the page numbers of front matter.
+# A roman numeral on its own up to 399 (i, iv, XII...), the page numbers of front matter;
+# without m and d, so that words such as "mix" stay words.
 _ROMAN = re.compile(
-    r"(?<![^\W\d_])(?=[ivxlcdm]+(?![^\W\d_])|[IVXLCDM]+(?![^\W\d_]))"
-    r"(?i:m{0,3}(?:c[md]|d?c{0,3})(?:x[cl]|l?x{0,3})(?:i[xv]|v?i{0,3}))(?![^\W\d_])"
+    r"(?<![^\W\d_])(?=[ivxlc]+(?![^\W\d_])|[IVXLC]+(?![^\W\d_]))"
+    r"(?i:c{0,3}(?:x[cl]|l?x{0,3})(?:i[xv]|v?i{0,3}))(?![^\W\d_])"
 )
 
 
@@ -71,7 +72,7 @@ def line_key(line: str) -> str:
     """
     text = " ".join(line.split())
     text = _DIGITS.sub("#", text)
-    if any(char in "ivxlcdmIVXLCDM" for char in text):
+    if any(char in "ivxlcIVXLC" for char in text):
         text = _ROMAN.sub(lambda match: "#" if match.group() else "", text)
     return text
 
