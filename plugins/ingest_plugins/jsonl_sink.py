@@ -48,6 +48,9 @@ it again, and reads the file to rebuild its index (a document written again then
 whatever is left of it). A file without a marker it can trust is treated the same way; a
 line that is not JSON makes the sink refuse the file.
 
+A record is a chunk (:meth:`ingest.model.Document.chunk_records`), plus ``page_provenance``
+when a page it covers records how its text was made (:func:`records_of`).
+
 An advisory lock (``flock``, POSIX only) makes a second run on the same file fail at open
 rather than both repairing and writing to it.
 """
@@ -136,6 +139,30 @@ def encode_record(record: dict[str, Any]) -> bytes:
     # A lone surrogate (a broken text layer) cannot be UTF-8; it only occurs inside a JSON
     # string, where the backslash escape Python writes for it is the JSON escape: lossless.
     return line.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def records_of(document: Document) -> list[dict[str, Any]]:
+    """The records of ``document`` as this sink writes them: its chunk records, each with
+    ``page_provenance`` (page number as a string: that page's provenance) when a page it
+    covers says how its text was made (the quality check's choice, OCR...). Records of
+    pages without provenance have no such key.
+
+    :param document: a finished document.
+    :returns: one record per chunk, in order.
+    """
+    records = document.chunk_records()
+    provenance = {page.number: page.provenance for page in document.pages if page.provenance}
+    if not provenance:
+        return records
+    for record in records:
+        pages = {
+            str(number): facts
+            for number, facts in provenance.items()
+            if record["page_start"] <= number <= record["page_end"]
+        }
+        if pages:
+            record["page_provenance"] = pages
+    return records
 
 
 @final
@@ -230,7 +257,7 @@ class JsonlSink:
         changed: list[tuple[str, bytes]] = []
         records = 0
         for doc_id, document in documents.items():
-            lines = [encode_record(record) for record in document.chunk_records()]
+            lines = [encode_record(record) for record in records_of(document)]
             data = b"".join(lines)
             if (
                 doc_id in self._pending_docs
