@@ -1,4 +1,4 @@
-"""What each sink holds, so that a rerun does only what it must (issue #6).
+"""What each sink holds, so that a rerun does only what it must.
 
 The state store is one SQLite file, ``<rootdir>/<cache.dir>/cache.db`` (``.ingest_cache``
 beside the config file, or in the current directory). It holds:
