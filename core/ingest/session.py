@@ -140,7 +140,8 @@ class Session:
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
                     self._dispatch(backend)
             if not self.collect_only and not self.stop.requested:
-                self._settle_store()
+                with self.stop:  # a Ctrl-C waits for the deleting step, then stops
+                    self._settle_store()
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True

@@ -27,8 +27,9 @@ again must neither lose nor repeat a record):
   kernel, in runs, without parsing) into ``<file>.rewrite``, which is fsynced and renamed over
   the file, with the new marker renamed over its own. Killed before that rename, the next
   open finds the pending file committed and rewrites first. One copy of the file per run that
-  replaces or deletes anything (about 3.6 s per GB here, two thirds of it the fsync), none
-  for a run that only adds; memory holds the index, not the file.
+  replaces or deletes anything (its cost per GiB is measured by
+  ``benchmarks/test_rerun_bench.py``, most of it the fsync), none for a run that only adds;
+  memory holds the index, not the file.
 * **The same bytes are not written again.** A document the file already holds with exactly
   these records (a rerun after a kill, ``--force``, another sink added) is left alone, so
   such a run rewrites nothing.
