@@ -110,12 +110,13 @@ def test_blocks_carry_kind_box_size_and_weight() -> None:
 
 
 def test_find_gutter() -> None:
-    lines = [(0.0, 100.0)] * 5 + [(120.0, 220.0)] * 5
+    lines = [(0.0, 100.0)] * 8 + [(120.0, 220.0)] * 8
     gutter = find_gutter(lines, 10)
     assert gutter is not None and 95 <= gutter[0] <= 105 and 115 <= gutter[1] <= 125
     assert find_gutter([(0.0, 220.0), *lines], 10) is not None  # one line across it
     assert find_gutter(lines, 40) is None  # narrower than asked
-    assert find_gutter([(0.0, 220.0)] * 6, 10) is None
+    assert find_gutter([(0.0, 220.0)] * 8, 10) is None
+    assert find_gutter([(0.0, 100.0)] * 2 + [(120.0, 220.0)] * 8, 10) is None  # one side thin
 
 
 @settings(max_examples=100, deadline=None)

@@ -53,8 +53,8 @@ __all__ = [
 #: A gutter between columns is at least this many body font sizes wide.
 GUTTER_EM = 0.8
 #: Each side of a gutter needs this many lines of at least :data:`COLUMN_CHARS` characters.
-COLUMN_LINES = 3
-COLUMN_CHARS = 20
+COLUMN_LINES = 6
+COLUMN_CHARS = 25
 #: Lines at most this share of the body font size may be footnotes.
 FOOTNOTE_SIZE = 0.9
 #: Footnotes start below this share of the height of the page's text (from its top).
@@ -364,10 +364,10 @@ def _footnotes(ordered: list[Line], body_size: float, zone_top: float) -> list[L
     ]
     if not small:
         return []
+    # Body-sized text below a small line means it is not a footnote (a subscript, a caption);
+    # a page number below footnotes does not count.
     body = [
-        line
-        for line in ordered
-        if line.size > FOOTNOTE_SIZE * body_size and line.chars >= COLUMN_CHARS
+        line for line in ordered if line.size > FOOTNOTE_SIZE * body_size and line.chars > 5
     ]
     found: list[Line] = []
     for line in small:

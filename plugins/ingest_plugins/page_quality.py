@@ -144,7 +144,9 @@ def text_score(text: str) -> float:
 
 
 def _next_extractors(settings: Any, name: str) -> list[str]:
-    chain = list(dict.fromkeys([settings.extract.extractor, *settings.extract.fallback]))
+    extract = settings.extract
+    first = getattr(extract, "extractor", name)
+    chain = list(dict.fromkeys([first, *getattr(extract, "fallback", ())]))
     blocked = {spec[3:] for spec in getattr(settings, "plugins", []) if spec.startswith("no:")}
     after = chain[chain.index(name) + 1 :] if name in chain else []
     return [other for other in after if other in EXTRACTORS and other not in blocked]
