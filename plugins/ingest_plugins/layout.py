@@ -369,13 +369,22 @@ def _footnotes(ordered: list[Line], body_size: float, zone_top: float) -> list[L
     body = [
         line for line in ordered if line.size > FOOTNOTE_SIZE * body_size and line.chars > 5
     ]
+    # The lowest top of a body line over each of 64 slices of the page's width: a small
+    # line is blocked when a slice it spans holds body text below it.
+    left = min(line.x0 for line in ordered)
+    width = max(line.x1 for line in ordered) - left or 1.0
+    slices = 64
+    lowest = [float("-inf")] * slices
+    for other in body:
+        first = int((other.x0 - left) / width * (slices - 1))
+        last = int((other.x1 - left) / width * (slices - 1))
+        for index in range(first, last + 1):
+            lowest[index] = max(lowest[index], other.y0)
     found: list[Line] = []
     for line in small:
-        below = any(
-            other.y0 > line.y1 and min(other.x1, line.x1) > max(other.x0, line.x0)
-            for other in body
-        )
-        if not below:
+        first = int((line.x0 - left) / width * (slices - 1))
+        last = int((line.x1 - left) / width * (slices - 1))
+        if max(lowest[first : last + 1]) <= line.y1:
             found.append(line)
     # A lone small line (a caption, a date) is not a footnote zone.
     if len(found) < 2 and not _starts_with_marker(found):
