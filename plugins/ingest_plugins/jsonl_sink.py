@@ -320,17 +320,17 @@ class JsonlSink:
         if marker is None or problem is not None:
             self._start_over(problem or "it has no commit marker", header)
             return
+        self.marker = marker
         if info.st_size > marker.length:
             os.ftruncate(self._fd, marker.length)  # a step whose ingest_sink never returned
             os.fsync(self._fd)
             self.repaired_bytes = info.st_size - marker.length
-            marker = marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns)
+            self._commit(marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns))
         if marker.pending_len and not self._pending_intact(marker):
             self._start_over("its pending replacements were lost", header)
             return
         if not marker.pending_len:
             unlink(self.pending_path)
-        self._commit(marker)
 
     def _finish_rename(self, marker: Marker, inode: int) -> Marker | None:
         """A rewrite renamed the new file in and was killed before its marker followed."""
