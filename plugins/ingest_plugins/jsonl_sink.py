@@ -450,8 +450,9 @@ class JsonlSink:
 
     def _add_pending(self, drop: list[str], documents: list[tuple[str, bytes]]) -> None:
         if self._pending_fd < 0:
+            # Its directory entry is not fsynced: a power cut that loses it leaves a marker
+            # whose pending file is missing, and the sink then starts over (a refill).
             self._pending_fd = os.open(self.pending_path, _OPEN_FLAGS | os.O_TRUNC, 0o644)
-            fsync_dir(self.path.parent)
         start = self.marker.pending_len
         data = b"".join(
             [_DROP_PREFIX + json.dumps(drop).encode("utf-8") + b"}\n"]
