@@ -346,17 +346,17 @@ class JsonlSink:
         if marker is None or problem is not None:
             self._start_over(problem or "it has no commit marker", header)
             return
+        self.marker = marker
         if info.st_size > marker.length:
             os.ftruncate(self._fd, marker.length)  # a step whose ingest_sink never returned
             os.fsync(self._fd)
             self.repaired_bytes = info.st_size - marker.length
-            marker = marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns)
+            self._commit(marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns))
         if marker.pending_len and not self._pending_intact(marker):
             self._start_over("its pending replacements were lost", header)
             return
         if not marker.pending_len:
             unlink(self.pending_path)
-        self._commit(marker)
 
     def _finish_rename(self, marker: Marker, inode: int) -> Marker | None:
         """A rewrite renamed the new file in and was killed before its marker followed."""
@@ -476,8 +476,9 @@ class JsonlSink:
 
     def _add_pending(self, drop: list[str], documents: list[tuple[str, bytes]]) -> None:
         if self._pending_fd < 0:
+            # Its directory entry is not fsynced: a power cut that loses it leaves a marker
+            # whose pending file is missing, and the sink then starts over (a refill).
             self._pending_fd = os.open(self.pending_path, _OPEN_FLAGS | os.O_TRUNC, 0o644)
-            fsync_dir(self.path.parent)
         start = self.marker.pending_len
         data = b"".join(
             [_DROP_PREFIX + json.dumps(drop).encode("utf-8") + b"}\n"]
