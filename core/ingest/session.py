@@ -4,7 +4,7 @@ The session is plain synchronous code on the driver's main thread. Async hook
 implementations still run on the persistent loop (the manager bridges them through
 ``run_sync``), and workers are processes, so nothing here needs to be a coroutine; that
 keeps Ctrl-C handling and ``--maxfail`` simple and lets ``arun`` wrap it in a thread. One
-thing runs beside it: the sinks write each batch on a thread of their own
+thing runs beside it: the sinks write each step on a thread of their own
 (:class:`_SinkWriter`), so that dispatch goes on while a batch is made durable.
 """
 
@@ -14,17 +14,18 @@ import difflib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest.cache import RunCache, open_run_cache
+from ingest.cache import SKIP_UNCHANGED, InputScope, RunCache, StorePlan, abspath, open_run_cache
 from ingest.errors import UsageError
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
+from ingest.sinks import SinkSet
 from ingest.workers.feed import SourceFeed
 from ingest.workers.timing import StageTimes, describe_stages
 
@@ -37,7 +38,7 @@ logger = logging.getLogger("ingest.session")
 
 #: A batch goes to the sinks once its documents hold this much text, even with fewer than
 #: ``run.batch_size`` documents. Backends send the largest files first, and 16 of the
-#: corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
+#: test corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
@@ -84,6 +85,13 @@ class Session:
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
+        #: Every path collected (absolute) to its content id; ``None``: found, not readable.
+        self.collected: dict[str, str | None] = {}
+        #: What the run must delete from its sinks (known once collection is done).
+        self.plan = StorePlan()
+        #: The open sinks, in the order of ``settings.sinks``.
+        self.sinks = SinkSet(manager, settings)
+        self._unchanged: set[str] = set()
         #: Seconds per stage of this run (the backend's workers' added at the end).
         self.stage_times = StageTimes()
 
@@ -128,13 +136,22 @@ class Session:
                 self.collect()
             if self.collect_only:
                 self._claim_extractors()
-            elif self.sources:
+            else:
                 with self.stage_times.measure("driver: cache"):
-                    self._skip_cached()
+                    self._plan_store()
+                if self.sources or self._has_deletions():
+                    self._open_sinks()
+                    with self.stage_times.measure("driver: cache"):
+                        self._verify_sinks()
+                if self.sources:
+                    with self.stage_times.measure("driver: cache"):
+                        self._skip_cached()
             if self.sources and backend is not None:
-                self._open_sinks()
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
                     self._dispatch(backend)
+            if not self.collect_only and not self.stop.requested:
+                with self.stop:  # a Ctrl-C waits for the deleting step, then stops
+                    self._settle_store()
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
@@ -175,6 +192,9 @@ class Session:
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
+                self.collected[abspath(given)] = (
+                    None if isinstance(item, Failure) else item.content_id
+                )
                 if isinstance(item, Failure):
                     self._record_failure(item)
                     continue
@@ -195,6 +215,8 @@ class Session:
             return
         self.sources, skipped = self.cache.select(self.sources)
         for source, why in skipped:
+            if why == SKIP_UNCHANGED:
+                self._unchanged.add(source.content_id)
             self._record_skip(source, why)
 
     def _claim_extractors(self) -> None:
@@ -213,7 +235,7 @@ class Session:
             if sink is None:
                 _require(scheme, schemes, f"sink (in {spec!r})")
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
-            self.manager.register(sink, name=f"sink:{spec}")
+            self.sinks.add(spec, sink)
             self.result.sinks.append(spec)
 
     def _backend(self) -> ExecutorBackend:
@@ -231,7 +253,7 @@ class Session:
         batch: list[Document] = []
         batch_chars = 0
         maxfail = self.settings.run.maxfail
-        writer = _SinkWriter(self._write_sinks)
+        writer = _SinkWriter(self._write_step)
         try:
             feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
             for _source, outcome in backend.run(feed):
@@ -247,33 +269,55 @@ class Session:
                 if len(batch) >= self.settings.run.batch_size or batch_chars >= BATCH_MAX_CHARS:
                     # Handed over and forgotten in one stretch: a batch is written once.
                     with self.stop.critical():
-                        self._flush(writer, batch)
+                        self._hand_over(writer, batch)
                         batch, batch_chars = [], 0
         finally:
             # Whatever stopped the loop (end, --maxfail, Ctrl-C), what was done is kept.
             with self.stop.critical():
                 if batch and not writer.failed:
-                    self._flush(writer, batch)
+                    self._hand_over(writer, batch)
                 self._commit(writer.done(block=True))
 
-    def _flush(self, writer: _SinkWriter, batch: list[Document]) -> None:
-        """Hand ``batch`` to the sinks once the batch before it is written and committed."""
+    def _hand_over(self, writer: _SinkWriter, batch: list[Document]) -> None:
+        """Hand ``batch`` to the sinks' thread once the step before it is written and
+        committed (so the cache sees the steps one after the other, as the sinks do)."""
         self._commit(writer.done(block=True))
-        writer.start(batch)
+        deleted = self.plan.deletions_for(batch)
+        self._begin(batch, deleted)
+        writer.start(batch, deleted)
 
-    def _write_sinks(self, batch: list[Document]) -> None:
-        # On the writer's thread; the session commits the batch when this returned.
-        with self.stage_times.measure("driver: sinks"):
-            self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+    def _flush(self, batch: list[Document], deleted: Sequence[str]) -> None:
+        """One step written on this thread: begun, written by every sink, committed."""
+        # Ctrl-C waits until all is done: a step some sinks wrote and the cache does not
+        # know is written again by the next run (exactly once).
+        with self.stop.critical():
+            self._begin(batch, deleted)
+            self._write_step(batch, deleted)
+            self._commit((batch, deleted))
 
-    def _commit(self, batch: list[Document] | None) -> None:
-        """Record a batch every sink wrote: in the cache (exactly once), counts, progress."""
-        if batch is None:
-            return
+    def _begin(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
         if self.cache is not None:
-            # Ctrl-C waits for it: the sinks hold the batch, the cache must know it.
+            with self.stage_times.measure("driver: cache"):
+                self.cache.begin(batch, deleted)
+
+    def _write_step(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        # On the sinks' thread during dispatch; the session commits the step when it returned.
+        with self.stage_times.measure("driver: sinks"):
+            self.sinks.write(batch, deleted)
+
+    def _commit(self, step: _Step | None) -> None:
+        """Record a step every sink wrote: in the cache (exactly once), counts, progress."""
+        if step is None:
+            return
+        batch, deleted = step
+        if self.cache is not None:
+            # Ctrl-C waits for it: the sinks hold the step, the cache must know it.
             with self.stop.critical(), self.stage_times.measure("driver: cache"):
-                self.cache.commit(batch)  # only after every sink returned: exactly once
+                # Only after every sink returned: exactly once.
+                self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
+        for warning in self.sinks.warnings:
+            if warning not in self.result.warnings:
+                self.result.warnings.append(warning)
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -295,6 +339,48 @@ class Session:
                 describe_stages(self.result.stage_seconds),
             )
 
+    # -- the store mirrors the corpus ------------------------------------------------------
+
+    def _plan_store(self) -> None:
+        """Find the stored documents this run must delete: those of files whose bytes
+        changed, and those of files under the inputs that no longer exist."""
+        if self.cache is None:
+            return
+        scope = InputScope(
+            self.settings.collect.inputs, compile_selection(self.settings.collect.select)
+        )
+        self.plan = self.cache.plan(self.collected, scope)
+
+    def _has_deletions(self) -> bool:
+        return bool(self.plan.replaced) or (self.settings.run.prune and bool(self.plan.gone))
+
+    def _verify_sinks(self) -> None:
+        """Refill the sinks that lost or changed records since the cache last saw them."""
+        if self.cache is not None:
+            self.cache.check_sinks(self.sinks.states())
+
+    def _settle_store(self) -> None:
+        """At the end of the run: delete the old documents of files whose new bytes a sink
+        already held, and the documents of files that no longer exist (``--prune``), or
+        count those."""
+        deleted = self.plan.leftovers(self._unchanged)
+        gone = sorted(self.plan.gone)
+        if self.settings.run.prune:
+            deleted = sorted({*deleted, *gone})
+        else:
+            self.result.gone = len(gone)
+        if deleted and self.sinks:
+            self._flush([], deleted)
+            if self.settings.run.prune and len(self.sinks.cannot_delete) < len(self.sinks.specs):
+                self.result.removed = len(gone)
+
+    def _kept_sinks(self) -> list[str]:
+        """The cache's keys of the sinks that cannot delete."""
+        if self.cache is None:
+            return []
+        keys = dict(zip(self.sinks.specs, self.cache.sinks, strict=False))
+        return [keys[spec] for spec in self.sinks.cannot_delete]
+
     def _record_failure(self, failure: Failure) -> None:
         self.result.failed += 1
         self.result.failures.append(failure)
@@ -314,43 +400,47 @@ class Session:
         self.manager.hook.ingest_progress(event=event)
 
 
+#: A sink step: the documents written and the ids deleted.
+_Step = tuple[Sequence[Document], Sequence[str]]
+
+
 @final
 class _SinkWriter:
-    """Writes batches to the sinks on a thread of its own, one batch at a time, in order.
+    """Writes steps to the sinks on a thread of its own, one step at a time, in order.
 
-    A sink returns when its batch is durable: an fsync or two, 5 to 15 ms on this kind of
+    A sink returns when its step is durable: an fsync or two, 5 to 15 ms on this kind of
     disk. Written on the session's thread, that is as long that the workers wait for their
     next task, at every batch: 125 times in a run of 2,000 small files, a third of its time.
-    Here the session goes on dispatching meanwhile and commits the batch to the cache when
+    Here the session goes on dispatching meanwhile and commits the step to the cache when
     its write ended; at most two batches are held (one written, one filling).
 
-    :param write: calls the sinks with a batch.
+    :param write: calls the sinks with a batch and the ids it deletes.
     """
 
-    def __init__(self, write: Callable[[list[Document]], None]) -> None:
+    def __init__(self, write: Callable[[Sequence[Document], Sequence[str]], None]) -> None:
         self._write = write
         self._thread: threading.Thread | None = None
-        self._batch: list[Document] | None = None
+        self._step: _Step | None = None
         self._error: BaseException | None = None
         #: A sink raised: nothing more is written (the error ends the run).
         self.failed = False
 
-    def start(self, batch: list[Document]) -> None:
-        """Begin writing ``batch``; :meth:`done` must have returned the batch before it."""
-        assert self._thread is None, "one batch at a time"
+    def start(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        """Begin writing a step; :meth:`done` must have returned the step before it."""
+        assert self._thread is None, "one step at a time"
 
         def write() -> None:
             try:
-                self._write(batch)
+                self._write(batch, deleted)
             except BaseException as exc:  # raised again on the session's thread by done()
                 self._error = exc
 
-        self._batch = batch
+        self._step = (batch, deleted)
         self._thread = threading.Thread(target=write, name="ingest-sinks", daemon=True)
         self._thread.start()
 
-    def done(self, *, block: bool) -> list[Document] | None:
-        """The batch whose write ended (waiting for it when ``block``), once; else ``None``.
+    def done(self, *, block: bool) -> _Step | None:
+        """The step whose write ended (waiting for it when ``block``), once; else ``None``.
 
         :raises BaseException: what a sink raised while writing it.
         """
@@ -358,12 +448,12 @@ class _SinkWriter:
         if thread is None or (not block and thread.is_alive()):
             return None
         thread.join()
-        batch, error = self._batch, self._error
-        self._thread = self._batch = self._error = None
+        step, error = self._step, self._error
+        self._thread = self._step = self._error = None
         if error is not None:
             self.failed = True
             raise error
-        return batch
+        return step
 
 
 def _require(name: str, available: list[str], what: str) -> None:
