@@ -32,6 +32,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="size of the JSONL file whose rewrite is timed (test_rerun_bench; 1024: 1 GiB)",
     )
     group.addoption(
+        "--bench-before",
+        default=None,
+        metavar="TREE",
+        help="a source tree of another version of ingest (git archive main | tar -x -C TREE): "
+        "test_whole_run_bench also times its runs, in the same rounds, for a before/after table",
+    )
+    group.addoption(
         "--bench-scale",
         type=float,
         default=1.0,

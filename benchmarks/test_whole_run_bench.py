@@ -1,4 +1,4 @@
-"""Whole ``ingest run`` processes against bare parser loops, start-up included (issue #17).
+"""Whole ``ingest run`` processes against bare parser loops, start-up included.
 
 Users wait for the whole command, so each side here is one whole process, timed from
 ``subprocess.run`` to its exit (wall) with its CPU time (its own and its children's, from
@@ -23,8 +23,14 @@ decides: noise on this machine comes in bursts. Each process unpins itself from 
 benchmarks' conftest pins pytest to. ``extract_with_pdfium`` in the same pool is measured
 with the corpus and reported (not asserted), to tell the parser from the extractor plugin.
 
+With ``--bench-before TREE`` (a source tree of another version, ``git archive main | tar -x
+-C TREE``), the same ``ingest run`` command is also timed with that version's ``core`` and
+``plugins`` first on ``PYTHONPATH``, in the same rounds, and shown in the table (not asserted):
+the before/after figures of a change.
+
 Run: ``pytest benchmarks/test_whole_run_bench.py -s`` (3 to 10 minutes, by the machine's
-load); the table at the end gives the commands, the medians and the ratios.
+load; half as long again with ``--bench-before``); the table at the end gives the commands,
+the medians and the ratios.
 """
 
 from __future__ import annotations
@@ -139,6 +145,8 @@ class Side:
 
     label: str
     command: Callable[[Path], list[str]]
+    #: Set in the environment of its process (``PYTHONPATH`` of another version).
+    env: dict[str, str] = field(default_factory=dict)
     wall: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
 
@@ -159,12 +167,12 @@ class Pair:
     check: Callable[[float, float], bool]
     ratio: Callable[[float, float], float]
     #: Measured in the same rounds and shown in the table, not asserted.
-    extra: Side | None = None
+    extras: list[Side] = field(default_factory=list)
     rechecked: bool = False
 
     @property
     def sides(self) -> list[Side]:
-        return [self.run, self.bare, *([self.extra] if self.extra else [])]
+        return [self.run, self.bare, *self.extras]
 
 
 #: Every pair measured in this session, for the table at the end.
@@ -172,17 +180,19 @@ MEASURED: list[Pair] = []
 _ROUND_NUMBERS = itertools.count()
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")}
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")} | extra
 
 
-def run_once(command: list[str], workdir: Path) -> tuple[float, float]:
+def run_once(
+    command: list[str], workdir: Path, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """Run ``command`` in ``workdir`` to its end: (wall seconds, CPU seconds of it all)."""
     workdir.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        command, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=900
+        command, cwd=workdir, env=_env(env or {}), capture_output=True, text=True, timeout=900
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -200,7 +210,7 @@ def measure(pair: Pair, folder: Path) -> None:
         for side in sides[number % len(sides) :] + sides[: number % len(sides)]:
             # A folder of its own every time: an earlier round's cache would skip everything.
             workdir = folder / f"{side.label}-{next(_ROUND_NUMBERS)}"
-            wall, cpu = run_once(side.command(folder), workdir)
+            wall, cpu = run_once(side.command(folder), workdir, side.env)
             side.wall.append(wall)
             side.cpu.append(cpu)
 
@@ -222,6 +232,18 @@ def judge(pair: Pair, folder: Path) -> tuple[bool, float]:
 
 def ingest(*args: str) -> Callable[[Path], list[str]]:
     return lambda _folder: [sys.executable, "-c", INGEST, "run", *args]
+
+
+@pytest.fixture(scope="module")
+def before(pytestconfig: pytest.Config) -> Callable[[Side], list[Side]]:
+    """With ``--bench-before TREE``: a copy of a pair's run side on that version, else none."""
+    tree = pytestconfig.getoption("--bench-before")
+    if tree is None:
+        return lambda _run: []
+    root = Path(tree).resolve()
+    assert (root / "core" / "ingest").is_dir(), f"--bench-before {tree}: no core/ingest in it"
+    path = os.pathsep.join([str(root / "core"), str(root / "plugins")])
+    return lambda run: [Side("before", run.command, env={"PYTHONPATH": path})]
 
 
 def small_pdfs(folder: Path, count: int, *, seed: int = 17) -> list[Path]:
@@ -280,7 +302,7 @@ pytestmark = pytest.mark.timeout(3600)
 
 @needs_corpus
 def test_corpus_within_1_3x_of_a_bare_pdfium_pool(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], before: Callable[[Side], list[Side]]
 ) -> None:
     pair = Pair(
         "corpus (77 files)",
@@ -289,15 +311,19 @@ def test_corpus_within_1_3x_of_a_bare_pdfium_pool(
         "<= 1.3x",
         check=lambda run, bare: run <= 1.3 * bare,
         ratio=lambda run, bare: run / bare,
-        extra=Side("bare, extract_with_pdfium", _pool("plugin", CORPUS)),
+        extras=[Side("bare, extract_with_pdfium", _pool("plugin", CORPUS))],
     )
+    pair.extras += before(pair.run)
     met, ratio = judge(pair, tmp_path)
     _report(pair, ratio, capsys)
     assert met, f"ingest run is {ratio:.2f}x the bare pool (target 1.3x)"
 
 
 def test_small_files_within_1_3x_of_a_bare_pdfium_pool(
-    small_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    small_folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    before: Callable[[Side], list[Side]],
 ) -> None:
     pair = Pair(
         f"{SMALL_FILES} small PDFs",
@@ -307,13 +333,17 @@ def test_small_files_within_1_3x_of_a_bare_pdfium_pool(
         check=lambda run, bare: run <= 1.3 * bare,
         ratio=lambda run, bare: run / bare,
     )
+    pair.extras += before(pair.run)
     met, ratio = judge(pair, tmp_path)
     _report(pair, ratio, capsys)
     assert met, f"ingest run is {ratio:.2f}x the bare pool (target 1.3x)"
 
 
 def test_one_page_in_a_quarter_second(
-    one_page: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    one_page: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    before: Callable[[Side], list[Side]],
 ) -> None:
     pair = Pair(
         "one 1-page PDF",
@@ -323,6 +353,7 @@ def test_one_page_in_a_quarter_second(
         check=lambda run, bare: run <= max(0.25, 2.5 * bare),
         ratio=lambda run, bare: run / bare,
     )
+    pair.extras += before(pair.run)
     met, ratio = judge(pair, tmp_path)
     _report(pair, ratio, capsys)
     run = statistics.median(pair.run.wall)
@@ -331,7 +362,7 @@ def test_one_page_in_a_quarter_second(
 
 @needs_corpus
 def test_pypdf_on_two_workers_is_1_85x_the_bare_loop(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], before: Callable[[Side], list[Side]]
 ) -> None:
     pair = Pair(
         "corpus, pypdf",
@@ -344,6 +375,7 @@ def test_pypdf_on_two_workers_is_1_85x_the_bare_loop(
         check=lambda run, bare: bare >= 1.85 * run,
         ratio=lambda run, bare: bare / run,
     )
+    pair.extras += before(pair.run)
     met, ratio = judge(pair, tmp_path)
     _report(pair, ratio, capsys)
     assert met, f"ingest run is {ratio:.2f}x as fast as the bare loop (target 1.85x)"
@@ -366,6 +398,9 @@ def test_zz_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
                 )
             elif side is pair.bare:
                 verdict = " | |"
+            elif side.label == "before":
+                theirs = pair.ratio(statistics.median(side.wall), statistics.median(pair.bare.wall))
+                verdict = f"{theirs:.2f} | before, not asserted |"
             else:
                 own = statistics.median(pair.run.wall) / statistics.median(side.wall)
                 verdict = f"run / this: {own:.2f} | reported |"

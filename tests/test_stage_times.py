@@ -7,7 +7,7 @@ from pathlib import Path
 import ingest
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest.cli import main
