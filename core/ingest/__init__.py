@@ -11,6 +11,21 @@ import importlib
 from ingest.errors import ConfigError, DocumentError, IngestError, PluginError, UsageError
 from ingest.hookspecs import hookimpl
 from ingest.log import configure_level_from_env as _configure_level_from_env
+from ingest.model import (
+    BLOCK_KINDS,
+    PAGE_SEPARATOR,
+    PDF_MEDIA_TYPE,
+    BBox,
+    Block,
+    Chunk,
+    Document,
+    Failure,
+    Metadata,
+    Page,
+    Source,
+    Table,
+    TableCell,
+)
 
 __version__ = "0.1.0"
 
@@ -36,12 +51,25 @@ def __getattr__(name: str) -> object:
     return getattr(importlib.import_module(module), name)
 
 __all__ = [
+    "BLOCK_KINDS",
+    "PAGE_SEPARATOR",
+    "PDF_MEDIA_TYPE",
+    "BBox",
+    "Block",
+    "Chunk",
     "ConfigError",
+    "Document",
     "DocumentError",
+    "Failure",
     "IngestError",
+    "Metadata",
+    "Page",
     "PluginError",
     "ProgressTracker",
     "Settings",
+    "Source",
+    "Table",
+    "TableCell",
     "UsageError",
     "__version__",
     "arun",

@@ -122,6 +122,11 @@ class ChunkSettings(_Section):
         validate_default=True,
         description="Units shared by consecutive chunks; below size.",
     )
+    by: Literal["size", "section"] = Field(
+        default="size",
+        description="size: cut by size alone; section: also break at every heading, keep "
+        "table rows whole and repeat a table's header row in the chunks that continue it.",
+    )
 
     @field_validator("overlap")
     @classmethod
@@ -188,8 +193,15 @@ class Settings(_Section):
     collect: CollectSettings = _section_field(CollectSettings)
     extract: ExtractSettings = _section_field(ExtractSettings)
     transforms: _StrList = Field(
-        default_factory=lambda: ["normalize", "dehyphenate", "strip_headers", "chunk", "dedup"],
+        default_factory=lambda: [
+            "normalize", "dehyphenate", "strip_headers", "structure", "chunk", "dedup"
+        ],
         description="Transform plugins applied to each document, in order.",
+    )
+    format: Literal["text", "markdown"] = Field(
+        default="text",
+        description="What chunks are cut from: the pages' plain text, or their Markdown "
+        "(headings, lists, tables; made by the structure step).",
     )
     chunk: ChunkSettings = _section_field(ChunkSettings)
     sinks: _SinkList = Field(
