@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "normalize",
     "dehyphenate",
     "strip_headers",
+    "structure",
     "chunk",
     "dedup",
     "jsonl",

@@ -28,6 +28,13 @@ a document always runs to its end.
 Each chunk carries the numbers of the first and last page its text overlaps, from
 :meth:`~ingest.model.Document.page_spans`. Whitespace-only text gives no chunks. The work is
 O(n log n) in the number of words (a binary search per chunk), with no quadratic slicing.
+
+What is cut is the document's text, or its Markdown with ``format: markdown`` (the
+``structure`` step makes it; offsets then refer to ``Document.markdown``). When the document
+has structure, each chunk carries ``headings``, the trail of section titles it sits under,
+and ``chunk.by: section`` cuts by section instead
+(:func:`ingest_plugins.structure.sections.section_spans`: a break at every heading, table
+rows kept whole, a table's header repeated in the chunks that continue it).
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from ingest.model import Chunk
 if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.model import Document
+
+    from ingest_plugins.structure.sections import Heading, TableSpan
 
 NAME = "chunk"
 
@@ -193,24 +202,94 @@ def build_chunks(
     return chunks
 
 
+def build_section_chunks(
+    doc_id: str,
+    text: str,
+    page_spans: Sequence[tuple[int, int, int]],
+    headings: Sequence[Heading],
+    tables: Sequence[TableSpan],
+    *,
+    unit: Unit,
+    size: int,
+    overlap: int,
+) -> list[Chunk]:
+    """Cut a document's text by section (``chunk.by: section``) into chunks.
+
+    :param doc_id: the document id the chunks belong to.
+    :param text: the string cut (``Document.text`` or ``Document.markdown``).
+    :param page_spans: the pages' offsets in ``text``.
+    :param headings: the headings in ``text``, in order.
+    :param tables: the tables in ``text``, in order.
+    :param unit: ``"chars"`` or ``"words"``.
+    :param size: the largest chunk, in ``unit`` (a table row longer than it is kept whole).
+    :param overlap: the most two consecutive chunks of a section share, in ``unit``.
+    :returns: the chunks, indexed 0..n-1 in text order, each with its ``headings``.
+    :raises ValueError: as :func:`chunk_spans`.
+    """
+    from ingest_plugins.structure.sections import headings_at, section_spans
+
+    _validate(unit, size, overlap)
+    page_starts = [start for _, start, _ in page_spans]
+    chunks: list[Chunk] = []
+    spans = section_spans(text, headings, tables, unit=unit, size=size, overlap=overlap)
+    for index, (char_start, char_end, prefix) in enumerate(spans):
+        first = _page_index(page_starts, char_start)
+        last = _page_index(page_starts, char_end - 1)
+        chunks.append(
+            Chunk(
+                doc_id=doc_id,
+                index=index,
+                text=prefix + text[char_start:char_end],
+                page_start=page_spans[first][0],
+                page_end=page_spans[last][0],
+                char_start=char_start,
+                char_end=char_end,
+                headings=headings_at(headings, text, char_start, char_end),
+            )
+        )
+    return chunks
+
+
 @hookimpl
 def ingest_transform(document: Document, settings: Settings, step: str) -> None:
     """Replace the document's chunks when the chain step is ``chunk``.
 
     :param document: the document to chunk; its pages are read, ``chunks`` is replaced.
-    :param settings: the run's settings: ``settings.chunk.unit``, ``.size`` and ``.overlap``.
+    :param settings: the run's settings: ``settings.chunk.unit``, ``.size``, ``.overlap``
+        and ``.by``, and ``settings.format``.
     :param step: the chain step being run.
     :returns: nothing.
     :raises ValueError: if the chunk settings are out of range.
     """
     if step != NAME:
         return
+    from ingest_plugins.structure.sections import find_anchors, headings_at
+
     options = settings.chunk
+    markdown = getattr(settings, "format", "text") == "markdown"
+    text = document.markdown if markdown else document.text
+    page_spans = document.page_spans(markdown=markdown)
+    headings, tables = find_anchors(document, markdown=markdown)
+    if getattr(options, "by", "size") == "section":
+        document.chunks = build_section_chunks(
+            document.doc_id,
+            text,
+            page_spans,
+            headings,
+            tables,
+            unit=options.unit,
+            size=options.size,
+            overlap=options.overlap,
+        )
+        return
     document.chunks = build_chunks(
         document.doc_id,
-        document.text,
-        document.page_spans(),
+        text,
+        page_spans,
         unit=options.unit,
         size=options.size,
         overlap=options.overlap,
     )
+    if headings:
+        for chunk in document.chunks:
+            chunk.headings = headings_at(headings, text, chunk.char_start, chunk.char_end)

@@ -6,11 +6,19 @@ means ``ingest.db``; a folder is refused). Tables:
 * ``documents``: one row per document, with its metadata as columns and as JSON;
 * ``pages``: one row per page, primary key ``(doc_id, number)``;
 * ``chunks``: one row per chunk, ``chunk_id`` unique;
+* ``tables``: one row per table found on a page (when the structure was made): its page,
+  box, size, header rows, whether it was ruled, and its cells as JSON, rows by columns
+  (``[["Name", "Age"], ["Alice", "30"]]``), with the spanning cells apart;
 * ``chunks_fts``: an FTS5 index over ``chunks.text``, kept in step by triggers. It is an
   external-content table, so ``chunks`` needs a stable integer rowid: ``chunks.id`` is an
   ``INTEGER PRIMARY KEY`` (an implicit rowid may be renumbered by ``VACUUM``, which would
   point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
   by. Query it with :func:`ingest.search.search`.
+
+When the structure was made (``--format markdown``, ``chunk.by: section`` or
+``structure.enabled``), ``pages.markdown`` holds each page's Markdown and ``chunks.headings``
+each chunk's section trail (JSON); both are ``NULL`` otherwise. A database made before these
+columns existed gets them when opened.
 
 Exactly-once: each batch is one transaction, committed before ``ingest_sink`` returns, and
 each document in it replaces what an earlier run wrote for the same ``doc_id`` (its pages and
@@ -222,6 +230,7 @@ class SqliteSink:
             try:
                 for document in batch:
                     _upsert(connection, document, now)
+                    _write_structure(connection, document)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -269,6 +278,7 @@ class SqliteSink:
                 )
             for statement in _SCHEMA:
                 connection.execute(statement)
+            _structure_schema(connection)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             connection.execute("COMMIT")
         except BaseException:
@@ -315,6 +325,66 @@ def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> Non
             for c in document.chunks
         ],
     )
+
+
+# -- structure: Markdown, chunk headings, tables ------------------------------------------
+
+_TABLES_SCHEMA = """CREATE TABLE IF NOT EXISTS tables (
+    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    page INTEGER NOT NULL,
+    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+    n_rows INTEGER NOT NULL,
+    n_cols INTEGER NOT NULL,
+    header_rows INTEGER NOT NULL,
+    ruled INTEGER NOT NULL,
+    cells TEXT NOT NULL,
+    spans TEXT NOT NULL,
+    PRIMARY KEY (doc_id, idx)
+)"""
+_ADDED_COLUMNS = (("pages", "markdown", "TEXT"), ("chunks", "headings", "TEXT"))
+_INSERT_TABLE = (
+    "INSERT INTO tables (doc_id, idx, page, x0, y0, x1, y1, n_rows, n_cols, header_rows, "
+    "ruled, cells, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _structure_schema(connection: sqlite3.Connection) -> None:
+    """The ``tables`` table, and the structure's columns, added to a database made before
+    them (in the transaction that opens it)."""
+    connection.execute(_TABLES_SCHEMA)
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _write_structure(connection: sqlite3.Connection, document: Document) -> None:
+    """A document's Markdown, chunk headings and tables, after :func:`_upsert` wrote its
+    rows (same transaction); its old tables go first."""
+    doc_id = document.doc_id
+    connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
+    markdown = [(_text(p.markdown), doc_id, p.number) for p in document.pages if p.markdown is not None]
+    if markdown:
+        connection.executemany(
+            "UPDATE pages SET markdown = ? WHERE doc_id = ? AND number = ?", markdown
+        )
+    headings = [(_json(c.headings), c.chunk_id) for c in document.chunks if c.headings]
+    if headings:
+        connection.executemany("UPDATE chunks SET headings = ? WHERE chunk_id = ?", headings)
+    rows = []
+    for index, (number, block) in enumerate(document.tables()):
+        table = block.table
+        if table is None:
+            continue
+        spans = [[c.row, c.col, c.rowspan, c.colspan] for c in table.cells
+                 if c.rowspan > 1 or c.colspan > 1]  # fmt: skip
+        rows.append(
+            (doc_id, index, number, *(round(v, 2) for v in block.bbox), table.rows, table.cols,
+             table.header_rows, int(table.ruled), _json(table.grid()), _json(spans))
+        )  # fmt: skip
+    if rows:
+        connection.executemany(_INSERT_TABLE, rows)
 
 
 def _text(value: Any) -> Any:
