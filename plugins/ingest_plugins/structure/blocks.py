@@ -188,7 +188,7 @@ def _group_blocks(
         elif items[-1].kind == "list_item":
             marker_x = items[-1].lines[0].x0
             wrapped = previous is not None and previous.x1 >= right - 2.5 * size
-            if line.x0 > marker_x + 0.3 * size or wrapped:
+            if line.x0 > marker_x + 0.3 * size or (wrapped and line.x0 >= marker_x - 0.3 * size):
                 items[-1].lines.append(line)
             else:
                 items.append(_Item(paragraph_kind, [line]))
@@ -236,19 +236,21 @@ def _outline_heading(group: list[Line], outline: list[OutlineEntry]) -> tuple[in
     (the entry is used up)."""
     if not outline:
         return None
-    texts = _texts(group[:4])
-    for count in range(1, min(3, len(texts)) + 1):
+    titles = [
+        {_key(entry.title), _key(_SECTION_NUMBER.sub("", entry.title, count=1))} - {""}
+        for entry in outline
+    ]
+    texts = _texts(group[:3])
+    for count in range(1, len(texts) + 1):
         joined = " ".join(texts[:count])
         candidates = {_key(joined), _key(_SECTION_NUMBER.sub("", joined, count=1))}
         for number, entry in enumerate(outline):
-            title = _key(entry.title)
-            if title and (title in candidates or _key(_SECTION_NUMBER.sub("", entry.title, count=1)) in candidates):
-                if entry.y is not None and abs(entry.y - group[0].y0) > 200:
-                    continue
-                del outline[number]
-                # Parts of one extractor line count as one of ``texts``.
-                lines = _lines_for(group, count)
-                return lines, entry.level + 1
+            if not titles[number] & candidates:
+                continue
+            if entry.y is not None and abs(entry.y - group[0].y0) > 200:
+                continue
+            del outline[number]
+            return _lines_for(group, count), entry.level + 1
     return None
 
 

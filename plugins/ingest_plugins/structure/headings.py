@@ -10,10 +10,12 @@ the *document's* body text, and a header only repeats across its pages.
   the pages' text (``strip_headers``).
 * **Body size**: the font size of most characters of the paragraphs and list items.
 * **Headings**: a paragraph or list item of at most :data:`MAX_HEADING_CHARS` characters and
-  four lines, with a letter, not ending with ``,`` or ``;``, that is either
-  :data:`LARGER` times the body size or more, or bold at about the body size and numbered
-  (``2.1 Methods``) or short and not ending with a full stop. Headings the outline named
-  (see :mod:`ingest_plugins.structure.blocks`) are kept.
+  four lines, with a letter, not ending with ``,`` or ``;`` (a list item only when numbered
+  like a section), that is either :data:`LARGER` times the body size or more, or bold at
+  about the body size, numbered (``2.1 Methods``) or short and not ending with a full stop,
+  and standing above content of its own: the next block starts below it within four lines,
+  overlaps it, and is not another bold block of its size (the boxes of a flow chart).
+  Headings the outline named (see :mod:`ingest_plugins.structure.blocks`) are kept.
 * **Levels**: the heading *styles* (size to half a point, bold) are ranked, largest first.
   A heading numbered ``2.1.3`` says its depth (3), moved by the difference between depth
   and outline level most headings with both show; an outline heading says its own level;
@@ -89,11 +91,20 @@ def analyse_document(pages: Sequence[Page]) -> None:
     _mark_running(analysed)
     blocks = [block for page in analysed for block in page.blocks]
     body = body_size(blocks)
+    found: list[Block] = []
+    for page in analysed:
+        chosen = [
+            index
+            for index, block in enumerate(page.blocks)
+            if block.kind in _STRUCTURE and _is_heading(block, body, _after(page.blocks, index))
+        ]
+        for index in chosen:
+            page.blocks[index].kind = "heading"
+            page.blocks[index].level = 0  # decided below
     for block in blocks:
-        if block.kind in _STRUCTURE and _is_heading(block, body):
-            block.kind = "heading"
-            block.level = 0  # decided below
-    _assign_levels([block for block in blocks if block.kind == "heading"])
+        if block.kind == "heading":
+            found.append(block)
+    _assign_levels(found)
 
 
 def _key(text: str) -> str:
@@ -143,17 +154,42 @@ def _lines(block: Block) -> float:
     return height / max(block.size * 1.15, 1.0) if block.size else 1.0
 
 
-def _is_heading(block: Block, body: float) -> bool:
+def _after(blocks: list[Block], index: int) -> Block | None:
+    """The block read after ``blocks[index]`` in the same flow (footnotes, marginalia and
+    running headers and footers skipped); ``None`` at the end of the page."""
+    for block in blocks[index + 1 :]:
+        if block.kind in ("footnote", "marginal", "page_header", "page_footer"):
+            continue
+        return block
+    return None
+
+
+def _leads(block: Block, following: Block | None) -> bool:
+    """Whether ``block`` stands above content of its own: the next block is not another
+    short bold block of the same size (the boxes of a flow chart), starts below it within
+    a few lines, and overlaps it horizontally."""
+    if following is None:
+        return True
+    if following.kind in _STRUCTURE and following.bold and abs(following.size - block.size) < 0.5:
+        return False
+    gap = following.bbox[1] - block.bbox[3]
+    overlap = min(following.bbox[2], block.bbox[2]) - max(following.bbox[0], block.bbox[0])
+    return -2 <= gap <= 4 * max(block.size, 6.0) and overlap > 0
+
+
+def _is_heading(block: Block, body: float, following: Block | None) -> bool:
     text = block.text.strip()
     if not text or len(text) > MAX_HEADING_CHARS or not _LETTER.search(text):
         return False
+    if block.kind == "list_item" and not section_depth(text):
+        return False  # a bulleted item is a list item however it is set
     if text.endswith((",", ";")) or _lines(block) > 4.5:
         return False
     if body <= 0 or block.size <= 0:
         return False
     if block.size >= LARGER * body:
         return True
-    if not block.bold or block.size < 0.9 * body:
+    if not block.bold or block.size < 0.9 * body or not _leads(block, following):
         return False
     if section_depth(text):
         return True

@@ -27,6 +27,7 @@ The first row is the header (``header_rows=1``).
 from __future__ import annotations
 
 import bisect
+import itertools
 import statistics
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -52,6 +53,8 @@ MAX_CELL_CHARS = 60
 MAX_RULED_CELL_CHARS = 400
 #: Rules closer than this (points) are one; gaps up to it in a rule are closed.
 SNAP = 2.0
+#: Shorter rules (points) are not a table's: tick marks, strokes of drawn glyphs.
+MIN_RULE = 6.0
 
 
 @dataclass
@@ -125,17 +128,29 @@ def _cluster(values: list[float]) -> list[float]:
     return out
 
 
-def _covered(rules: list[list[float]], position: float, start: float, end: float) -> bool:
-    """Whether rules at ``position`` cover most of ``start..end``."""
-    length = end - start
-    if length <= 0:
-        return True
-    covered = sum(
-        max(0.0, min(end, rule[2]) - max(start, rule[1]))
-        for rule in rules
-        if abs(rule[0] - position) <= SNAP * 1.5
-    )
-    return covered >= 0.6 * length
+class _Rules:
+    """Merged rules of one direction, by position, to ask whether a stretch is ruled;
+    ``virtual`` positions count as ruled everywhere (boundaries the text shows)."""
+
+    def __init__(self, rules: list[list[float]], virtual: list[float] | None = None) -> None:
+        self.virtual = virtual or []
+        self.by_slot: dict[int, list[list[float]]] = {}
+        for rule in rules:
+            slot = round(rule[0] / SNAP)
+            for near in (slot - 1, slot, slot + 1):
+                self.by_slot.setdefault(near, []).append(rule)
+
+    def covered(self, position: float, start: float, end: float) -> bool:
+        """Whether rules at ``position`` cover most of ``start..end``."""
+        length = end - start
+        if length <= 0 or any(abs(position - v) < 1e-6 for v in self.virtual):
+            return True
+        covered = sum(
+            max(0.0, min(end, rule[2]) - max(start, rule[1]))
+            for rule in self.by_slot.get(round(position / SNAP), ())
+            if abs(rule[0] - position) <= SNAP * 1.5
+        )
+        return covered >= 0.6 * length
 
 
 def _components(
@@ -165,8 +180,11 @@ def _ruled_tables(facts: PageFacts) -> list[FoundTable]:
     rules: list[Rule] = facts.rules
     if len(rules) < 4:
         return []
-    horizontal = _merge([(r.y0, r.x0, r.x1) for r in rules if r.horizontal])
-    vertical = _merge([(r.x0, r.y0, r.y1) for r in rules if not r.horizontal])
+    # Rules shorter than a cell can be are tick marks and glyph strokes.
+    horizontal = [r for r in _merge([(r.y0, r.x0, r.x1) for r in rules if r.horizontal])
+                  if r[2] - r[1] >= MIN_RULE]  # fmt: skip
+    vertical = [r for r in _merge([(r.x0, r.y0, r.y1) for r in rules if not r.horizontal])
+                if r[2] - r[1] >= MIN_RULE]  # fmt: skip
     if len(horizontal) < 2 or len(vertical) < 2 or len(horizontal) * len(vertical) > 250_000:
         return []
     found: list[FoundTable] = []
@@ -188,6 +206,24 @@ def _grid_table(
     xs: list[float],
     ys: list[float],
 ) -> FoundTable | None:
+    left, top, right, bottom = xs[0], ys[0], xs[-1], ys[-1]
+    taken: list[int] = []
+    for index, line in enumerate(facts.lines):
+        middle = (line.y0 + line.y1) / 2
+        if line.kind != "body" or not top < middle < bottom:
+            continue
+        if min(line.x1, right) - max(line.x0, left) < 0.5 * max(line.x1 - line.x0, 1e-3):
+            continue
+        taken.append(index)
+    if not taken:
+        return None
+    # A frame around paragraphs is not a table: judged before any character is read.
+    if sum(facts.lines[i].chars for i in taken) > MAX_RULED_CELL_CHARS * (len(xs) - 1) * (len(ys) - 1):
+        return None
+    extra_x = _unruled_columns(facts, taken, xs)
+    extra_y = _unruled_rows(facts, taken, xs, ys)
+    xs, ys = sorted([*xs, *extra_x]), sorted([*ys, *extra_y])
+    verticals, horizontals = _Rules(vs, extra_x), _Rules(hs, extra_y)
     rows, cols = len(ys) - 1, len(xs) - 1
     owner: list[list[tuple[int, int]]] = [[(-1, -1)] * cols for _ in range(rows)]
     spans: dict[tuple[int, int], tuple[int, int]] = {}
@@ -196,14 +232,16 @@ def _grid_table(
             if owner[r][c] != (-1, -1):
                 continue
             width = 1
-            while c + width < cols and owner[r][c + width] == (-1, -1) and not _covered(
-                vs, xs[c + width], ys[r], ys[r + 1]
+            while (
+                c + width < cols
+                and owner[r][c + width] == (-1, -1)
+                and not verticals.covered(xs[c + width], ys[r], ys[r + 1])
             ):
                 width += 1
             height = 1
             while r + height < rows and all(
                 owner[r + height][k] == (-1, -1)
-                and not _covered(hs, ys[r + height], xs[k], xs[k + 1])
+                and not horizontals.covered(ys[r + height], xs[k], xs[k + 1])
                 for k in range(c, c + width)
             ):
                 height += 1
@@ -211,35 +249,92 @@ def _grid_table(
                 for cc in range(c, c + width):
                     owner[rr][cc] = (r, c)
             spans[(r, c)] = (height, width)
-    left, top, right, bottom = xs[0], ys[0], xs[-1], ys[-1]
     texts: dict[tuple[int, int], list[tuple[int, str]]] = {}
-    taken: set[int] = set()
-    for index, line in enumerate(facts.lines):
+    for index in taken:
+        line = facts.lines[index]
         middle = (line.y0 + line.y1) / 2
-        if line.kind != "body" or not top < middle < bottom:
-            continue
-        if min(line.x1, right) - max(line.x0, left) < 0.5 * max(line.x1 - line.x0, 1e-3):
-            continue
-        taken.add(index)
         row = min(max(bisect.bisect_right(ys, middle) - 1, 0), rows - 1)
         for col, text in _split_by_columns(facts, index, xs):
-            cell = owner[row][col]
-            texts.setdefault(cell, []).append((index, text))
-    if not taken:
-        return None
+            texts.setdefault(owner[row][col], []).append((index, text))
     cells = [
         TableCell(r, c, " ".join(t.strip() for _, t in sorted(texts.get((r, c), [])) if t.strip()),
                   rowspan=height, colspan=width)  # fmt: skip
         for (r, c), (height, width) in sorted(spans.items())
     ]
-    table = Table(rows, cols, cells, header_rows=1, ruled=True)
-    table = _drop_empty(table)
+    table = _compact(_drop_empty(Table(rows, cols, cells, header_rows=1, ruled=True)))
     filled = [cell for cell in table.cells if cell.text]
     if table.rows < 2 or table.cols < 2 or len(filled) < 2:
         return None
     if statistics.fmean(len(cell.text) for cell in filled) > MAX_RULED_CELL_CHARS:
         return None
-    return FoundTable(table, (left, top, right, bottom), taken)
+    return FoundTable(table, (left, top, right, bottom), set(taken))
+
+
+def _line_segments(facts: PageFacts, index: int) -> list[Segment]:
+    line = facts.lines[index]
+    chars = facts.chars_of(index)
+    if not chars:
+        return [Segment(line.x0, line.x1, line.text.strip())]
+    return segments_of(chars, GAP_EM * (line.size or 10.0))
+
+
+def _unruled_columns(facts: PageFacts, taken: list[int], xs: list[float]) -> list[float]:
+    """Boundaries inside the grid's columns where every line with text there leaves the
+    same wide gap (a column whose rule is not drawn)."""
+    extra: list[float] = []
+    segments = {index: _line_segments(facts, index) for index in taken}
+    for left, right in itertools.pairwise(xs):
+        rows = [
+            [s for s in segments[index] if left <= (s.x0 + s.x1) / 2 < right]
+            for index in taken
+        ]
+        rows = [row for row in rows if row]
+        if len(rows) < 2 or sum(1 for row in rows if len(row) >= 2) < 0.8 * len(rows):
+            continue
+        for start, end in _columns([s for row in rows for s in row], 0, 0.0)[1:]:
+            extra.append(start - 0.5)
+            del end
+    return extra
+
+
+def _unruled_rows(
+    facts: PageFacts, taken: list[int], xs: list[float], ys: list[float]
+) -> list[float]:
+    """Boundaries inside the grid's rows between bands of lines that each fill two cells
+    or more (rows whose rule is not drawn); a row of wrapped cells is left whole."""
+    extra: list[float] = []
+    lines = facts.lines
+    for top, bottom in itertools.pairwise(ys):
+        inside = [i for i in taken if top <= (lines[i].y0 + lines[i].y1) / 2 < bottom]
+        bands = _rows(lines, inside)
+        if len(bands) < 2:
+            continue
+        filled = [
+            len({_column(xs, (s.x0 + s.x1) / 2) for i in band for s in _line_segments(facts, i)})
+            for band in bands
+        ]
+        if min(filled) >= 2:
+            for upper, lower in itertools.pairwise(bands):
+                extra.append(
+                    (max(lines[i].y1 for i in upper) + min(lines[i].y0 for i in lower)) / 2
+                )
+    return extra
+
+
+def _compact(table: Table) -> Table:
+    """``table`` without the grid rows where no cell starts (every position covered by a
+    cell from above): those are artefacts of rules that stop short, not rows."""
+    starting = {cell.row for cell in table.cells}
+    if len(starting) == table.rows:
+        return table
+    keep = sorted(starting)
+    new_row = {row: index for index, row in enumerate(keep)}
+    cells = []
+    for cell in table.cells:
+        last = cell.row + cell.rowspan - 1
+        span = sum(1 for row in keep if cell.row <= row <= last)
+        cells.append(TableCell(new_row[cell.row], cell.col, cell.text, max(1, span), cell.colspan))
+    return Table(len(keep), table.cols, cells, table.header_rows, table.ruled)
 
 
 def _split_by_columns(facts: PageFacts, index: int, xs: list[float]) -> list[tuple[int, str]]:

@@ -62,4 +62,4 @@ def join_lines(texts: Sequence[str]) -> str:
     :param texts: the lines, in order.
     :returns: the paragraph's text.
     """
-    return normalize_text(dehyphenate_text(normalize_text("\n".join(texts)))).replace("\n", " ")
+    return " ".join(dehyphenate_text(normalize_text("\n".join(texts))).split())
