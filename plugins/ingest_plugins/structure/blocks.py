@@ -34,6 +34,7 @@ library read them. In order:
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from dataclasses import dataclass
@@ -75,15 +76,20 @@ def page_blocks(facts: PageFacts, *, tables: bool = True) -> list[Block]:
     body_size = _body_size(lines)
     placed: list[tuple[float, Block]] = []
     taken: set[int] = set()
+    rest: dict[int, Line] = {}
     if tables:
         for found in find_tables(facts, body_size):
             taken |= found.lines
+            rest.update(found.rest)
             placed.append((min(found.lines), Block("table", found.text, found.bbox,
                                                    table=found.table)))  # fmt: skip
     position = {id(line): index for index, line in enumerate(lines)}
+    position.update({id(line): index for index, line in rest.items()})
+    # What a table did not take of a line it crossed stays in the flow.
+    flow = [rest.get(i, ln) for i, ln in enumerate(lines) if i not in taken or i in rest]
     outline = list(facts.outline)
     for kind in ("body", "footnote", "marginal"):
-        chosen = [ln for i, ln in enumerate(lines) if ln.kind == kind and i not in taken]
+        chosen = [ln for ln in flow if ln.kind == kind]
         state = _ListState()
         for group in group_blocks(chosen):
             for first, block in _group_blocks(group.lines, kind, body_size, outline, state):
@@ -136,12 +142,20 @@ class _ListState:
 
     def __init__(self) -> None:
         self.stack: list[float] = []
+        self.top = 0.0
 
-    def level(self, x: float, tolerance: float) -> int:
+    def level(self, x: float, top: float, tolerance: float) -> int:
+        """The depth of an item whose marker is at ``x`` and whose line starts at ``top``.
+        An item above the one before continues the list in the next column or page: its
+        position says nothing about its depth there, so it keeps the depth it has."""
+        if self.stack and top < self.top - tolerance:
+            depth = len(self.stack) - 1
+            self.stack = [x - 1000.0] * depth + [x]
         while self.stack and x < self.stack[-1] - tolerance:
             self.stack.pop()
         if not self.stack or x > self.stack[-1] + tolerance:
             self.stack.append(x)
+        self.top = top
         return min(len(self.stack) - 1, 5)
 
     def end(self) -> None:
@@ -172,23 +186,27 @@ def _group_blocks(
     left = min(line.x0 for line in group)
     right = max(line.x1 for line in group)
     splittable = kind == "body" and not _bold(group) and abs(size - body_size) <= 0.06 * size
+    gaps = [b.y0 - a.y1 for a, b in itertools.pairwise(group) if b.source != a.source]
+    spacing = statistics.median(gaps) if gaps else 0.0
     items: list[_Item] = []
     previous: Line | None = None
     for line in group:
         continuing = previous is not None and line.source == previous.source
         marker = None if continuing else split_marker(line.text)
         if marker is not None and kind == "body":
-            items.append(_Item("list_item", [line], state.level(line.x0, 0.3 * size)))
+            items.append(_Item("list_item", [line], state.level(line.x0, line.y0, 0.3 * size)))
         elif continuing or not items:
             if not items:
                 items.append(_Item(paragraph_kind, [line]))
                 state.end()
             else:
                 items[-1].lines.append(line)
-        elif items[-1].kind == "list_item":
+        elif items[-1].kind == "list_item" and previous is not None:
             marker_x = items[-1].lines[0].x0
-            wrapped = previous is not None and previous.x1 >= right - 2.5 * size
-            if line.x0 > marker_x + 0.3 * size or (wrapped and line.x0 >= marker_x - 0.3 * size):
+            close = line.y0 - previous.y1 <= spacing + 0.35 * size
+            hanging = line.x0 > marker_x + 0.3 * size
+            wrapped = _wrapped(previous, line, right) and line.x0 >= marker_x - 0.3 * size
+            if close and (hanging or wrapped):
                 items[-1].lines.append(line)
             else:
                 items.append(_Item(paragraph_kind, [line]))
@@ -210,11 +228,23 @@ def _group_blocks(
     return out
 
 
+def _wrapped(previous: Line, line: Line, right: float) -> bool:
+    """Whether ``previous`` ended because the first word of ``line`` did not fit on it."""
+    text = line.text.strip()
+    if not text:
+        return False
+    per_char = (line.x1 - line.x0) / max(1, len(text))
+    first = len(text.split(maxsplit=1)[0]) + 1
+    # Widths are estimated, and writers keep a margin inside the column: a word counts as
+    # fitting only with room to spare (about an em).
+    return previous.x1 + first * per_char > right - 2.5 * per_char
+
+
 def _new_paragraph(previous: Line, line: Line, left: float, right: float, size: float) -> bool:
     ended = previous.text.rstrip().endswith(_SENTENCE_END)
-    short = previous.x1 < right - 4 * size
+    short = not _wrapped(previous, line, right)
     indented = line.x0 > left + 0.8 * size and previous.x0 <= left + 0.3 * size
-    return (ended and short) or (indented and short)
+    return short and (ended or indented)
 
 
 def _size(lines: Sequence[Line]) -> float:

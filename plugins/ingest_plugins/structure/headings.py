@@ -173,6 +173,8 @@ def _leads(block: Block, following: Block | None) -> bool:
     if following.kind in _STRUCTURE and following.bold and abs(following.size - block.size) < 0.5:
         return False
     gap = following.bbox[1] - block.bbox[3]
+    if gap < -2 and following.bbox[0] > block.bbox[2]:
+        return True  # the heading ends its column; its text goes on at the next one's top
     overlap = min(following.bbox[2], block.bbox[2]) - max(following.bbox[0], block.bbox[0])
     return -2 <= gap <= 4 * max(block.size, 6.0) and overlap > 0
 

@@ -27,6 +27,7 @@ The first row is the header (``header_rows=1``).
 from __future__ import annotations
 
 import bisect
+import copy
 import itertools
 import statistics
 from dataclasses import dataclass, field
@@ -64,11 +65,14 @@ class FoundTable:
     :param table: its cells.
     :param bbox: where it is.
     :param lines: the positions (in :attr:`PageFacts.lines`) of the lines it holds.
+    :param rest: for a line that runs out of the table (the extractor joined a row with the
+        text beside the table), a line holding what lies outside, by the line's position.
     """
 
     table: Table
     bbox: BBox
     lines: set[int] = field(default_factory=set)
+    rest: dict[int, Line] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -250,12 +254,20 @@ def _grid_table(
                     owner[rr][cc] = (r, c)
             spans[(r, c)] = (height, width)
     texts: dict[tuple[int, int], list[tuple[int, str]]] = {}
+    rest: dict[int, Line] = {}
     for index in taken:
         line = facts.lines[index]
         middle = (line.y0 + line.y1) / 2
         row = min(max(bisect.bisect_right(ys, middle) - 1, 0), rows - 1)
-        for col, text in _split_by_columns(facts, index, xs):
+        inside, outside = _split_by_columns(facts, index, xs)
+        for col, text in inside:
             texts.setdefault(owner[row][col], []).append((index, text))
+        if outside and "".join(c.text for c in outside).strip():
+            remainder = copy.copy(line)
+            remainder.text = "".join(c.text for c in outside).strip()
+            remainder.x0 = min(c.x0 for c in outside if c.text.strip())
+            remainder.x1 = max(c.x1 for c in outside if c.text.strip())
+            rest[index] = remainder
     cells = [
         TableCell(r, c, " ".join(t.strip() for _, t in sorted(texts.get((r, c), [])) if t.strip()),
                   rowspan=height, colspan=width)  # fmt: skip
@@ -267,7 +279,7 @@ def _grid_table(
         return None
     if statistics.fmean(len(cell.text) for cell in filled) > MAX_RULED_CELL_CHARS:
         return None
-    return FoundTable(table, (left, top, right, bottom), set(taken))
+    return FoundTable(table, (left, top, right, bottom), set(taken), rest)
 
 
 def _line_segments(facts: PageFacts, index: int) -> list[Segment]:
@@ -337,23 +349,34 @@ def _compact(table: Table) -> Table:
     return Table(len(keep), table.cols, cells, table.header_rows, table.ruled)
 
 
-def _split_by_columns(facts: PageFacts, index: int, xs: list[float]) -> list[tuple[int, str]]:
-    """The text of line ``index`` cut at the columns ``xs``: ``(column, text)`` pairs."""
+def _split_by_columns(
+    facts: PageFacts, index: int, xs: list[float]
+) -> tuple[list[tuple[int, str]], list[Char]]:
+    """The text of line ``index`` cut at the columns ``xs``: ``(column, text)`` pairs, and
+    the characters that lie outside the columns."""
     line = facts.lines[index]
     chars = facts.chars_of(index)
     if not chars:
         middle = (line.x0 + line.x1) / 2
-        return [(_column(xs, middle), line.text)]
+        return [(_column(xs, middle), line.text)], []
     parts: dict[int, list[str]] = {}
+    outside: list[Char] = []
     last = -1
+    low, high = xs[0] - 1, xs[-1] + 1
     for char in chars:
+        middle = (char.x0 + char.x1) / 2
         if not char.text.strip():
-            if last >= 0:
+            if outside and middle > high:
+                outside.append(char)
+            elif last >= 0:
                 parts[last].append(" ")
             continue
-        last = _column(xs, (char.x0 + char.x1) / 2)
+        if not low <= middle <= high:
+            outside.append(char)
+            continue
+        last = _column(xs, middle)
         parts.setdefault(last, []).append(char.text)
-    return [(col, "".join(text)) for col, text in sorted(parts.items())]
+    return [(col, "".join(text)) for col, text in sorted(parts.items())], outside
 
 
 def _column(xs: list[float], x: float) -> int:
@@ -412,6 +435,17 @@ def _aligned_tables(facts: PageFacts, body_size: float, taken: set[int]) -> list
     ]
     found: list[FoundTable] = []
     for run in _consecutive(lines, candidates, taken):
+        # The header row above is often bold, dense enough to pass for prose by its width:
+        # its own gaps decide.
+        above = run[0] - 1
+        if (
+            above >= 0
+            and above not in taken
+            and lines[above].kind == "body"
+            and _close(lines[above], lines[run[0]])
+            and len(_line_segments(facts, above)) >= 2
+        ):
+            run.insert(0, above)
         table = _aligned_table(facts, run, body_size)
         if table is not None:
             found.append(table)
