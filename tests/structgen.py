@@ -4,11 +4,12 @@
 headings with their levels, the list items, and the tables as grids of cell text. The
 layout mixes what real documents do:
 
-* a title (level 1, 20 pt bold), unnumbered and numbered sections (level 2, 15 pt bold:
-  ``Abstract``, ``2 Methods``), numbered subsections (level 3, 12.5 pt bold: ``2.1 Data``),
-  and unnumbered sub-subsections (level 4, bold at the body's size); one section title in
-  each document is long enough to wrap onto a second line;
-* paragraphs of 10.5 pt Helvetica, justified or ragged;
+* a title (level 1, about twice the body size, bold), unnumbered and numbered sections
+  (level 2, about 1.4 times, bold: ``Abstract``, ``2 Methods``), numbered subsections
+  (level 3, about 1.2 times, bold: ``2.1 Data``), and unnumbered sub-subsections (level 4,
+  bold at the body's size); one section title in each document is long enough to wrap onto
+  a second line;
+* paragraphs of 10 to 11 pt Helvetica or Times (chosen by the seed), justified or ragged;
 * bulleted lists (``•``, hanging indent or not), numbered lists (``1.``), and nested items
   (``–``, indented), items long enough to wrap;
 * ruled tables (every cell framed), tables without any rule, and tables with only three
@@ -30,9 +31,9 @@ from fpdf import FPDF
 
 __all__ = ["Truth", "TruthTable", "structured_pdf"]
 
-BODY = 10.5
 LINE = 5.2  # mm per body line
-HEADING_STYLES = {1: 20.0, 2: 15.0, 3: 12.5, 4: BODY}
+#: Heading sizes as multiples of the body size, by level.
+HEADING_SCALE = {1: 1.9, 2: 1.4, 3: 1.2, 4: 1.0}
 
 _WORDS = (
     "analysis method result sample measure river valley system model signal energy "
@@ -87,6 +88,8 @@ class _Writer:
 
     def __init__(self, pdf: _Doc, columns: int, rng: random.Random, outline: bool) -> None:
         self.pdf = pdf
+        self.font = rng.choice(["Helvetica", "Times"])
+        self.body = rng.choice([10.0, 10.5, 11.0])
         self.columns = columns
         self.rng = rng
         self.outline = outline
@@ -117,13 +120,13 @@ class _Writer:
         self.y = self.top
 
     def lines(self, text: str, width: float, style: str, size: float) -> int:
-        self.pdf.set_font("Helvetica", style, size)
+        self.pdf.set_font(self.font, style, size)
         return len(self.pdf.multi_cell(width, LINE, text, dry_run=True, output="LINES"))
 
     # -- blocks ------------------------------------------------------------------------
 
     def heading(self, text: str, level: int) -> None:
-        size = HEADING_STYLES[level]
+        size = round(self.body * HEADING_SCALE[level], 1)
         height = size * 0.45
         count = self.lines(text, self.width, "B", size)
         self.room(count * height + 2 * LINE + 4)
@@ -131,7 +134,7 @@ class _Writer:
         if self.outline:
             self.pdf.set_y(self.y)
             self.pdf.start_section(text, level=level - 1)
-        self.pdf.set_font("Helvetica", "B", size)
+        self.pdf.set_font(self.font, "B", size)
         self.pdf.set_xy(self.x, self.y)
         self.pdf.multi_cell(self.width, height, text, align="L")
         self.y += count * height + 1.5
@@ -139,9 +142,9 @@ class _Writer:
 
     def paragraph(self, words: int) -> None:
         text = self.sentence(words)
-        count = self.lines(text, self.width, "", BODY)
+        count = self.lines(text, self.width, "", self.body)
         self.room(count * LINE)
-        self.pdf.set_font("Helvetica", "", BODY)
+        self.pdf.set_font(self.font, "", self.body)
         self.pdf.set_xy(self.x, self.y)
         self.pdf.multi_cell(self.width, LINE, text, align=self.rng.choice(["J", "L"]))
         self.y += count * LINE + 2.5
@@ -162,20 +165,20 @@ class _Writer:
         pdf = self.pdf
         if hanging:
             width = self.width - indent - 5.0
-            count = self.lines(text, width, "", BODY)
+            count = self.lines(text, width, "", self.body)
             self.room(count * LINE)
             x = self.x + indent
-            pdf.set_font("Helvetica", "", BODY)
+            pdf.set_font(self.font, "", self.body)
             pdf.set_xy(x, self.y)
             pdf.cell(5.0, LINE, marker)
             pdf.set_xy(x + 5.0, self.y)
             pdf.multi_cell(width, LINE, text, align="L")
         else:
             full = f"{marker} {text}"
-            count = self.lines(full, self.width - indent, "", BODY)
+            count = self.lines(full, self.width - indent, "", self.body)
             self.room(count * LINE)
             x = self.x + indent
-            pdf.set_font("Helvetica", "", BODY)
+            pdf.set_font(self.font, "", self.body)
             pdf.set_xy(x, self.y)
             pdf.multi_cell(self.width - indent, LINE, full, align="L")
         self.y += count * LINE
@@ -195,7 +198,7 @@ class _Writer:
         pdf = self.pdf
         top = self.y
         for r, row in enumerate(grid):
-            pdf.set_font("Helvetica", "B" if r == 0 else "", 9.5)
+            pdf.set_font(self.font, "B" if r == 0 else "", self.body - 1)
             for c, text in enumerate(row):
                 pdf.set_xy(self.x + c * column, top + r * height)
                 pdf.cell(column, height, text, border=1 if ruled == "grid" else 0)

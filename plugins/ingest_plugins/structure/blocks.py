@@ -81,8 +81,8 @@ def page_blocks(facts: PageFacts, *, tables: bool = True) -> list[Block]:
         for found in find_tables(facts, body_size):
             taken |= found.lines
             rest.update(found.rest)
-            placed.append((min(found.lines), Block("table", found.text, found.bbox,
-                                                   table=found.table)))  # fmt: skip
+            block = Block("table", found.text, found.bbox, table=found.table)
+            placed.append((_table_place(lines, found.lines, found.bbox), block))
     position = {id(line): index for index, line in enumerate(lines)}
     position.update({id(line): index for index, line in rest.items()})
     # What a table did not take of a line it crossed stays in the flow.
@@ -97,6 +97,24 @@ def page_blocks(facts: PageFacts, *, tables: bool = True) -> list[Block]:
     placed.sort(key=lambda item: item[0])
     blocks = [block for _, block in placed]
     return _with_figures(blocks, facts)
+
+
+def _table_place(lines: Sequence[Line], held: set[int], bbox: BBox) -> float:
+    """Where a table goes in the reading order: at its first line of body text; a table
+    set in a small font (its lines read as footnotes) before the first body line that
+    starts below its top, beside it."""
+    body = [index for index in held if lines[index].kind == "body"]
+    if body:
+        return float(min(body))
+    for index, line in enumerate(lines):
+        if (
+            line.kind == "body"
+            and index not in held
+            and line.y0 >= bbox[1]
+            and min(line.x1, bbox[2]) > max(line.x0, bbox[0])
+        ):
+            return index - 0.5
+    return float(min(held))
 
 
 def _body_size(lines: Sequence[Line]) -> float:

@@ -214,7 +214,8 @@ def _grid_table(
     taken: list[int] = []
     for index, line in enumerate(facts.lines):
         middle = (line.y0 + line.y1) / 2
-        if line.kind != "body" or not top < middle < bottom:
+        # Inside a grid is table content, whatever the reading order made of a small font.
+        if line.kind == "marginal" or not top < middle < bottom:
             continue
         if min(line.x1, right) - max(line.x0, left) < 0.5 * max(line.x1 - line.x0, 1e-3):
             continue
@@ -428,20 +429,26 @@ def _aligned_tables(facts: PageFacts, body_size: float, taken: set[int]) -> list
     lines = facts.lines
     if not facts.rects and not facts.chars:
         return []
-    candidates = [
-        index
+    runs = {
+        index: _runs(facts, index, _gap(line, body_size))
         for index, line in enumerate(lines)
-        if index not in taken and line.kind == "body" and _runs(facts, index, _gap(line, body_size)) >= 2
-    ]
+        if index not in taken and line.kind in ("body", "footnote")
+    }
+    candidates = [index for index, count in runs.items() if count >= 2]
     found: list[FoundTable] = []
     for run in _consecutive(lines, candidates, taken):
+        # A table in a smaller font low on the page reads as footnotes by its size; notes
+        # with a wide gap after their number read as rows of two cells: such rows need a
+        # row of body text with them, or three cells.
+        if all(lines[i].kind == "footnote" for i in run) and min(runs.get(i, 1) for i in run) < 3:
+            continue
         # The header row above is often bold, dense enough to pass for prose by its width:
         # its own gaps decide.
         above = run[0] - 1
         if (
             above >= 0
             and above not in taken
-            and lines[above].kind == "body"
+            and lines[above].kind in ("body", "footnote")
             and _close(lines[above], lines[run[0]])
             and len(_line_segments(facts, above)) >= 2
         ):
@@ -469,7 +476,7 @@ def _consecutive(lines: list[Line], candidates: list[int], taken: set[int]) -> l
             current
             and index + 1 in wanted
             and index not in taken
-            and lines[index].kind == "body"
+            and lines[index].kind in ("body", "footnote")
             and _close(lines[current[-1]], lines[index])
             and _close(lines[index], lines[index + 1])
         ):
