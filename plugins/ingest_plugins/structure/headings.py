@@ -4,7 +4,8 @@ Run on a whole document (its page ranges merged), because a heading is only larg
 the *document's* body text, and a header only repeats across its pages.
 
 * **Running headers and footers**: a block among the first two or last two of its page
-  (top to bottom) whose text, with digits masked, recurs in that place on at least
+  (top to bottom; text larger than the body is a title, never a running header) whose
+  text, with digits masked, recurs in that place on at least
   :data:`MIN_PAGES` pages and on :data:`RUNNING_SHARE` of the pages, and never elsewhere,
   becomes ``page_header`` or ``page_footer``. The text transforms remove the same lines from
   the pages' text (``strip_headers``).
@@ -88,9 +89,9 @@ def analyse_document(pages: Sequence[Page]) -> None:
     analysed = [page for page in pages if page.blocks]
     if not analysed:
         return
-    _mark_running(analysed)
     blocks = [block for page in analysed for block in page.blocks]
     body = body_size(blocks)
+    _mark_running(analysed, body)
     found: list[Block] = []
     for page in analysed:
         chosen = [
@@ -111,11 +112,16 @@ def _key(text: str) -> str:
     return _DIGITS.sub("#", " ".join(text.split())).casefold()
 
 
-def _edges(page: Page) -> tuple[list[int], list[int]]:
-    """The indexes of the top two and the bottom two blocks of a page (tables and figures
-    excluded), and of the others."""
+def _edges(page: Page, body: float) -> tuple[list[int], list[int]]:
+    """The indexes of the top two and the bottom two blocks of a page (tables, figures and
+    text larger than the body, which is a title, excluded), and of the others."""
     order = sorted(
-        (i for i, b in enumerate(page.blocks) if b.kind in (*_STRUCTURE, "heading", "marginal")),
+        (
+            i
+            for i, b in enumerate(page.blocks)
+            if b.kind in (*_STRUCTURE, "heading", "marginal")
+            and (body <= 0 or b.size < LARGER * body)
+        ),
         key=lambda i: page.blocks[i].bbox[1],
     )
     if len(order) <= 4:
@@ -123,13 +129,13 @@ def _edges(page: Page) -> tuple[list[int], list[int]]:
     return order[:2] + order[-2:], order[2:-2]
 
 
-def _mark_running(pages: Sequence[Page]) -> None:
+def _mark_running(pages: Sequence[Page], body: float) -> None:
     if len(pages) < MIN_PAGES:
         return
     edge_pages: Counter[str] = Counter()
     inner: set[str] = set()
     for page in pages:
-        edges, others = _edges(page)
+        edges, others = _edges(page, body)
         edge_pages.update({_key(page.blocks[i].text) for i in edges})
         inner.update(_key(page.blocks[i].text) for i in others)
     needed = max(MIN_PAGES, math.ceil(RUNNING_SHARE * len(pages)))
@@ -137,7 +143,7 @@ def _mark_running(pages: Sequence[Page]) -> None:
     if not running:
         return
     for page in pages:
-        edges, _ = _edges(page)
+        edges, _ = _edges(page, body)
         if not edges:
             continue
         tops = sorted(page.blocks[i].bbox[1] for i in edges)
