@@ -1,7 +1,7 @@
 """Scoring the structure found in a document against what was written into it.
 
 Texts are compared after Unicode NFKC, case folding, and keeping only letters, digits and
-single spaces; a list item's marker (``•``, ``–``, ``3.``) is not part of its text.
+single spaces; a list item's marker (a bullet, a dash, ``3.``) is not part of its text.
 
 * headings: precision, recall and F1 of the headings found, matched by text (each written
   heading matches at most one found, as a bag); level accuracy: the share of the matched

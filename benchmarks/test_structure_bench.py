@@ -45,7 +45,7 @@ from test_workers_bench import CORPUS, INGEST_RUN, _env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from structgen import Truth, structured_pdf  # noqa: E402  # tests/ is put on the path above
+from structgen import Truth, structured_pdf  # tests/ is put on the path above
 
 DOCUMENTS = 24
 ROUNDS = 3
@@ -106,7 +106,8 @@ def test_structure_fidelity(
         cells_right, cells, spurious = table_scores(
             tables, [(t.page, t.rows) for t in truth.tables]
         )
-        key = f"{columns} column{'s' if columns > 1 else ''}, {'outline' if outline else 'no outline'}"
+        plural = "s" if columns > 1 else ""
+        key = f"{columns} column{plural}, {'outline' if outline else 'no outline'}"
         for bucket in (totals, by_variant.setdefault(key, [Matches(), 0, 0, Matches(), 0, 0, 0])):
             bucket[0].add(headings)
             bucket[1] += right

@@ -11,7 +11,7 @@ layout mixes what real documents do:
   a second line;
 * paragraphs of 10 to 11 pt Helvetica or Times (chosen by the seed), justified or ragged;
 * bulleted lists (``•``, hanging indent or not), numbered lists (``1.``), and nested items
-  (``–``, indented), items long enough to wrap;
+  (an en dash, indented), items long enough to wrap;
 * ruled tables (every cell framed), tables without any rule, and tables with only three
   horizontal rules (top, below the header, bottom);
 * with ``columns=2``, everything flows in two columns per page;
@@ -36,12 +36,14 @@ LINE = 5.2  # mm per body line
 HEADING_SCALE = {1: 1.9, 2: 1.4, 3: 1.2, 4: 1.0}
 
 _WORDS = (
-    "analysis method result sample measure river valley system model signal energy "
-    "process surface pattern network field current growth region factor report study "
-    "average period season station record survey county budget office market service "
-    "transport harbour weather climate rainfall soil forest coast border island bridge "
-    "quality supply demand income capital labour policy review estimate trend figure"
-).split()
+    "analysis", "method", "result", "sample", "measure", "river", "valley", "system",
+    "model", "signal", "energy", "process", "surface", "pattern", "network", "field",
+    "current", "growth", "region", "factor", "report", "study", "average", "period",
+    "season", "station", "record", "survey", "county", "budget", "office", "market",
+    "service", "transport", "harbour", "weather", "climate", "rainfall", "soil", "forest",
+    "coast", "border", "island", "bridge", "quality", "supply", "demand", "income",
+    "capital", "labour", "policy", "review", "estimate", "trend", "figure",
+)  # fmt: skip
 _TOPICS = (
     "Methods", "Results", "Discussion", "Background", "Data Sources", "Sampling Design",
     "Regional Trends", "Limitations", "Field Work", "Calibration", "Error Budget",
@@ -151,10 +153,9 @@ class _Writer:
 
     def items(self, kind: str, count: int) -> None:
         hanging = self.rng.random() < 0.7
-        number = 0
         for index in range(count):
             nested = kind == "bullet" and index in (1, 2) and count > 3
-            number += 1
+            number = index + 1
             marker = "\u2013" if nested else ("\u2022" if kind == "bullet" else f"{number}.")
             text = self.sentence(self.rng.choice([4, 7, 18]), end="")
             indent = 6.0 if nested else 0.0

@@ -102,10 +102,12 @@ def test_ruled_grid_gives_cells_and_spans() -> None:
     # in it), and the last column's last two rows are one (no rule at y 132 there).
     ys = [100.0, 116.0, 132.0, 148.0]
     facts = PageFacts(width=600, height=800, lines=[])
-    for number, (cells, starts) in enumerate(
-        [(["Wide header", "Right"], [55, 355]), (["a", "b", "c"], [55, 205, 355]),
-         (["d", "e"], [55, 205])]  # fmt: skip
-    ):
+    rows = [
+        (["Wide header", "Right"], [55, 355]),
+        (["a", "b", "c"], [55, 205, 355]),
+        (["d", "e"], [55, 205]),
+    ]
+    for number, (cells, starts) in enumerate(rows):
         made, found = row_line(cells, [float(x) for x in starts], ys[number] + 2, number)
         facts.lines.append(made)
         facts.chars[number] = found
@@ -137,7 +139,7 @@ def test_a_ruled_table_keeps_what_lies_outside_it_in_the_flow() -> None:
         facts.chars[number] = found
     facts.rules = grid_rules(xs, ys)
     blocks = page_blocks(facts)
-    assert [b.kind for b in blocks][0] == "table"
+    assert blocks[0].kind == "table"
     assert blocks[0].table is not None and blocks[0].table.grid() == [["H1", "H2"], ["v1", "v2"]]
     rest = " ".join(b.text for b in blocks[1:])
     assert rest.count("beside the table") == 2
@@ -257,8 +259,13 @@ def test_bold_boxes_of_a_flow_chart_are_no_headings() -> None:
 def test_running_headers_and_page_numbers_are_marked() -> None:
     pages = []
     for number in range(1, 6):
-        blocks = [block("Journal of Things", 8, y=10), body(y=60), body(y=120),
-                  body(f"Different text {number}. " * 5, y=180), block(str(number), 8, y=780)]  # fmt: skip
+        blocks = [
+            block("Journal of Things", 8, y=10),
+            body(y=60),
+            body(y=120),
+            body(f"Different text {number}. " * 5, y=180),
+            block(str(number), 8, y=780),
+        ]
         pages.append(Page(number, "", "pdfium", blocks=blocks))
     analyse_document(pages)
     for page in pages:

@@ -435,9 +435,6 @@ def page_text_and_lines(
     spans, raws = _read(page, text)
     rtl = _rtl(text)
     ordered = order_lines(_lines(page, spans, raws, fonts=False), rtl=rtl)
-    if _needs_order(page, raws):
-        text = ordered_text(ordered)
-    else:
-        text = _LINE_BREAK.sub(_break, text)
+    text = ordered_text(ordered) if _needs_order(page, raws) else _LINE_BREAK.sub(_break, text)
     ranges = [(-1, -1) if raw is None else (raw.index, raw.last) for raw in raws]
     return text, ordered, ranges

@@ -364,7 +364,9 @@ def _write_structure(connection: sqlite3.Connection, document: Document) -> None
     rows (same transaction); its old tables go first."""
     doc_id = document.doc_id
     connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
-    markdown = [(_text(p.markdown), doc_id, p.number) for p in document.pages if p.markdown is not None]
+    markdown = [
+        (_text(p.markdown), doc_id, p.number) for p in document.pages if p.markdown is not None
+    ]
     if markdown:
         connection.executemany(
             "UPDATE pages SET markdown = ? WHERE doc_id = ? AND number = ?", markdown

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ingest import ConfigError, hookimpl
+
 from ingest_plugins.structure.settings import StructureSettings
 
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ library read them. In order:
    one font size and weight, lines close together), and each group is cut into
    paragraphs and list items, line by line:
 
-   * a line that starts with a bullet (``•``, ``◦``, ``▪``, ``–``, ``*``, and the private-use
+   * a line that starts with a bullet (``•``, ``◦``, ``▪``, an en dash, ``*``, and the private-use
      bullets of Symbol and Wingdings fonts) or a list number (``1.``, ``2)``, ``(a)``,
      ``iv.``) starts a list item; its depth is the number of distinct marker positions to
      its left in the same list;
@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ingest import Block
+
 from ingest_plugins.layout import group_blocks
 from ingest_plugins.structure.tables import find_tables
 from ingest_plugins.structure.text import CAPTION, is_caption, join_lines, split_marker
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from ingest import BBox
+
     from ingest_plugins.layout import Line
     from ingest_plugins.structure.facts import OutlineEntry, PageFacts
 
@@ -135,12 +137,19 @@ def _bbox(lines: Sequence[Line]) -> BBox:
     )
 
 
+def _continues(previous: Line | None, line: Line) -> bool:
+    """Whether ``line`` is the next part of the extractor line ``previous`` is part of."""
+    if previous is None:
+        return False
+    return line.source == previous.source and line.part == previous.part + 1
+
+
 def _texts(lines: Sequence[Line]) -> list[str]:
     """The lines' texts, the parts of one extractor line put together again."""
     out: list[str] = []
     previous: Line | None = None
     for line in lines:
-        if previous is not None and line.source == previous.source and line.part == previous.part + 1:
+        if _continues(previous, line):
             out[-1] += line.text
         else:
             out.append(line.text)
@@ -193,8 +202,9 @@ def _group_blocks(
     if heading is not None:
         count, level = heading
         head = group[:count]
-        out.append((head[0], Block("heading", join_lines(_texts(head)), _bbox(head), level=level,
-                                   size=_size(head), bold=_bold(head))))  # fmt: skip
+        made = Block("heading", join_lines(_texts(head)), _bbox(head), level=level,
+                     size=_size(head), bold=_bold(head))  # fmt: skip
+        out.append((head[0], made))
         group = group[count:]
         state.end()
         if not group:
@@ -229,7 +239,11 @@ def _group_blocks(
             else:
                 items.append(_Item(paragraph_kind, [line]))
                 state.end()
-        elif splittable and previous is not None and _new_paragraph(previous, line, left, right, size):
+        elif (
+            splittable
+            and previous is not None
+            and _new_paragraph(previous, line, left, right, size)
+        ):
             items.append(_Item(paragraph_kind, [line]))
         else:
             items[-1].lines.append(line)
@@ -241,8 +255,9 @@ def _group_blocks(
         block_kind = item.kind
         if block_kind == "paragraph" and is_caption(text):
             block_kind = "caption"
-        out.append((item.lines[0], Block(block_kind, text, _bbox(item.lines), level=item.level,
-                                         size=_size(item.lines), bold=_bold(item.lines))))  # fmt: skip
+        made = Block(block_kind, text, _bbox(item.lines), level=item.level,
+                     size=_size(item.lines), bold=_bold(item.lines))  # fmt: skip
+        out.append((item.lines[0], made))
     return out
 
 
@@ -307,8 +322,7 @@ def _lines_for(group: list[Line], texts: int) -> int:
     seen = 0
     previous: Line | None = None
     for index, line in enumerate(group):
-        joined = previous is not None and line.source == previous.source and line.part == previous.part + 1
-        if not joined:
+        if not _continues(previous, line):
             seen += 1
             if seen > texts:
                 return index

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ingest import BBox
+
     from ingest_plugins.layout import Line
 
 __all__ = ["Char", "OutlineEntry", "PageFacts", "Rule", "Segment", "segments_of"]

@@ -1,6 +1,6 @@
 """Markdown from blocks, and from plain text where a page has no blocks.
 
-* heading: ``#`` × level and its text;
+* heading: as many ``#`` as its level, and its text;
 * paragraph, caption, footnote, marginal note: the text as one line; a line that Markdown
   would read as something else (``# not a heading``, ``1. not a list``, ``| not a table``)
   gets a backslash before its first character;

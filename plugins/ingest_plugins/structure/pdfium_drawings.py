@@ -15,7 +15,8 @@ read per page.
 from __future__ import annotations
 
 import ctypes
-from typing import TYPE_CHECKING, Any
+import itertools
+from typing import TYPE_CHECKING
 
 import pypdfium2.raw as pdfium_c
 
@@ -49,7 +50,7 @@ _IDENTITY: Matrix = (1.0, 0.0, 0.0, 1.0, 0.0, 0.0)
 def _compose(inner: Matrix, outer: Matrix) -> Matrix:
     """The matrix applying ``inner``, then ``outer``."""
     a, b, c, d, e, f = inner
-    A, B, C, D, E, F = outer  # noqa: N806  # the matrix entries' usual names
+    A, B, C, D, E, F = outer  # the matrix entries' usual names
     return (a * A + b * C, a * B + b * D, c * A + d * C, c * B + d * D,
             e * A + f * C + E, e * B + f * D + F)  # fmt: skip
 
@@ -181,7 +182,7 @@ def _path(reader: _Reader, obj: ctypes.c_void_p, outer: Matrix, rules: list[Rule
         if call.segment_close(segment):
             subpaths[-1].append(subpaths[-1][0])
     for points in subpaths:
-        for (xa, ya), (xb, yb) in zip(points, points[1:], strict=False):
+        for (xa, ya), (xb, yb) in itertools.pairwise(points):
             _add(rules, xa, ya, xb, yb)
 
 

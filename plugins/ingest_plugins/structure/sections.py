@@ -24,6 +24,7 @@ under "2 Methods".
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -256,7 +257,7 @@ def section_spans(
     bounds = _section_bounds(text, headings)
     word_starts = [start for start, _ in words]
     spans: list[tuple[int, int, str]] = []
-    for section_start, section_end in zip(bounds, bounds[1:], strict=False):
+    for section_start, section_end in itertools.pairwise(bounds):
         first = bisect_right(word_starts, section_start - 1)
         stop = bisect_right(word_starts, section_end - 1)
         if first < stop:
