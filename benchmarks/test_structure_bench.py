@@ -156,6 +156,7 @@ def _timed_run(workdir: Path, *extra: str) -> tuple[float, float]:
 
 @pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
 @pytest.mark.skipif(os.name != "posix", reason="child CPU times come from getrusage")
+@pytest.mark.timeout(3600)  # six runs over the corpus; minutes each on a loaded machine
 def test_structure_cost(tmp_path: Path) -> None:
     plain: list[tuple[float, float]] = []
     markdown: list[tuple[float, float]] = []
