@@ -1,4 +1,4 @@
-"""Pages per second of ``ingest run --workers 2`` against a bare parser loop (issue #6).
+"""Pages per second of ``ingest run --workers 2`` against a bare parser loop.
 
 For pypdf and for pdfminer, on ../shared/corpus (77 files, 570 pages):
 
@@ -11,7 +11,7 @@ For pypdf and for pdfminer, on ../shared/corpus (77 files, 570 pages):
 
 Target: the run's pages/s at least 1.9 times the loop's (near-linear on 2 cores), for the
 median of each side's rounds. The workers run with their own collector settings
-(``ingest.workerproc.GC_THRESHOLDS``, start-up frozen), which make pypdf 5 to 10% faster in a
+(``ingest.workers.child.GC_THRESHOLDS``, start-up frozen), which make pypdf 5 to 10% faster in a
 process holding all of ingest's modules (less in this small loop); the same loop with those
 settings is measured too and its ratio reported, to show what the workers add by themselves.
 Every side runs in fresh subprocesses unpinned from the CPU the benchmarks' conftest pins
@@ -59,7 +59,7 @@ name, folder, tuned = sys.argv[1], Path(sys.argv[2]), sys.argv[3] == "tuned"
 module = __import__(f"ingest_plugins.{name}_extractor", fromlist=["_"])
 extract = getattr(module, f"extract_with_{name}")
 if tuned:
-    from ingest.workerproc import GC_THRESHOLDS
+    from ingest.workers.child import GC_THRESHOLDS
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
 files = sorted(folder.glob("*.pdf"))

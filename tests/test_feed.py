@@ -1,4 +1,4 @@
-"""The feed of sources a session hands its backend (ingest.feed): order, bytes left, stop."""
+"""The feed of sources a session hands its backend: order, bytes left, stop."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
-from ingest.feed import SourceFeed
 from ingest.interrupt import GracefulStop
 from ingest.model import Source
+from ingest.workers.feed import SourceFeed
 
 
 def sources_of(sizes: list[int]) -> list[Source]:

@@ -1,4 +1,4 @@
-"""Tests for ``ingest.log``: LOG_LEVEL and the CLI's stderr handler (issue #2)."""
+"""Tests for ``ingest.log``: LOG_LEVEL and the CLI's stderr handler."""
 
 from __future__ import annotations
 
@@ -113,7 +113,7 @@ def test_importing_ingest_adds_no_handler() -> None:
 
 def test_importing_with_a_bad_level_adds_no_handler_and_still_warns() -> None:
     code = (
-        "import logging, ingest, ingest.log, ingest.execution, ingest.progress\n"
+        "import logging, ingest, ingest.log, ingest.bridge, ingest.progress\n"
         "ingest.log.configure_level_from_env()\n"
         "print(logging.getLogger('ingest').handlers, logging.getLogger().handlers)"
     )

@@ -1,12 +1,15 @@
 """ingest: turn piles of PDFs into clean text, pages and chunks in a store.
 
-Public API only. Heavy modules (parsers, pydantic models of plugins, the executor) are not
-imported here, so ``import ingest`` and ``ingest --help`` stay fast.
+This module is the whole public surface for plugin authors and library users: everything a
+plugin needs is importable from ``ingest`` (executor backends add :mod:`ingest.workers`).
+Heavy modules (pydantic settings, the pipeline, the event loop) load on first use, so
+``import ingest`` and ``ingest --help`` stay fast.
 """
 
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
 
 from ingest.errors import ConfigError, DocumentError, IngestError, PluginError, UsageError
 from ingest.hookspecs import hookimpl
@@ -26,21 +29,33 @@ from ingest.model import (
     Table,
     TableCell,
 )
+from ingest.result import ExitCode, RunResult
+
+if TYPE_CHECKING:
+    from ingest.api import arun, run
+    from ingest.bridge import run_sync, run_sync_many, shutdown_executors
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
+    from ingest.progress import ProgressEvent, ProgressTracker
+    from ingest.session import Session
 
 __version__ = "0.1.0"
 
 _configure_level_from_env()
 
-# Loaded on first use: the executor, the pipeline and pydantic are not needed by
+# Loaded on first use: the event loop, the pipeline and pydantic are not needed by
 # `ingest --help` or by a plugin module that only imports `hookimpl`.
 _LAZY = {
     "run": "ingest.api",
     "arun": "ingest.api",
-    "run_sync": "ingest.execution",
-    "run_sync_many": "ingest.execution",
-    "shutdown_executors": "ingest.execution",
+    "run_sync": "ingest.bridge",
+    "run_sync_many": "ingest.bridge",
+    "shutdown_executors": "ingest.bridge",
     "ProgressTracker": "ingest.progress",
+    "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
+    "IngestPluginManager": "ingest.manager",
+    "Session": "ingest.session",
 }
 
 
@@ -49,6 +64,7 @@ def __getattr__(name: str) -> object:
     if module is None:
         raise AttributeError(f"module 'ingest' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "BLOCK_KINDS",
@@ -60,12 +76,17 @@ __all__ = [
     "ConfigError",
     "Document",
     "DocumentError",
+    "ExitCode",
     "Failure",
     "IngestError",
+    "IngestPluginManager",
     "Metadata",
     "Page",
     "PluginError",
+    "ProgressEvent",
     "ProgressTracker",
+    "RunResult",
+    "Session",
     "Settings",
     "Source",
     "Table",

@@ -1,4 +1,4 @@
-"""Logging set-up for the ``ingest`` logger (issue #2).
+"""Logging set-up for the ``ingest`` logger.
 
 As a library, ingest adds no handler: the application decides where records go. The only
 thing read at import is ``LOG_LEVEL``, which sets the ``ingest`` logger's level. The CLI
@@ -96,3 +96,12 @@ def setup_cli_logging(verbosity: int) -> None:
         handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)
+
+
+def driver_log_levels() -> dict[str, int]:
+    """The levels set on the driver's loggers, for a worker to send only what would show."""
+    levels = {"": logging.getLogger().getEffectiveLevel()}
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
+            levels[name] = logger.level
+    return levels

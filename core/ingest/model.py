@@ -7,7 +7,6 @@ the same records.
 
 from __future__ import annotations
 
-import enum
 import hashlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -291,6 +290,35 @@ class Document:
             if block.table is not None
         ]
 
+    def table_records(self) -> list[dict[str, Any]]:
+        """One JSON-ready record per table, in page and reading order, the shape sinks that
+        store tables write: ``index`` (in the document), ``page``, ``bbox`` (rounded to
+        0.01 pt), ``rows``, ``cols``, ``header_rows``, ``ruled``, ``cells`` (the texts, rows
+        by columns, as :meth:`Table.grid`) and ``spans`` (``[row, col, rowspan, colspan]``
+        of each cell covering more than one position)."""
+        records = []
+        for index, (number, block) in enumerate(self.tables()):
+            table = block.table
+            assert table is not None  # tables() yields only blocks with a table
+            records.append(
+                {
+                    "index": index,
+                    "page": number,
+                    "bbox": [round(value, 2) for value in block.bbox],
+                    "rows": table.rows,
+                    "cols": table.cols,
+                    "header_rows": table.header_rows,
+                    "ruled": table.ruled,
+                    "cells": table.grid(),
+                    "spans": [
+                        [cell.row, cell.col, cell.rowspan, cell.colspan]
+                        for cell in table.cells
+                        if cell.rowspan > 1 or cell.colspan > 1
+                    ],
+                }
+            )
+        return records
+
     def chunk_records(self) -> list[dict[str, Any]]:
         """One JSON-ready record per chunk, the shape every sink writes."""
         source = str(self.source.path)
@@ -315,14 +343,6 @@ class Document:
 
 def _markdown_of(page: Page) -> str:
     return page.text if page.markdown is None else page.markdown
-
-
-class Outcome(enum.StrEnum):
-    """How a collected source ended: exactly one of these per source."""
-
-    INGESTED = "ingested"
-    SKIPPED = "skipped"
-    FAILED = "failed"
 
 
 @dataclass(slots=True)

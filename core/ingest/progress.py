@@ -1,4 +1,4 @@
-"""Thread- and task-safe progress counting for a run (issue #2).
+"""Thread- and task-safe progress counting for a run.
 
 Workers report from threads (``update_sync``) and from coroutines (``update``); the terminal
 display and other plugins read :meth:`ProgressTracker.get_state` or subscribe to every change.
@@ -10,9 +10,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import TypedDict, final
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, final
 
-__all__ = ["ProgressListener", "ProgressState", "ProgressTracker"]
+if TYPE_CHECKING:
+    from ingest.model import Failure, Source
+
+__all__ = ["ProgressEvent", "ProgressListener", "ProgressState", "ProgressTracker"]
 
 logger = logging.getLogger(__name__)
 
@@ -233,3 +237,19 @@ class ProgressTracker:
                 logger.exception(
                     "progress listener %r failed; the update itself was recorded", listener
                 )
+
+
+@dataclass(slots=True)
+class ProgressEvent:
+    """One event of a run, as reporters hear it through ``ingest_progress``.
+
+    :param kind: ``collected``, ``ingested``, ``skipped``, ``failed`` or ``finished``.
+    :param state: a :meth:`ProgressTracker.get_state` snapshot taken after the event.
+    """
+
+    kind: str
+    state: ProgressState
+    source: Source | None = None
+    failure: Failure | None = None
+    pages: int = 0
+    message: str | None = None

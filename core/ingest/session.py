@@ -9,128 +9,35 @@ keeps Ctrl-C handling and ``--maxfail`` simple and lets ``arun`` wrap it in a th
 from __future__ import annotations
 
 import difflib
-import enum
 import logging
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from ingest.cache import SKIP_UNCHANGED, RunCache, open_run_cache
+from ingest.cache import SKIP_UNCHANGED, InputScope, RunCache, StorePlan, abspath, open_run_cache
 from ingest.errors import UsageError
-from ingest.feed import SourceFeed
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source
-from ingest.progress import ProgressState, ProgressTracker
+from ingest.progress import ProgressEvent, ProgressTracker
+from ingest.result import RunResult
 from ingest.select import compile_selection
+from ingest.sinks import SinkSet
+from ingest.workers.feed import SourceFeed
 
 if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
+    from ingest.workers import ExecutorBackend
 
 logger = logging.getLogger("ingest.session")
 
 #: A batch goes to the sinks once its documents hold this much text, even with fewer than
 #: ``run.batch_size`` documents. Backends send the largest files first, and 16 of the
-#: corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
+#: test corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
-
-
-class ExitCode(enum.IntEnum):
-    """Exit codes, as pytest's."""
-
-    OK = 0
-    FAILED = 1
-    INTERRUPTED = 2
-    INTERNAL_ERROR = 3
-    USAGE_ERROR = 4
-    NO_INPUT = 5
-
-
-class ExecutorBackend(Protocol):
-    """What ``ingest_executor`` returns."""
-
-    def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Document | Failure]]:
-        """Process sources, yielding each with its outcome in completion order."""
-        ...
-
-    def close(self) -> None:
-        """Stop the workers; pending work is abandoned. Idempotent."""
-        ...
-
-
-@dataclass(slots=True)
-class ProgressEvent:
-    """One event of a run, as reporters hear it through ``ingest_progress``.
-
-    :param kind: ``collected``, ``ingested``, ``skipped``, ``failed`` or ``finished``.
-    :param state: a :meth:`ProgressTracker.get_state` snapshot taken after the event.
-    """
-
-    kind: str
-    state: ProgressState
-    source: Source | None = None
-    failure: Failure | None = None
-    pages: int = 0
-    message: str | None = None
-
-
-@dataclass(slots=True)
-class RunResult:
-    """What a run did; ``ingest.run()`` returns it and reporters print it."""
-
-    collected: int = 0
-    ingested: int = 0
-    skipped: int = 0
-    failed: int = 0
-    pages: int = 0
-    chunks: int = 0
-    duration_s: float = 0.0
-    failures: list[Failure] = field(default_factory=list)
-    skipped_sources: list[tuple[Path, str]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    sinks: list[str] = field(default_factory=list)
-    interrupted: bool = False
-    stopped_early: bool = False
-    collect_only: bool = False
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """The process exit code this result calls for."""
-        if self.interrupted:
-            return ExitCode.INTERRUPTED
-        if self.failed:
-            return ExitCode.FAILED
-        if self.collected == 0:
-            return ExitCode.NO_INPUT
-        return ExitCode.OK
-
-    @property
-    def pages_per_s(self) -> float:
-        """Pages extracted per second of wall time."""
-        return self.pages / self.duration_s if self.duration_s > 0 else 0.0
-
-    def summary_line(self) -> str:
-        """``42 ingested, 3 failed, 5 skipped in 12.3s (180 pages/s)``."""
-        if self.collect_only:
-            return f"{self.collected} collected in {self.duration_s:.2f}s"
-        parts = [f"{self.ingested} ingested"]
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.skipped:
-            # "skipped (unchanged)" when every skip is a cache hit (issue #6).
-            unchanged = sum(why == SKIP_UNCHANGED for _, why in self.skipped_sources)
-            detail = "unchanged" if unchanged == self.skipped else f"{unchanged} unchanged"
-            parts.append(f"{self.skipped} skipped" + (f" ({detail})" if unchanged else ""))
-        line = f"{', '.join(parts)} in {self.duration_s:.1f}s ({self.pages_per_s:.0f} pages/s)"
-        if self.interrupted:
-            line += " (interrupted)"
-        elif self.stopped_early:
-            line += " (stopped early)"
-        return line
 
 
 class Session:
@@ -174,6 +81,13 @@ class Session:
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
+        #: Every path collected (absolute) to its content id; ``None``: found, not readable.
+        self.collected: dict[str, str | None] = {}
+        #: What the run must delete from its sinks (known once collection is done).
+        self.plan = StorePlan()
+        #: The open sinks, in the order of ``settings.sinks``.
+        self.sinks = SinkSet(manager, settings)
+        self._unchanged: set[str] = set()
 
     # -- validation ---------------------------------------------------------------------
 
@@ -208,16 +122,26 @@ class Session:
             self.cache = open_run_cache(
                 self.manager, self.settings, self.rootdir, **self.cache_options
             )
+            if not self.collect_only:
+                # Started before collection, so that worker start-up overlaps the walk.
+                backend = self._backend()
+                backend.start()
             self.collect()
             if self.collect_only:
                 self._claim_extractors()
-            elif self.sources:
-                self._skip_cached()
-            if self.sources and not self.collect_only:
-                self._open_sinks()
-                backend = self._backend()
+            else:
+                self._plan_store()
+                if self.sources or self._has_deletions():
+                    self._open_sinks()
+                    self._verify_sinks()
+                if self.sources:
+                    self._skip_cached()
+            if self.sources and backend is not None:
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
                     self._dispatch(backend)
+            if not self.collect_only and not self.stop.requested:
+                with self.stop:  # a Ctrl-C waits for the deleting step, then stops
+                    self._settle_store()
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
@@ -257,6 +181,9 @@ class Session:
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
+                self.collected[abspath(given)] = (
+                    None if isinstance(item, Failure) else item.content_id
+                )
                 if isinstance(item, Failure):
                     self._record_failure(item)
                     continue
@@ -277,6 +204,8 @@ class Session:
             return
         self.sources, skipped = self.cache.select(self.sources)
         for source, why in skipped:
+            if why == SKIP_UNCHANGED:
+                self._unchanged.add(source.content_id)
             self._record_skip(source, why)
 
     def _claim_extractors(self) -> None:
@@ -295,7 +224,7 @@ class Session:
             if sink is None:
                 _require(scheme, schemes, f"sink (in {spec!r})")
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
-            self.manager.register(sink, name=f"sink:{spec}")
+            self.sinks.add(spec, sink)
             self.result.sinks.append(spec)
 
     def _backend(self) -> ExecutorBackend:
@@ -314,9 +243,7 @@ class Session:
         batch_chars = 0
         maxfail = self.settings.run.maxfail
         try:
-            feed = SourceFeed(
-                self.sources, self.stop, largest_first=getattr(backend, "largest_first", False)
-            )
+            feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
             for _source, outcome in backend.run(feed):
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
@@ -335,13 +262,21 @@ class Session:
             if batch:
                 self._flush(batch)
 
-    def _flush(self, batch: list[Document]) -> None:
-        # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
-        # know is written again by the final flush (issue #6, exactly once).
+    def _flush(self, batch: list[Document], deleted: Sequence[str] | None = None) -> None:
+        if deleted is None:
+            deleted = self.plan.deletions_for(batch)
+        # Ctrl-C waits until all is done: a batch some sinks wrote and the cache does not
+        # know is written again by the final flush (exactly once).
         with self.stop.critical():
-            self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
             if self.cache is not None:
-                self.cache.commit(batch)  # only after every sink returned: exactly once
+                self.cache.begin(batch, deleted)
+            self.sinks.write(batch, deleted)
+            if self.cache is not None:
+                # Only after every sink returned: exactly once.
+                self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
+        for warning in self.sinks.warnings:
+            if warning not in self.result.warnings:
+                self.result.warnings.append(warning)
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -349,6 +284,48 @@ class Session:
             self.result.chunks += len(document.chunks)
             self.tracker.update_sync(1, pages=pages)
             self._emit("ingested", source=document.source, pages=pages)
+
+    # -- the store mirrors the corpus ------------------------------------------------------
+
+    def _plan_store(self) -> None:
+        """Find the stored documents this run must delete: those of files whose bytes
+        changed, and those of files under the inputs that no longer exist."""
+        if self.cache is None:
+            return
+        scope = InputScope(
+            self.settings.collect.inputs, compile_selection(self.settings.collect.select)
+        )
+        self.plan = self.cache.plan(self.collected, scope)
+
+    def _has_deletions(self) -> bool:
+        return bool(self.plan.replaced) or (self.settings.run.prune and bool(self.plan.gone))
+
+    def _verify_sinks(self) -> None:
+        """Refill the sinks that lost or changed records since the cache last saw them."""
+        if self.cache is not None:
+            self.cache.check_sinks(self.sinks.states())
+
+    def _settle_store(self) -> None:
+        """At the end of the run: delete the old documents of files whose new bytes a sink
+        already held, and the documents of files that no longer exist (``--prune``), or
+        count those."""
+        deleted = self.plan.leftovers(self._unchanged)
+        gone = sorted(self.plan.gone)
+        if self.settings.run.prune:
+            deleted = sorted({*deleted, *gone})
+        else:
+            self.result.gone = len(gone)
+        if deleted and self.sinks:
+            self._flush([], deleted)
+            if self.settings.run.prune and len(self.sinks.cannot_delete) < len(self.sinks.specs):
+                self.result.removed = len(gone)
+
+    def _kept_sinks(self) -> list[str]:
+        """The cache's keys of the sinks that cannot delete."""
+        if self.cache is None:
+            return []
+        keys = dict(zip(self.sinks.specs, self.cache.sinks, strict=False))
+        return [keys[spec] for spec in self.sinks.cannot_delete]
 
     def _record_failure(self, failure: Failure) -> None:
         self.result.failed += 1

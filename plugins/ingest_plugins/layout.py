@@ -53,8 +53,8 @@ __all__ = [
 #: A gutter between columns is at least this many body font sizes wide.
 GUTTER_EM = 0.8
 #: Each side of a gutter needs this many lines of at least :data:`COLUMN_CHARS` characters.
-COLUMN_LINES = 3
-COLUMN_CHARS = 20
+COLUMN_LINES = 6
+COLUMN_CHARS = 25
 #: Lines at most this share of the body font size may be footnotes.
 FOOTNOTE_SIZE = 0.9
 #: Footnotes start below this share of the height of the page's text (from its top).
@@ -174,12 +174,16 @@ def order_lines(lines: Sequence[Line], *, rtl: bool = False) -> list[Line]:
     for line in marginal:
         line.kind = "marginal"
     top = min((line.y0 for line in main), default=0.0)
-    middle = top + FOOTNOTE_TOP * (max((line.y1 for line in main), default=0.0) - top)
-    # Footnotes are small and many on some pages: the body's size is read above them.
-    body_size = _main_size([line for line in main if line.y1 <= middle]) or _main_size(main)
-    body_size = body_size or 10.0
+    height = max((line.y1 for line in main), default=0.0) - top
+    zone = top + FOOTNOTE_TOP * height
+    # Footnotes are small and many on some pages: the body's size is read in the upper half,
+    # unless that holds too little text to tell (a page that starts with a large title).
+    upper = [line for line in main if line.y1 <= top + 0.5 * height]
+    if sum(line.chars for line in upper) * 5 < sum(line.chars for line in main):
+        upper = main
+    body_size = _main_size(upper) or _main_size(main) or 10.0
     ordered = _cut(list(main), body_size, rtl, depth=0) or list(main)
-    footnotes = _footnotes(ordered, body_size, middle)
+    footnotes = _footnotes(ordered, body_size, zone)
     body = [line for line in ordered if line.kind != "footnote"]
     return body + footnotes + marginal
 
@@ -360,18 +364,27 @@ def _footnotes(ordered: list[Line], body_size: float, zone_top: float) -> list[L
     ]
     if not small:
         return []
+    # Body-sized text below a small line means it is not a footnote (a subscript, a caption);
+    # a page number below footnotes does not count.
     body = [
-        line
-        for line in ordered
-        if line.size > FOOTNOTE_SIZE * body_size and line.chars >= COLUMN_CHARS
+        line for line in ordered if line.size > FOOTNOTE_SIZE * body_size and line.chars > 5
     ]
+    # The lowest top of a body line over each of 64 slices of the page's width: a small
+    # line is blocked when a slice it spans holds body text below it.
+    left = min(line.x0 for line in ordered)
+    width = max(line.x1 for line in ordered) - left or 1.0
+    slices = 64
+    lowest = [float("-inf")] * slices
+    for other in body:
+        first = int((other.x0 - left) / width * (slices - 1))
+        last = int((other.x1 - left) / width * (slices - 1))
+        for index in range(first, last + 1):
+            lowest[index] = max(lowest[index], other.y0)
     found: list[Line] = []
     for line in small:
-        below = any(
-            other.y0 > line.y1 and min(other.x1, line.x1) > max(other.x0, line.x0)
-            for other in body
-        )
-        if not below:
+        first = int((line.x0 - left) / width * (slices - 1))
+        last = int((line.x1 - left) / width * (slices - 1))
+        if max(lowest[first : last + 1]) <= line.y1:
             found.append(line)
     # A lone small line (a caption, a date) is not a footnote zone.
     if len(found) < 2 and not _starts_with_marker(found):

@@ -31,13 +31,12 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
+from ingest import hookimpl
 
 from ingest_plugins.artefacts import clean_extracted_text
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Document
+    from ingest import Document, Settings
 
 NAME = "normalize"
 

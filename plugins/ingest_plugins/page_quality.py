@@ -17,8 +17,9 @@ judged as it comes out of the extractor; the reasons, cheapest first:
 * ``split-words``: at least :data:`MIN_SPLITS` words of three or more letters followed by a
   lone letter (``Chin a``), more than :data:`SPLIT_SHARE` of the words of three letters or
   more (real single-letter words after a long one are rarer than that even in mathematics);
-* ``doubled-glyphs``: at least :data:`MIN_DOUBLED` characters in runs of four or more letters
-  each written twice (``mmuunn``).
+* ``doubled-glyphs``: at least :data:`MIN_DOUBLED` characters, and more than
+  :data:`DOUBLED_SHARE` of the letters and digits, in runs of four letters each written
+  twice (``mmuunn``).
 
 A flagged page is extracted again by the next extractor of ``[extract.extractor,
 *extract.fallback]`` after the one that made it (the first-party ``pdfium``, ``pypdf`` and
@@ -40,14 +41,14 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ingest.model import Page
+from ingest import Page
 
 from ingest_plugins.pdf_common import garbage_count
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ingest.model import Metadata
+    from ingest import Metadata
 
 __all__ = [
     "QUALITY",
@@ -64,6 +65,7 @@ GARBAGE_SHARE = 0.05
 MIN_SPLITS = 8
 SPLIT_SHARE = 0.4
 MIN_DOUBLED = 16
+DOUBLED_SHARE = 0.05
 #: An alternative text replaces the page only when it scores this much more.
 BETTER_BY = 1.05
 
@@ -75,8 +77,23 @@ EXTRACTORS = {
 }
 
 _LONG_WORD = re.compile(r"[^\W\d_]{3,}")
-_SPLIT = re.compile(r"(?<![^\W\d_])[^\W\d_]{3,} [^\W\d_](?![^\W\d_])")
-_DOUBLED = re.compile(r"(?:([^\W\d_])\1){4,}")
+# A word of three letters or more, a space, a lone letter: "Chin a", "Shippin g".
+_SPLIT = re.compile(r"[^\W\d_]{3} [^\W\d_](?!\w)")
+# Four letters in a row, each written twice: "mmuunn".
+_DOUBLED = re.compile(r"([^\W\d_])\1([^\W\d_])\2([^\W\d_])\3([^\W\d_])\4")
+_GARBAGE_CHAR = re.compile(
+    "[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ud800-\udfff\ue000-\uf8ff\ufffd"
+    "\U000f0000-\U000ffffd\U00100000-\U0010fffd]|\\(cid:"
+)
+
+
+# Cheap screens, one fast pass each: a lone letter after a space; two doubled characters.
+_LONE_LETTER = re.compile(r" \w(?=[ \n])")
+_DOUBLED_PAIR = re.compile(r"(.)\1(.)\2")
+
+
+def _doubled(text: str) -> int:
+    return sum(len(match.group()) for match in _DOUBLED.finditer(text))
 
 
 def _measures(text: str) -> dict[str, int]:
@@ -85,26 +102,35 @@ def _measures(text: str) -> dict[str, int]:
         "garbage": garbage_count(text),
         "split_words": len(_SPLIT.findall(text)),
         "long_words": len(_LONG_WORD.findall(text)),
-        "doubled": sum(len(match.group()) for match in _DOUBLED.finditer(text)),
+        "doubled": _doubled(text),
     }
 
 
 def text_reason(text: str) -> tuple[str, dict[str, int]] | None:
     """Why ``text`` is implausible as a page's text, judged by the text alone.
 
+    Each test starts with a cheap pass that rules most pages out, so a plausible page costs
+    three fast scans of its text.
+
     :param text: a page's text.
     :returns: ``(reason, measures)`` for the first reason that holds (see the module
         docstring), or ``None`` for a plausible text.
     """
-    facts = _measures(text)
-    garbage, chars = facts["garbage"], facts["chars"]
-    if garbage >= MIN_GARBAGE and garbage > GARBAGE_SHARE * (garbage + chars):
-        return "garbage", facts
-    splits = facts["split_words"]
-    if splits >= MIN_SPLITS and splits > SPLIT_SHARE * facts["long_words"]:
-        return "split-words", facts
-    if facts["doubled"] >= MIN_DOUBLED:
-        return "doubled-glyphs", facts
+    if _GARBAGE_CHAR.search(text):
+        garbage = garbage_count(text)
+        if garbage >= MIN_GARBAGE:
+            chars = sum(map(str.isalnum, text))
+            if garbage > GARBAGE_SHARE * (garbage + chars):
+                return "garbage", _measures(text)
+    lone = len(_LONE_LETTER.findall(text))
+    if lone >= MIN_SPLITS and lone > SPLIT_SHARE / 2 * text.count(" "):
+        splits = len(_SPLIT.findall(text))
+        if splits >= MIN_SPLITS and splits > SPLIT_SHARE * len(_LONG_WORD.findall(text)):
+            return "split-words", _measures(text)
+    if len(_DOUBLED_PAIR.findall(text)) * 4 >= MIN_DOUBLED:
+        doubled = _doubled(text)
+        if doubled >= MIN_DOUBLED and doubled > DOUBLED_SHARE * sum(map(str.isalnum, text)):
+            return "doubled-glyphs", _measures(text)
     return None
 
 
@@ -118,7 +144,9 @@ def text_score(text: str) -> float:
 
 
 def _next_extractors(settings: Any, name: str) -> list[str]:
-    chain = list(dict.fromkeys([settings.extract.extractor, *settings.extract.fallback]))
+    extract = settings.extract
+    first = getattr(extract, "extractor", name)
+    chain = list(dict.fromkeys([first, *getattr(extract, "fallback", ())]))
     blocked = {spec[3:] for spec in getattr(settings, "plugins", []) if spec.startswith("no:")}
     after = chain[chain.index(name) + 1 :] if name in chain else []
     return [other for other in after if other in EXTRACTORS and other not in blocked]

@@ -21,13 +21,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ingest.errors import DocumentError
-from ingest.model import PDF_MEDIA_TYPE, Document, Page
+from ingest import PDF_MEDIA_TYPE, Document, DocumentError, Page
 
 from ingest_plugins.artefacts import clean_extracted_text
 
 if TYPE_CHECKING:
-    from ingest.model import Metadata, Source
+    from ingest import Metadata, Source
 
 T = TypeVar("T")
 
@@ -157,11 +156,11 @@ class LastOpened(threading.local, Generic[T]):
     """The file an extractor parsed last in this thread, kept while more of its pages may
     be asked for.
 
-    A long document is read in page ranges, one task each (:mod:`ingest.dispatch`), and the
+    A long document is read in page ranges, one task each (:mod:`ingest.workers.dispatch`), and the
     worker pool gives the next range of a file to the worker that read the previous one
     when it can. Opening again means parsing the cross-reference table, the page tree and
     the resources the pages share once more: 0.05 to 0.4 s of pypdf or pdfminer on the
-    corpus's largest files. One entry per thread (a parsed file is not safe to share between
+    test corpus's largest files. One entry per thread (a parsed file is not safe to share between
     threads); the file's identity, size and modification time are part of the key, so a
     file changed in between is opened afresh.
 

@@ -20,7 +20,7 @@ So nothing is read per character:
   baseline).
 * Font size and weight are read only for :func:`page_blocks`, where later stages need them.
 
-The hot calls go through prototypes without argument conversion (:func:`_unchecked`), about
+The hot calls go through prototypes without argument conversion (:func:`unchecked`), about
 three times cheaper than pypdfium2's checked ones.
 """
 
@@ -46,7 +46,14 @@ from ingest_plugins.layout import (
     ordered_text,
 )
 
-__all__ = ["may_have_columns", "page_blocks", "page_lines", "page_text", "page_text_and_lines"]
+__all__ = [
+    "may_have_columns",
+    "page_blocks",
+    "page_lines",
+    "page_text",
+    "page_text_and_lines",
+    "unchecked",
+]
 
 #: Bold from this font weight on (CSS numbers: 400 regular, 700 bold).
 BOLD_WEIGHT = 600
@@ -61,7 +68,7 @@ _RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 Box = tuple[float, float, float, float]
 
 
-def _unchecked(function: Any, restype: Any) -> Callable[..., Any]:
+def unchecked(function: Any, restype: Any) -> Callable[..., Any]:
     """``function`` of pypdfium2's raw bindings without per-call argument conversion.
 
     The caller passes handles as ``ctypes.c_void_p``, numbers as ``int`` and out-parameters
@@ -72,14 +79,14 @@ def _unchecked(function: Any, restype: Any) -> Callable[..., Any]:
     return unchecked
 
 
-_count_rects = _unchecked(pdfium_c.FPDFText_CountRects, ctypes.c_int)
-_get_rect = _unchecked(pdfium_c.FPDFText_GetRect, ctypes.c_int)
-_loose_box = _unchecked(pdfium_c.FPDFText_GetLooseCharBox, ctypes.c_int)
-_font_size = _unchecked(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
-_font_weight = _unchecked(pdfium_c.FPDFText_GetFontWeight, ctypes.c_int)
-_char_angle = _unchecked(pdfium_c.FPDFText_GetCharAngle, ctypes.c_float)
-_char_index = _unchecked(pdfium_c.FPDFText_GetCharIndexFromTextIndex, ctypes.c_int)
-_char_matrix = _unchecked(pdfium_c.FPDFText_GetMatrix, ctypes.c_int)
+_count_rects = unchecked(pdfium_c.FPDFText_CountRects, ctypes.c_int)
+_get_rect = unchecked(pdfium_c.FPDFText_GetRect, ctypes.c_int)
+_loose_box = unchecked(pdfium_c.FPDFText_GetLooseCharBox, ctypes.c_int)
+_font_size = unchecked(pdfium_c.FPDFText_GetFontSize, ctypes.c_double)
+_font_weight = unchecked(pdfium_c.FPDFText_GetFontWeight, ctypes.c_int)
+_char_angle = unchecked(pdfium_c.FPDFText_GetCharAngle, ctypes.c_float)
+_char_index = unchecked(pdfium_c.FPDFText_GetCharIndexFromTextIndex, ctypes.c_int)
+_char_matrix = unchecked(pdfium_c.FPDFText_GetMatrix, ctypes.c_int)
 
 
 def _quarter(angle: float) -> int:
@@ -184,13 +191,17 @@ def _spans(text: str) -> list[tuple[int, str]]:
 class _Raw:
     """A line as first read: where its text is, its box in the page's frame, its turn."""
 
-    __slots__ = ("body", "box", "first", "index", "last", "start", "turn")
+    __slots__ = ("body", "box", "first", "height", "index", "last", "start", "turn")
 
     def __init__(
-        self, start: int, body: str, first: int, index: int, last: int, box: Box, turn: int
-    ) -> None:
+        self, start: int, body: str, first: int, index: int, last: int, box: Box, turn: int,
+        height: float,
+    ) -> None:  # fmt: skip
         self.start, self.body, self.first = start, body, first
         self.index, self.last, self.box, self.turn = index, last, box, turn
+        # The lower of the two characters' heights: the font's size, even where PDFium ran
+        # two visual lines into one.
+        self.height = height
 
 
 def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | None]]:
@@ -227,6 +238,7 @@ def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | No
             line_box = (
                 min(left, left2), -max(top, top2), max(right, right2), -min(bottom, bottom2)
             )
+            height = min(top - bottom, top2 - bottom2)
         else:
             head = _frame(turn, left, top, right, bottom)
             tail = _frame(turn, left2, top2, right2, bottom2)
@@ -240,7 +252,8 @@ def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | No
                 min(head[0], tail[0]), min(head[1], tail[1]),
                 max(head[2], tail[2]), max(head[3], tail[3]),
             )  # fmt: skip
-        append(_Raw(start, body, first, index, last, line_box, line_turn))
+            height = min(head[3] - head[1], tail[3] - tail[1])
+        append(_Raw(start, body, first, index, last, line_box, line_turn, height))
     return spans, raws
 
 
@@ -280,8 +293,19 @@ def may_have_columns(textpage: pdfium.PdfTextPage) -> bool:
 
 
 def _needs_order(page: _Page, raws: list[_Raw | None]) -> bool:
-    if any(raw is not None and raw.turn != page.turn for raw in raws):
-        return True
+    """Whether the page's lines need ordering: some run in another direction, the content
+    goes back up the page (footnotes or a column drawn before the text above them), or
+    the lines leave a gutter."""
+    previous: Box | None = None
+    for raw in raws:
+        if raw is None:
+            continue
+        if raw.turn != page.turn:
+            return True
+        box = raw.box
+        if previous is not None and box[3] < previous[1] - 2 * (previous[3] - previous[1]):
+            return True
+        previous = box
     return _page_gutter(page, raws) is not None
 
 
@@ -310,8 +334,8 @@ def _lines(
         size, bold = page.font((raw.index + raw.last) // 2) if fonts else (0.0, False)
         for part, (text, (x0, y0, x1, y1)) in enumerate(_line_parts(page, raw, gutter)):
             lines.append(
-                Line(pending + text, x0, y0, x1, y1, size if fonts else y1 - y0, bold, number,
-                     part, raw.turn != main)
+                Line(pending + text, x0, y0, x1, y1, size if fonts else raw.height, bold,
+                     number, part, raw.turn != main)
             )  # fmt: skip
             pending = ""
     return lines
@@ -356,6 +380,30 @@ def _union(rects: list[Box]) -> Box:
     )
 
 
+# Alef forms after a lam: in a right-to-left line PDFium gives the two characters of a lam-alef
+# ligature glyph in reverse (the glyph is one box, its text two characters).
+_ALEF_LAM = re.compile("[\u0622\u0623\u0625\u0627]\u0644")
+
+
+def _ligatures_in_order(page: _Page, text: str) -> str:
+    """``text`` with the characters of each lam-alef ligature glyph PDFium reversed put back
+    in order: an alef and a lam that share one box are one glyph, lam first."""
+    if len(text) != page.count or not _ALEF_LAM.search(text):
+        return text
+    chars = list(text)
+    box = page.box
+    for match in _ALEF_LAM.finditer(text):
+        index = match.start()
+        if not _loose_box(page.raw, index, page.box_ref):
+            continue
+        first = (box.left, box.top, box.right, box.bottom)
+        if _loose_box(page.raw, index + 1, page.box_ref) and first == (
+            box.left, box.top, box.right, box.bottom
+        ):
+            chars[index], chars[index + 1] = chars[index + 1], chars[index]
+    return "".join(chars)
+
+
 def _rtl(text: str) -> bool:
     return bool(_RTL.search(text)) and 2 * len(_RTL.findall(text)) > sum(map(str.isalpha, text))
 
@@ -365,7 +413,8 @@ def page_lines(textpage: pdfium.PdfTextPage, *, fonts: bool = False) -> tuple[li
 
     :param textpage: the page's text page.
     :param fonts: read each line's font size and weight (three calls per line); without,
-        a line's size is its height (ascent to descent of its font) and it is not bold.
+        a line's size is the height of its characters (ascent to descent of its font) and it
+        is not bold.
     :returns: the lines (a line PDFium ran across a gutter comes as parts), and whether the
         page's text is mostly right-to-left script.
     """
@@ -373,6 +422,8 @@ def page_lines(textpage: pdfium.PdfTextPage, *, fonts: bool = False) -> tuple[li
     text = textpage.get_text_range()
     if page.count == 0:
         return [], False
+    if _RTL.search(text):
+        text = _ligatures_in_order(page, text)
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
     return _lines(page, spans, raws, fonts=fonts), _rtl(text)
@@ -394,6 +445,8 @@ def page_text(textpage: pdfium.PdfTextPage) -> str:
     page = _Page(textpage)
     if page.count == 0:
         return _LINE_BREAK.sub(_break, text)
+    if _RTL.search(text):
+        text = _ligatures_in_order(page, text)
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
     if not _needs_order(page, raws):

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ingest.hookspecs import hookimpl
-from ingest.model import Document, Metadata, Page
+from ingest import Document, Metadata, Page, hookimpl
 from pdfminer.converter import PDFPageAggregator
 from pdfminer.layout import LAParams, LTContainer, LTFigure, LTItem, LTText, LTTextBox
 from pdfminer.pdfdocument import PDFDocument, PDFPasswordIncorrect
@@ -38,8 +37,7 @@ from ingest_plugins.pdf_common import (
 )
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Source
+    from ingest import Settings, Source
 
 NAME = "pdfminer"
 

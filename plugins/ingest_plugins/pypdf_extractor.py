@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
-from ingest.model import Document, Metadata, Page
+from ingest import Document, Metadata, Page, hookimpl
 from pypdf import PasswordType, PdfReader
 
 from ingest_plugins.pdf_common import (
@@ -29,8 +28,7 @@ from ingest_plugins.pdf_common import (
 )
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Source
+    from ingest import Settings, Source
 
 NAME = "pypdf"
 

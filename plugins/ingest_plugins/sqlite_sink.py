@@ -13,17 +13,30 @@ means ``ingest.db``; a folder is refused). Tables:
   external-content table, so ``chunks`` needs a stable integer rowid: ``chunks.id`` is an
   ``INTEGER PRIMARY KEY`` (an implicit rowid may be renumbered by ``VACUUM``, which would
   point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
-  by. Query it with :func:`ingest.search.search`.
+  by. Query it with ``ingest search DB QUERY`` (:mod:`ingest_plugins.sqlite_search`).
 
 When the structure was made (``--format markdown``, ``chunk.by: section`` or
 ``structure.enabled``), ``pages.markdown`` holds each page's Markdown and ``chunks.headings``
 each chunk's section trail (JSON); both are ``NULL`` otherwise. A database made before these
 columns existed gets them when opened.
 
-Exactly-once: each batch is one transaction, committed before ``ingest_sink`` returns, and
-each document in it replaces what an earlier run wrote for the same ``doc_id`` (its pages and
-chunks are deleted, then inserted again; the delete trigger removes the old text from the
-index). A rerun after a kill therefore never duplicates a record.
+The store mirrors the corpus. Each step (``ingest_sink``) is one transaction, committed
+before the hook returns: every document of the batch replaces what the database holds for
+its ``doc_id`` (its pages, chunks and tables are deleted, then inserted again), and every id
+in ``deleted`` loses its document, pages, chunks and tables. The index's delete trigger takes
+the old text out of ``chunks_fts`` in the same transaction, so a search never finds a record
+that is gone, and a reader (another connection) sees the database before or after a step,
+never within one. A rerun after a kill therefore never duplicates a record.
+
+What the database holds is vouched for by ``ingest_state``, one row: ``store`` (a random id
+made with the table) and ``writes`` (steps taken), which ``ingest_sink_state`` reports to the
+cache, and ``changes``, which triggers on ``documents``, ``pages``, ``chunks`` and ``tables``
+count on every insert, update and delete. Each step ends by setting ``expected`` to
+``changes``; on open, a difference means rows were changed outside ingest (a ``DELETE`` in
+the ``sqlite3`` shell), and the sink takes a new ``store`` id, so the cache writes every
+document to it again. A deleted, emptied or replaced file has no such row, or another one:
+the same. Not detected: a change made with the triggers dropped, or to ``ingest_state``
+itself.
 
 Durability: WAL with ``synchronous=FULL``. WAL with ``NORMAL`` already survives a killed
 process, but a power cut may roll back the last commits; the core records a batch in its cache
@@ -34,25 +47,33 @@ fsync of the WAL per batch, which the batch size amortises.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest.errors import UsageError
-from ingest.hookspecs import hookimpl
+from ingest import UsageError, hookimpl
 
 if TYPE_CHECKING:
-    from ingest.model import Document
+    import click
+    from ingest import Document
+
+logger = logging.getLogger("ingest.sqlite")
 
 NAME = "sqlite"
 DEFAULT_FILENAME = "ingest.db"
-#: Stored in ``PRAGMA user_version``; a database from a newer schema is refused.
-SCHEMA_VERSION = 1
+#: Stored in ``PRAGMA user_version``; a database from a newer schema is refused. Version 1
+#: lacks ``ingest_state``: its first open in a later version takes a new store id (a refill).
+#: Version 3 adds ``tables`` and the structure's columns; an older sink would not replace a
+#: document's tables with the document, so it must refuse such a database.
+SCHEMA_VERSION = 3
+_TRACKED = ("documents", "pages", "chunks", "tables")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS documents (
@@ -76,6 +97,7 @@ _SCHEMA = (
         extractor TEXT NOT NULL,
         needs_ocr INTEGER NOT NULL,
         provenance TEXT NOT NULL,
+        markdown TEXT,
         PRIMARY KEY (doc_id, number)
     )""",
     """CREATE TABLE IF NOT EXISTS chunks (
@@ -87,9 +109,23 @@ _SCHEMA = (
         page_start INTEGER NOT NULL,
         page_end INTEGER NOT NULL,
         char_start INTEGER NOT NULL,
-        char_end INTEGER NOT NULL
+        char_end INTEGER NOT NULL,
+        headings TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks(doc_id, idx)",
+    """CREATE TABLE IF NOT EXISTS tables (
+        doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        page INTEGER NOT NULL,
+        x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+        n_rows INTEGER NOT NULL,
+        n_cols INTEGER NOT NULL,
+        header_rows INTEGER NOT NULL,
+        ruled INTEGER NOT NULL,
+        cells TEXT NOT NULL,
+        spans TEXT NOT NULL,
+        PRIMARY KEY (doc_id, idx)
+    )""",
     # porter stems English ("networks" finds "network"); remove_diacritics 2 lets "cafe"
     # find "café" in any script unicode61 knows.
     """CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -108,7 +144,23 @@ _SCHEMA = (
         INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
         INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
     END""",
+    """CREATE TABLE IF NOT EXISTS ingest_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        store TEXT NOT NULL,
+        writes INTEGER NOT NULL,
+        changes INTEGER NOT NULL,
+        expected INTEGER NOT NULL
+    )""",
+    # Every row change counts, whoever makes it; a step of this sink then records the count
+    # it left, so a change made outside ingest shows as a difference (see the docstring).
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()}_counted AFTER {event}
+            ON {table} BEGIN UPDATE ingest_state SET changes = changes + 1; END"""
+        for table in _TRACKED
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
 )
+_END_STEP = "UPDATE ingest_state SET writes = writes + 1, expected = changes"
 
 _UPSERT_DOCUMENT = """
 INSERT INTO documents (doc_id, source, content_id, size, media_type, title, author, subject,
@@ -128,13 +180,20 @@ ON CONFLICT (doc_id) DO UPDATE SET
 """
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INSERT_PAGE = (
-    "INSERT INTO pages (doc_id, number, text, extractor, needs_ocr, provenance) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO pages (doc_id, number, text, extractor, needs_ocr, provenance, markdown) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_CHUNK = (
     "INSERT INTO chunks (chunk_id, doc_id, idx, text, page_start, page_end, char_start, "
-    "char_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "char_end, headings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_TABLE = (
+    "INSERT INTO tables (doc_id, idx, page, x0, y0, x1, y1, n_rows, n_cols, header_rows, "
+    "ruled, cells, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Columns a database made before them lacks (``CREATE TABLE IF NOT EXISTS`` keeps its
+#: tables as they are); added when it is opened.
+_ADDED_COLUMNS = (("pages", "markdown", "TEXT"), ("chunks", "headings", "TEXT"))
 
 
 @hookimpl
@@ -149,6 +208,14 @@ def ingest_sink_open(scheme: str, target: str, rootdir: Path) -> SqliteSink | No
     if target.endswith(("/", os.sep)):
         raise UsageError(f"sqlite sink {target!r} is a folder: name a database file")
     return SqliteSink(resolve_target(target, rootdir))
+
+
+@hookimpl
+def ingest_register_commands(cli: click.Group) -> None:
+    """Add ``ingest search DB QUERY``, which searches the chunks of a database of this sink."""
+    from ingest_plugins.sqlite_search import search_command
+
+    cli.add_command(search_command)
 
 
 def resolve_target(target: str, rootdir: Path) -> Path:
@@ -168,6 +235,8 @@ class SqliteSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
+        #: What :meth:`ingest_sink_state` reports: ``(store, writes)``.
+        self.state: tuple[str, int] = ("", 0)
         # The core may call hooks from the session thread or the loop thread; one lock
         # serialises them, since a connection must not run two transactions at once.
         self._lock = threading.Lock()
@@ -204,9 +273,14 @@ class SqliteSink:
     # -- hooks ---------------------------------------------------------------------------
 
     @hookimpl
-    def ingest_sink(self, batch: Sequence[Document]) -> None:
-        """Upsert the batch in one transaction; committed when this returns."""
-        self.write(batch)
+    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        """Replace the batch's documents and delete ``deleted`` in one transaction."""
+        self.write(batch, deleted)
+
+    @hookimpl
+    def ingest_sink_state(self) -> tuple[str, int]:
+        """Which store this database is, and how many steps it took."""
+        return self.state
 
     @hookimpl
     def ingest_session_finish(self) -> None:
@@ -215,12 +289,15 @@ class SqliteSink:
 
     # -- public API ----------------------------------------------------------------------
 
-    def write(self, batch: Sequence[Document]) -> None:
-        """Replace each document of ``batch`` (row, pages, chunks) in one transaction.
+    def write(self, batch: Sequence[Document], deleted: Sequence[str] = ()) -> None:
+        """Replace each document of ``batch`` (row, pages, chunks) and delete each document
+        of ``deleted``, in one transaction.
 
         :raises RuntimeError: if the sink is closed.
-        :raises sqlite3.Error: if the database refuses the batch; nothing of it is kept.
+        :raises sqlite3.Error: if the database refuses the step; nothing of it is kept.
         """
+        if not batch and not deleted:
+            return
         with self._lock:
             if self._connection is None:
                 raise RuntimeError(f"{self!r} is closed")
@@ -228,14 +305,18 @@ class SqliteSink:
             now = datetime.now(UTC).isoformat(timespec="seconds")
             connection.execute("BEGIN IMMEDIATE")
             try:
+                for doc_id in deleted:
+                    _delete(connection, doc_id)
                 for document in batch:
                     _upsert(connection, document, now)
-                    _write_structure(connection, document)
+                connection.execute(_END_STEP)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+            store, writes = self.state
+            self.state = (store, writes + 1)
 
     def close(self) -> None:
         """Checkpoint and close the database; calling it again does nothing."""
@@ -278,13 +359,42 @@ class SqliteSink:
                 )
             for statement in _SCHEMA:
                 connection.execute(statement)
-            _structure_schema(connection)
+            _add_columns(connection)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.state = self._check_state(connection)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    def _check_state(self, connection: sqlite3.Connection) -> tuple[str, int]:
+        """The state row: made for a new database; a new store id when rows changed
+        outside ingest since its last step."""
+        row = connection.execute(
+            "SELECT store, writes, changes, expected FROM ingest_state"
+        ).fetchone()
+        if row is not None and row[2] == row[3]:
+            return str(row[0]), int(row[1])
+        store = uuid.uuid4().hex
+        if row is not None:
+            logger.info(
+                "sqlite sink %s: %d row changes were made outside ingest since its last run; "
+                "it counts as a new store",
+                self.path,
+                row[2] - row[3],
+            )
+        connection.execute("DELETE FROM ingest_state")
+        connection.execute("INSERT INTO ingest_state VALUES (1, ?, 0, 0, 0)", (store,))
+        return store, 0
+
+
+def _delete(connection: sqlite3.Connection, doc_id: str) -> None:
+    # Chunks first, row by row through the trigger that takes their text out of the index.
+    connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
 
 def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> None:
@@ -306,87 +416,46 @@ def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> Non
             "ingested_at": now,
         },
     )
-    # Delete then insert: a re-chunked document must lose the chunks it no longer has, and
-    # the delete trigger takes their text out of the index.
+    # Delete then insert: a re-chunked document must lose the chunks it no longer has (the
+    # delete trigger takes their text out of the index), a changed one the tables it lost.
     connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
     connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
     connection.executemany(
         _INSERT_PAGE,
         [
-            (doc_id, p.number, _text(p.text), p.extractor, int(p.needs_ocr), _json(p.provenance))
+            (doc_id, p.number, _text(p.text), p.extractor, int(p.needs_ocr), _json(p.provenance),
+             None if p.markdown is None else _text(p.markdown))
             for p in document.pages
         ],
-    )
+    )  # fmt: skip
     connection.executemany(
         _INSERT_CHUNK,
         [
             (c.chunk_id, c.doc_id, c.index, _text(c.text), c.page_start, c.page_end,
-             c.char_start, c.char_end)
+             c.char_start, c.char_end, _json(c.headings) if c.headings else None)
             for c in document.chunks
         ],
-    )
+    )  # fmt: skip
+    connection.executemany(_INSERT_TABLE, _table_rows(document))
 
 
-# -- structure: Markdown, chunk headings, tables ------------------------------------------
-
-_TABLES_SCHEMA = """CREATE TABLE IF NOT EXISTS tables (
-    doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
-    idx INTEGER NOT NULL,
-    page INTEGER NOT NULL,
-    x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
-    n_rows INTEGER NOT NULL,
-    n_cols INTEGER NOT NULL,
-    header_rows INTEGER NOT NULL,
-    ruled INTEGER NOT NULL,
-    cells TEXT NOT NULL,
-    spans TEXT NOT NULL,
-    PRIMARY KEY (doc_id, idx)
-)"""
-_ADDED_COLUMNS = (("pages", "markdown", "TEXT"), ("chunks", "headings", "TEXT"))
-_INSERT_TABLE = (
-    "INSERT INTO tables (doc_id, idx, page, x0, y0, x1, y1, n_rows, n_cols, header_rows, "
-    "ruled, cells, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def _structure_schema(connection: sqlite3.Connection) -> None:
-    """The ``tables`` table, and the structure's columns, added to a database made before
-    them (in the transaction that opens it)."""
-    connection.execute(_TABLES_SCHEMA)
+def _add_columns(connection: sqlite3.Connection) -> None:
+    """The structure's columns, added to a database made before them (in the transaction
+    that opens it)."""
     for table, column, kind in _ADDED_COLUMNS:
         present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if column not in present:
             connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-def _write_structure(connection: sqlite3.Connection, document: Document) -> None:
-    """A document's Markdown, chunk headings and tables, after :func:`_upsert` wrote its
-    rows (same transaction); its old tables go first."""
-    doc_id = document.doc_id
-    connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
-    markdown = [
-        (_text(p.markdown), doc_id, p.number) for p in document.pages if p.markdown is not None
-    ]
-    if markdown:
-        connection.executemany(
-            "UPDATE pages SET markdown = ? WHERE doc_id = ? AND number = ?", markdown
-        )
-    headings = [(_json(c.headings), c.chunk_id) for c in document.chunks if c.headings]
-    if headings:
-        connection.executemany("UPDATE chunks SET headings = ? WHERE chunk_id = ?", headings)
-    rows = []
-    for index, (number, block) in enumerate(document.tables()):
-        table = block.table
-        if table is None:
-            continue
-        spans = [[c.row, c.col, c.rowspan, c.colspan] for c in table.cells
-                 if c.rowspan > 1 or c.colspan > 1]  # fmt: skip
-        rows.append(
-            (doc_id, index, number, *(round(v, 2) for v in block.bbox), table.rows, table.cols,
-             table.header_rows, int(table.ruled), _json(table.grid()), _json(spans))
-        )  # fmt: skip
-    if rows:
-        connection.executemany(_INSERT_TABLE, rows)
+def _table_rows(document: Document) -> list[tuple[Any, ...]]:
+    """One ``tables`` row per table of the document (:meth:`Document.table_records`)."""
+    return [
+        (document.doc_id, t["index"], t["page"], *t["bbox"], t["rows"], t["cols"],
+         t["header_rows"], int(t["ruled"]), _json(t["cells"]), _json(t["spans"]))
+        for t in document.table_records()
+    ]  # fmt: skip
 
 
 def _text(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The Dask executor (``--executor dask``; issue #8): the same run, on a Dask cluster.
+"""The Dask executor (``--executor dask``): the same run, on a Dask cluster.
 
 ``ingest run papers/ --executor dask --scheduler tcp://host:8786`` sends the documents to an
 existing cluster; ``--executor dask`` alone starts a ``LocalCluster`` on this machine (one
@@ -6,13 +6,13 @@ single-threaded worker process per ``run.workers``, or per CPU).
 
 What stays as in a local run, and why:
 
-* Scheduling is :class:`ingest.dispatch.Dispatcher`'s, over a pool of Dask futures
+* Scheduling is :class:`ingest.workers.dispatch.Dispatcher`'s, over a pool of Dask futures
   (:mod:`.driver`, :mod:`.pool`; each future carries a small batch of tasks, which pays the
   cluster's per-task cost once): the same page-range sharding, a bounded window of
   documents in flight, the same per-task deadlines. Sinks and the cache stay on the
   driver; outcomes stream back in completion order (a batch's together).
 * On every Dask worker each task runs under our own supervisor
-  (:class:`ingest.supervisor.WorkerPool`, one worker process per Dask thread; :mod:`.remote`),
+  (:class:`ingest.workers.pool.WorkerPool`, one worker process per Dask thread; :mod:`.remote`),
   so a document that hangs, bloats or crashes is killed with its process group and fails
   with reason ``timeout``, ``memory`` or ``crash`` exactly as it would locally, and the Dask
   worker itself survives it. Dask cannot interrupt a running task; our supervisor can.
@@ -30,15 +30,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ingest.errors import PluginError
-from ingest.hookspecs import hookimpl
+from ingest import PluginError, hookimpl
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
+    from ingest import IngestPluginManager, Settings
 
     from ingest_plugins.dask_executor.driver import DaskBackend
 

@@ -1,4 +1,4 @@
-"""The :class:`ingest.dispatch.Pool` of a Dask cluster: ingest tasks sent in batches.
+"""The :class:`ingest.workers.dispatch.Pool` of a Dask cluster: ingest tasks sent in batches.
 
 Every Dask task costs ~10 ms of CPU in the scheduler, the client and the worker's event
 loop, paid on the same machines that extract; PDFium reads a typical document in ~20 ms. So
@@ -22,7 +22,7 @@ How a batch is sized, when :meth:`DaskPool.wait` sends the queue (before blockin
 
 Failures stay per document: a batch whose Dask worker dies is run again by Dask (whole); when
 the scheduler gives up (``KilledWorker``) or the batch is cancelled, every task of the batch
-comes back as :class:`~ingest.supervisor.Lost` ``crash`` naming its own file. Every task
+comes back as :class:`~ingest.workers.pool.Lost` ``crash`` naming its own file. Every task
 submitted gets exactly one answer.
 """
 
@@ -35,21 +35,19 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import Client, Future, as_completed
 from distributed.scheduler import KilledWorker
-from ingest.errors import IngestError, UsageError
-from ingest.model import Failure
-from ingest.supervisor import Lost
-from ingest.worker import FinishTask, FirstTask, source_of
+from ingest import Failure, IngestError, UsageError
+from ingest.workers import FinishTask, FirstTask, Lost, source_of
 
 from ingest_plugins.dask_executor.remote import Request, run_batch
 
 if TYPE_CHECKING:
-    from ingest.worker import Task
+    from ingest.workers import Task
 
 logger = logging.getLogger("ingest.dask")
 
 #: Ingest tasks per Dask task at most. ~10 ms of cluster CPU per Dask task against ~20 ms
 #: of PDFium per typical document: 8 brings that share from ~50% to ~6%. Measured on the
-#: corpus repeated 4 times (364 ingest tasks; driver + cluster CPU, median of 3 runs): 14.6 s
+#: test corpus repeated 4 times (364 ingest tasks; driver + cluster CPU, median of 3 runs): 14.6 s
 #: with one task per Dask task, 12.8 s with batches of up to 4, 12.1 s with 8, against
 #: 10.0 s for ``--workers 2``. A batch of 8 PDFium documents answers within ~0.2 s, so the
 #: sinks do not stall; at the end of a run batches shrink anyway (see above).

@@ -3,7 +3,7 @@
 The driver registers an :class:`IngestWorkerPlugin` (a Dask worker plugin) carrying the
 plugin specs and the pickled settings; Dask hands it to every worker, including workers
 that join or restart later. Each Dask executor thread gets its own
-:class:`ingest.supervisor.WorkerPool` of one worker process, started lazily (one per thread is
+:class:`ingest.workers.pool.WorkerPool` of one worker process, started lazily (one per thread is
 started ahead, when the plugin is set up). :func:`run_batch`, the Dask task, gives the pool
 the ingest tasks of its batch one after another, each under its own deadline, and returns
 their answers in order (a Dask task costs the cluster ~10 ms of CPU; a batch pays it once).
@@ -38,17 +38,15 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
-from ingest.errors import IngestError
-from ingest.model import Document, Failure, Source
-from ingest.supervisor import Lost, WorkerPool
-from ingest.worker import FinishTask, Partial
+from ingest import Document, Failure, IngestError, Source
+from ingest.workers import FinishTask, Lost, Partial, WorkerPool
 
 from ingest_plugins.process import memory_cap
 
 if TYPE_CHECKING:
     from distributed import Worker
-    from ingest.config import Settings
-    from ingest.worker import Task
+    from ingest import Settings
+    from ingest.workers import Task
 
 logger = logging.getLogger("ingest.dask")
 

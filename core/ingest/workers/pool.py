@@ -1,4 +1,4 @@
-"""A small supervisor of worker processes: one task each, hard deadlines, memory cap (issue #6).
+"""A small supervisor of worker processes: one task each, hard deadlines, memory cap.
 
 Why our own and not pebble or loky: every worker here has its own socket, so a worker killed
 at any instant (timeout, memory, segfault, the kernel's OOM killer) corrupts nothing shared.
@@ -9,7 +9,7 @@ things neither offers: killing a worker's whole process group (OCR engines run c
 the peak RSS of a dead worker (to tell "out of memory" from "crash"), and naming the plugin
 that was running. It all runs in the caller's thread: no helper threads, nothing to join.
 
-Each worker is started (:mod:`ingest.procs`) as the leader of a new session, so
+Each worker is started (:mod:`ingest.workers.processes`) as the leader of a new session, so
 ``killpg(pid, SIGKILL)`` takes its children too; its death is seen through a pidfd (Linux)
 or the end of its socket. Memory: the supervisor reads busy workers' RSS every
 :data:`MEMORY_POLL_S` and kills a worker over the cap; the worker also sets RLIMIT_DATA at
@@ -33,8 +33,10 @@ from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import IngestError, PluginError
-from ingest.procs import (
+from ingest.log import driver_log_levels
+from ingest.workers.processes import (
     CAN_READ_RSS,
+    StageSlot,
     describe_status,
     kill_group,
     kill_groups,
@@ -44,14 +46,13 @@ from ingest.procs import (
     spawn_worker,
     wait_exit,
 )
-from ingest.worker import source_of
-from ingest.workerproc import StageSlot, WorkerInit, driver_log_levels
+from ingest.workers.tasks import WorkerInit, source_of
 
 if TYPE_CHECKING:
     from ingest.config import Settings
-    from ingest.worker import Task
+    from ingest.workers.tasks import Task
 
-logger = logging.getLogger("ingest.supervisor")
+logger = logging.getLogger("ingest.workers.pool")
 
 #: How often the RSS of busy workers is read when a memory cap is set. An allocation
 #: faster than this overshoots the cap by at most what it allocates in one period, and
@@ -292,8 +293,8 @@ class WorkerPool:
 
         :param grace: seconds the worker may take to exit on its own first (it closed its
             socket, so it is on its way out), so its own exit status is what we report.
-        :returns: ``(exit code, peak RSS)`` from :func:`ingest.procs.reap`; ``None`` if buried
-            before.
+        :returns: ``(exit code, peak RSS)`` from :func:`ingest.workers.processes.reap`;
+            ``None`` if buried before.
         """
         if worker.dead:
             return None

@@ -16,7 +16,7 @@ import annotated_types
 from pydantic import BaseModel, ByteSize, SecretStr
 from pydantic.fields import FieldInfo
 
-from ingest import config_schema as schema
+from ingest.config import schema
 
 _BOUNDS = (
     (annotated_types.Gt, "gt", ">"),

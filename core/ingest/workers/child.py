@@ -1,10 +1,10 @@
-"""The main loop of one worker process of the process backend (issue #6).
+"""The main loop of one worker process of the process backend.
 
-:class:`ingest.supervisor.WorkerPool` starts ``python -c BOOT SOCKET_FD STAGE_FD
+:class:`ingest.workers.pool.WorkerPool` starts ``python -c BOOT SOCKET_FD STAGE_FD
 PARENT_PID``: the worker reads a :class:`WorkerInit` from the socket, rebuilds the plugin
 manager from the driver's plugin specs, unpickles the settings, calls
 ``ingest_configure(role="worker")`` and then does one task at a time
-(:func:`ingest.worker.run_task`).
+(:func:`ingest.workers.pipeline.run_task`).
 
 Every message is a pickled tuple on that one socket:
 
@@ -29,32 +29,28 @@ import ctypes
 import functools
 import gc
 import logging
-import mmap
 import os
 import pickle
 import resource
 import signal
 import sys
-import tempfile
 import threading
 import traceback
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import UsageError
 from ingest.manager import build_manager
 from ingest.model import Failure
-from ingest.worker import run_task, source_of
+from ingest.workers.pipeline import WORKER_HOOKS, document_plugins, run_task
+from ingest.workers.processes import StageSlot
+from ingest.workers.tasks import source_of
 
 if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
-    from ingest.worker import Task
-
-#: What the worker process runs; the two fds and the driver's pid follow in argv.
-BOOT = "import sys; from ingest.workerproc import main; sys.exit(main(sys.argv[1:]))"
+    from ingest.workers.tasks import Task, WorkerInit
 
 #: Log records forwarded per task; hostile files make pypdf warn thousands of times, and the
 #: driver's terminal is no place for all of them.
@@ -65,71 +61,9 @@ _PR_SET_PDEATHSIG = 1
 #: The worker's collector thresholds (CPython's default is ``(700, 10, 10)``). PDF parsers
 #: allocate millions of short-lived containers (pypdf's operands, pdfminer's layout
 #: objects); in a process holding all of ingest's modules, collecting the youngest generation
-#: every 700 of them cost pypdf 5 to 10% of its time on the corpus; every 5,000 costs a few
+#: every 700 of them cost pypdf 5 to 10% of its time on the test corpus; every 5,000 costs a few
 #: MiB more at peak.
 GC_THRESHOLDS = (5000, 10, 10)
-
-#: Bytes of the stage slot; plugin names are short.
-STAGE_SLOT_SIZE = 256
-
-#: The hooks whose implementations are watched: the ones that run documents in workers.
-_WATCHED_HOOKS = ("ingest_extract", "ingest_transform")
-
-
-class StageSlot:
-    """A plugin name in memory shared by a worker and the driver (an unlinked temp file).
-
-    :param fd: the file; :meth:`create` makes one. The slot keeps its own mapping, so the
-        caller may close ``fd`` afterwards.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._map = mmap.mmap(fd, STAGE_SLOT_SIZE)
-
-    @classmethod
-    def create(cls) -> tuple[StageSlot, int]:
-        """A new slot and its file descriptor (to pass to the worker)."""
-        fd, path = tempfile.mkstemp(prefix="ingest-stage-")
-        os.unlink(path)
-        os.ftruncate(fd, STAGE_SLOT_SIZE)
-        return cls(fd), fd
-
-    def set(self, name: str) -> None:
-        """Say that ``name`` is running (``""``: no plugin)."""
-        data = name.encode("utf-8", "replace")[: STAGE_SLOT_SIZE - 1] + b"\0"
-        self._map[: len(data)] = data
-
-    def get(self) -> str | None:
-        """The plugin running now, or ``None``."""
-        name = self._map[:STAGE_SLOT_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
-        return name or None
-
-    def close(self) -> None:
-        """Unmap the slot."""
-        self._map.close()
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerInit:
-    """What a worker needs to become a copy of the driver's plugin setup.
-
-    :param sys_path: the driver's ``sys.path``, so plugins importable there (a dotted module
-        path from a test folder, say) are importable here too.
-    :param specs: the driver's plugin specs (``manager.specs``).
-    :param settings: the pickled settings, unpickled only after ``sys_path`` is set.
-    :param log_levels: the levels the driver's loggers have (``""`` is the root), so the
-        worker sends only the records the driver would show.
-    :param memory_limit: ``RLIMIT_DATA`` in bytes, or ``None``.
-    :param trace_hooks: log every hook call, as the driver does.
-    """
-
-    sys_path: list[str]
-    specs: list[str]
-    settings: bytes
-    log_levels: dict[str, int]
-    memory_limit: int | None
-    trace_hooks: bool = False
-
 
 class _Channel:
     """The worker's end of the socket; sends are locked because log records may come from
@@ -286,14 +220,9 @@ def _failure_of(task: Task, reason: str, message: str) -> Failure:
     return Failure(source=source.path, reason=reason, message=message, doc_id=source.doc_id)
 
 
-def document_plugins(manager: IngestPluginManager) -> list[str]:
-    """The names of the plugins that implement the hooks workers run (extract, transform)."""
-    return sorted({name for hook in _WATCHED_HOOKS for name in manager.plugins_with_hook(hook)})
-
-
 def _watch_plugins(manager: IngestPluginManager, slot: StageSlot) -> None:
     """Make every implementation of the document hooks write its plugin's name to ``slot``."""
-    for hook in _WATCHED_HOOKS:
+    for hook in WORKER_HOOKS:
         for impl in getattr(manager.hook, hook).get_hookimpls():
             if impl.hookwrapper or impl.wrapper:
                 impl.function = _staged_wrapper(impl.function, impl.plugin_name, slot)
@@ -358,15 +287,6 @@ def _forward_logging(channel: _Channel, levels: dict[str, int]) -> None:
     root.addHandler(_ForwardHandler(channel))
     for name, level in levels.items():
         logging.getLogger(name or None).setLevel(level)
-
-
-def driver_log_levels() -> dict[str, int]:
-    """The levels set on the driver's loggers, for :attr:`WorkerInit.log_levels`."""
-    levels = {"": logging.getLogger().getEffectiveLevel()}
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if isinstance(logger, logging.Logger) and logger.level != logging.NOTSET:
-            levels[name] = logger.level
-    return levels
 
 
 def _tune_collector() -> None:

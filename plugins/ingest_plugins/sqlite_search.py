@@ -1,4 +1,7 @@
-"""Full-text search over a database written by the ``sqlite`` sink (``ingest search DB QUERY``).
+"""Full-text search over a database written by the ``sqlite`` sink: ``ingest search DB QUERY``.
+
+The ``sqlite`` plugin adds the command through ``ingest_register_commands``; this module
+knows the sink's tables (:mod:`ingest_plugins.sqlite_sink`) and reads them, never writes.
 
 Ranking is FTS5's bm25 over the chunk text. User queries are arbitrary text, so by default
 each whitespace-separated word is quoted into an FTS5 string: every word must match (in any
@@ -12,14 +15,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
 
-from ingest.errors import UsageError
+import click
+from ingest import ExitCode, UsageError
 
-__all__ = ["SearchHit", "format_hits", "search", "to_fts_query"]
+__all__ = ["SearchHit", "format_hits", "search", "search_command", "to_fts_query"]
 
 _REQUIRED_TABLES = frozenset({"documents", "chunks", "chunks_fts"})
 # Tokens of context around the matches in a snippet (FTS5 allows at most 64).
@@ -221,3 +226,16 @@ def _open(db_path: Path) -> sqlite3.Connection:
             f"{', '.join(sorted(missing))}): make one with `ingest run ... --sink sqlite:{what}`"
         )
     return connection
+
+
+@click.command("search")
+@click.argument("database", type=click.Path(dir_okay=False))
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True, help="How many chunks to show.")
+def search_command(database: str, query: str, limit: int) -> None:
+    """Search the chunks of an SQLite sink (bm25 ranking), printing source and page."""
+    hits = search(Path(database), query, limit=limit)
+    if not hits:
+        click.echo(f"no match for {query!r}")
+        sys.exit(int(ExitCode.FAILED))
+    click.echo(format_hits(hits))

@@ -1,4 +1,4 @@
-"""Run coroutines from synchronous code on one persistent event loop (issue #2).
+"""Run coroutines from synchronous code on one persistent event loop.
 
 Plugins are written as coroutines, while pluggy calls hooks synchronously. Starting a loop
 per call (``asyncio.run``) costs more than most coroutines do, so one loop runs for the life
@@ -16,7 +16,7 @@ Decisions worth knowing:
 - The loop is uvloop's when uvloop is installed (the ``uvloop`` extra), else asyncio's;
   ``INGEST_EVENT_LOOP=asyncio|uvloop|auto`` or the ``loop`` argument chooses.
 
-The call and loop machinery is in :mod:`ingest._handoff`.
+The call and loop machinery is in :mod:`ingest.bridge.handoff`.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from collections.abc import Coroutine, Iterable
 from concurrent.futures import Executor
 from typing import Any, Final, TypeVar, final
 
-from ingest._handoff import Batch, Call, Outcome, Runner, reraise, resolve_loop_kind, wait_for
+from ingest.bridge.handoff import Batch, Call, Outcome, Runner, reraise, resolve_loop_kind, wait_for
 
 __all__ = [
     "PersistentLoopExecutor",

@@ -1,6 +1,6 @@
-"""The machinery behind :mod:`ingest.execution`: one call handed to the loop, and the loop.
+"""The machinery behind :mod:`ingest.bridge`: one call handed to the loop, and the loop.
 
-Private: :class:`ingest.execution.PersistentLoopExecutor` is the interface. What lives here
+Private: :class:`ingest.bridge.PersistentLoopExecutor` is the interface. What lives here
 is what a call costs, so every line on the hot path was measured (benchmarks/test_run_sync.py).
 
 The loop is asyncio's own, or uvloop's when that is installed (``pip install 'ingest[uvloop]'``)
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Final, NoReturn, cast
 
-logger = logging.getLogger("ingest.execution")
+logger = logging.getLogger("ingest.bridge")
 
 _Coro = Coroutine[Any, Any, Any]
 

@@ -1,10 +1,11 @@
-"""What a worker does with a document: extract (with fallbacks), merge page ranges, transform.
+"""What a worker does with a document: extract (with fallbacks) and transform.
 
 The same steps serve every backend. The in-process backend calls :func:`process_source`
-for a whole document. Process backends split a large document into page ranges (issue #6):
-:func:`extract_first` reads the first range and learns the page count,
-:func:`extract_range` reads each other range (on any worker), :func:`merge_pages` puts the
-pages back in order, and :func:`transform_document` runs the chain on the whole document.
+for a whole document. Process backends split a large document into page ranges, and
+:func:`run_task` does one task of :mod:`ingest.workers.tasks` at a time: a ``FirstTask``
+reads the first range and learns the page count, a ``RangeTask`` reads one more range (on
+any worker), and a ``FinishTask`` runs :func:`transform_document` on the pages the driver
+merged back in order (:func:`ingest.workers.tasks.merge_pages`).
 
 Every exception becomes a :class:`~ingest.model.Failure` naming the plugin that raised, so
 one bad document never stops the others.
@@ -13,42 +14,32 @@ one bad document never stops the others.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ingest.errors import DocumentError
-from ingest.model import Document, Failure, Page, Source
+from ingest.model import Document, Failure
+from ingest.workers.tasks import (
+    FINAL_REASONS,
+    Extraction,
+    FirstTask,
+    Partial,
+    RangeTask,
+    Task,
+    extraction_failure,
+    extractor_chain,
+)
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
+    from ingest.model import Source
 
-#: Failure reasons that end a document at once: a file that is encrypted or not a PDF fails
-#: the same way in every extractor, so trying the fallbacks only repeats the failure.
-FINAL_REASONS = frozenset({"encrypted", "not-a-pdf", "unreadable"})
-
-
-@dataclass(slots=True)
-class Extraction:
-    """A successful extraction: the document and how it was made.
-
-    :param document: what the extractor returned (for a range: only those pages).
-    :param extractor: the name of the extractor, from the chain, that returned it.
-    :param errors: failures of the extractors tried before it, for the message if a later
-        range fails and no fallback is left.
-    """
-
-    document: Document
-    extractor: str
-    errors: list[Failure] = field(default_factory=list)
-
-
-def extractor_chain(settings: Settings) -> list[str]:
-    """The extractors to try, in order: the configured one, then the fallbacks, each once."""
-    return list(dict.fromkeys([settings.extract.extractor, *settings.extract.fallback]))
+#: The hooks that run documents in workers: their plugins must exist in every worker.
+WORKER_HOOKS = ("ingest_extract", "ingest_transform")
 
 
 def process_source(
@@ -106,27 +97,6 @@ def extract(
     return extraction_failure(source, failures, tried)
 
 
-def extraction_failure(source: Source, errors: Sequence[Failure], tried: Sequence[str]) -> Failure:
-    """The failure of a document no extractor could read.
-
-    :param errors: the extractors' failures in the order they were tried; the first one is
-        the document's failure, the others are summed up in its message.
-    :param tried: every extractor name of the chain, for ``no-extractor``.
-    """
-    if errors:
-        first = replace(errors[0])
-        if len(errors) > 1:
-            others = "; ".join(f"{f.plugin}: {f.exc_type or f.reason}" for f in errors[1:])
-            first.message = f"{first.message} (fallbacks failed too: {others})"
-        return first
-    return Failure(
-        source=source.path,
-        reason="no-extractor",
-        message=f"no extractor took this {source.media_type} file (tried: {', '.join(tried)})",
-        doc_id=source.doc_id,
-    )
-
-
 def covers_document(document: Document, asked: range) -> bool:
     """Whether extracting the pages ``asked`` gave the whole document, so nothing is left.
 
@@ -138,47 +108,11 @@ def covers_document(document: Document, asked: range) -> bool:
     return document.metadata.page_count < asked.stop
 
 
-def split_ranges(page_count: int, *, start: int, size: int, max_ranges: int) -> list[range]:
-    """Cut pages ``start..page_count`` into consecutive ranges of about ``size`` pages.
-
-    At most ``max_ranges`` ranges: every range makes the extractor open the document again,
-    which costs time in proportion to the page count in pypdf and pdfminer (they walk the
-    whole page tree), so a huge document gets longer ranges rather than more of them.
-
-    :returns: ranges covering ``start..page_count`` in order, sizes differing by at most 1.
-    """
-    remaining = page_count - start + 1
-    if remaining <= 0:
-        return []
-    count = min(max(1, max_ranges), -(-remaining // max(1, size)))
-    base, extra = divmod(remaining, count)
-    ranges: list[range] = []
-    first = start
-    for index in range(count):
-        length = base + (1 if index < extra else 0)
-        ranges.append(range(first, first + length))
-        first += length
-    return ranges
-
-
 def keep_pages(document: Document, asked: range) -> Document:
     """``document`` with only the pages in ``asked`` (extractors may return more)."""
     if all(page.number in asked for page in document.pages):
         return document
     return replace(document, pages=[p for p in document.pages if p.number in asked])
-
-
-def merge_pages(document: Document, parts: Iterable[Sequence[Page]]) -> Document:
-    """The document with the pages of ``parts`` added, all in page order, each number once.
-
-    :param document: the first range's document; its metadata is kept.
-    :param parts: the pages of the other ranges, in any order.
-    """
-    by_number: dict[int, Page] = {page.number: page for page in document.pages}
-    for pages in parts:
-        for page in pages:
-            by_number.setdefault(page.number, page)
-    return replace(document, pages=[by_number[n] for n in sorted(by_number)])
 
 
 def transform_document(
@@ -196,57 +130,6 @@ def transform_document(
         except Exception as exc:
             return failure_from_exception(manager, document.source, exc, default_plugin=step)
     return document
-
-
-# --------------------------------------------------------------------------------------------
-# Tasks: the small messages a process backend sends to its workers
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FirstTask:
-    """Extract the first range of a document (or all of it), and finish it if that was all.
-
-    :param pages: ``range(1, n + 1)`` to split documents of more than ``n`` pages, or
-        ``None`` to read the whole document at once.
-    """
-
-    source: Source
-    chain: tuple[str, ...]
-    tried: tuple[str, ...]
-    pages: range | None
-    errors: tuple[Failure, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class RangeTask:
-    """Extract one more range of a split document with the extractor that read the first."""
-
-    source: Source
-    extractor: str
-    pages: range
-
-
-@dataclass(frozen=True, slots=True)
-class FinishTask:
-    """Run the transform chain on a split document whose pages were merged."""
-
-    document: Document
-
-
-Task = FirstTask | RangeTask | FinishTask
-
-
-def source_of(task: Task) -> Source:
-    """The source a task works on (for a transform task: its merged document's)."""
-    return task.document.source if isinstance(task, FinishTask) else task.source
-
-
-@dataclass(slots=True)
-class Partial:
-    """The answer to a :class:`FirstTask` when the document has pages past the range."""
-
-    extraction: Extraction
 
 
 def run_task(
@@ -349,3 +232,8 @@ def _plugin_in_traceback(
             if name is not None:
                 found = name
     return found
+
+
+def document_plugins(manager: IngestPluginManager) -> list[str]:
+    """The names of the plugins that implement the hooks workers run (extract, transform)."""
+    return sorted({name for hook in WORKER_HOOKS for name in manager.plugins_with_hook(hook)})

@@ -1,26 +1,67 @@
-"""Starting, watching, killing and reaping worker processes (POSIX), for the supervisor.
+"""OS helpers for worker processes (POSIX): start, watch, kill, reap, and the stage slot.
 
-Kept apart from :mod:`ingest.supervisor`, which decides *when*; this module knows *how*.
+Used by the driver's :mod:`ingest.workers.pool`, which decides *when*; this module knows
+*how*. The stage slot is shared memory both sides use: the worker writes the running
+plugin's name there, the driver reads it when the worker hangs or dies.
 """
 
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.spawn import get_executable
 
-from ingest.workerproc import BOOT, StageSlot
-
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+#: What the worker process runs; the two fds and the driver's pid follow in argv.
+BOOT = "import sys; from ingest.workers.child import main; sys.exit(main(sys.argv[1:]))"
+
+#: Bytes of the stage slot; plugin names are short.
+STAGE_SLOT_SIZE = 256
 
 #: Whether the resident size of a process can be read (Linux ``/proc``).
 CAN_READ_RSS = os.path.exists(f"/proc/{os.getpid()}/statm")
+
+
+class StageSlot:
+    """A plugin name in memory shared by a worker and the driver (an unlinked temp file).
+
+    :param fd: the file; :meth:`create` makes one. The slot keeps its own mapping, so the
+        caller may close ``fd`` afterwards.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self._map = mmap.mmap(fd, STAGE_SLOT_SIZE)
+
+    @classmethod
+    def create(cls) -> tuple[StageSlot, int]:
+        """A new slot and its file descriptor (to pass to the worker)."""
+        fd, path = tempfile.mkstemp(prefix="ingest-stage-")
+        os.unlink(path)
+        os.ftruncate(fd, STAGE_SLOT_SIZE)
+        return cls(fd), fd
+
+    def set(self, name: str) -> None:
+        """Say that ``name`` is running (``""``: no plugin)."""
+        data = name.encode("utf-8", "replace")[: STAGE_SLOT_SIZE - 1] + b"\0"
+        self._map[: len(data)] = data
+
+    def get(self) -> str | None:
+        """The plugin running now, or ``None``."""
+        name = self._map[:STAGE_SLOT_SIZE].split(b"\0", 1)[0].decode("utf-8", "replace")
+        return name or None
+
+    def close(self) -> None:
+        """Unmap the slot."""
+        self._map.close()
 
 
 @dataclass(slots=True)
