@@ -726,6 +726,48 @@ def test_check_sink_passes_the_jsonl_and_sqlite_sinks(tmp_path: Path) -> None:
     assert report == SinkReport(deletes=True, states=True)
 
 
+def _jsonl_tables_held(path: Path) -> dict[str, list[str]]:
+    """Each document's tables in the JSONL file, by the text of their one cell."""
+    held: dict[str, list[str]] = {}
+    for record in JsonlSink.read_records(path):
+        texts = held.setdefault(str(record["doc_id"]), [])
+        texts += [table["cells"][0][0] for table in record.get("tables", [])]
+        assert record["headings"] == [record["metadata"]["title"]]
+    return held
+
+
+def _sqlite_tables_held(path: Path) -> dict[str, list[str]]:
+    """Each document's rows of the ``tables`` table, by the text of their one cell; fails
+    on a table of no document, or a page or chunk without its structure."""
+    held: dict[str, list[str]] = {}
+    for doc_id, cells, known in query(
+        path,
+        "SELECT t.doc_id, t.cells, d.doc_id FROM tables AS t "
+        "LEFT JOIN documents AS d ON d.doc_id = t.doc_id ORDER BY t.doc_id, t.idx",
+    ):
+        assert known is not None, f"a table of no document: {doc_id}"
+        held.setdefault(str(doc_id), []).append(json.loads(str(cells))[0][0])
+    assert query(path, "SELECT count(*) FROM pages WHERE markdown IS NULL") == [(0,)]
+    assert query(path, "SELECT count(*) FROM chunks WHERE headings IS NULL") == [(0,)]
+    return held
+
+
+def test_check_sink_passes_both_sinks_with_structure(tmp_path: Path) -> None:
+    """Tables are replaced and deleted with their document, in both sinks."""
+    jsonl = tmp_path / "out.jsonl"
+    report = check_sink(
+        lambda: open_jsonl(tmp_path), lambda: _jsonl_tables_held(jsonl), structure=True
+    )
+    assert report == SinkReport(deletes=True, states=True)
+    database = tmp_path / "corpus.db"
+    report = check_sink(
+        lambda: open_sqlite(tmp_path), lambda: _sqlite_tables_held(database), structure=True
+    )
+    assert report == SinkReport(deletes=True, states=True)
+    # Chunks too, as without structure.
+    assert _sqlite_held(database) == _jsonl_held(jsonl)
+
+
 class _AppendingSink:
     """Keeps records in a list and appends whatever it is sent: it never replaces."""
 

@@ -1,5 +1,5 @@
 """The structure plugin's parts, on facts and blocks made by hand: tables, lists, headings,
-Markdown, section chunks (issue #18)."""
+Markdown, section chunks."""
 
 from __future__ import annotations
 

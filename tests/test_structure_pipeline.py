@@ -1,4 +1,4 @@
-"""Structure end to end (issue #18): real PDFs through ``ingest run``, real SQLite files.
+"""Structure end to end: real PDFs through ``ingest run``, real SQLite files.
 
 The PDFs come from ``structgen`` (known headings, lists and tables) and fpdf2; the corpus
 and the hostile files from ../shared when present.
