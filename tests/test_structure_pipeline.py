@@ -70,6 +70,10 @@ def test_markdown_chunks_carry_headings_and_the_store_gets_markdown_and_tables(
     ]
     assert {ruled for *_, ruled in tables} == {0, 1}
     assert all(trail and trail[0] == title for trail in headings)
+    # JSONL: the same table records, each on the first chunk that reaches its page.
+    carried = [(r, t) for r in records for t in r.get("tables", [])]
+    assert [t["cells"] for _, t in carried] == [t.rows for t in truth.tables]
+    assert all(r["page_start"] <= t["page"] <= r["page_end"] for r, t in carried)
 
 
 def test_rerun_replaces_the_tables_of_a_document(
