@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,12 +40,12 @@ from _structure_score import (
     norm,
     table_scores,
 )
-from ingest import Document, hookimpl
 from test_workers_bench import CORPUS, INGEST_RUN, _env
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from structgen import Truth, structured_pdf  # tests/ is put on the path above
+from helpers import Collect  # tests/ is put on the path above
+from structgen import Truth, structured_pdf
 
 DOCUMENTS = 24
 ROUNDS = 3
@@ -56,17 +56,6 @@ LIST_F1 = 0.95
 CELLS = 0.9
 
 SUMMARY: list[str] = []
-
-
-class _Collect:
-    """A sink that keeps the documents it is given."""
-
-    def __init__(self) -> None:
-        self.documents: list[Document] = []
-
-    @hookimpl
-    def ingest_sink(self, batch: Sequence[Document]) -> None:
-        self.documents.extend(batch)
 
 
 def _variant(seed: int) -> tuple[int, bool]:
@@ -88,7 +77,7 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Truth
 def test_structure_fidelity(
     generated: dict[str, tuple[Truth, int, bool]], ingest_pipeline: Callable[..., Any]
 ) -> None:
-    collect = _Collect()
+    collect = Collect()
     run = ingest_pipeline(sorted(generated), plugins=[collect], format="markdown")
     assert not run.failures
     by_variant: dict[str, list[Any]] = {}

@@ -10,8 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ingest import hookimpl
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import pytest
+    from ingest import Document
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -34,3 +39,15 @@ def env_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> P
     log.touch()
     monkeypatch.setenv(variable, str(log))
     return log
+
+
+class Collect:
+    """A sink that keeps the documents it is given (in-process runs hand over the objects
+    themselves, blocks and tables included)."""
+
+    def __init__(self) -> None:
+        self.documents: list[Document] = []
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document]) -> None:
+        self.documents.extend(batch)

@@ -8,31 +8,20 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from fpdf import FPDF
-from ingest import Document, hookimpl
+from helpers import Collect
 from ingest.cli import main
 from ingest_plugins.pdfium_extractor import extract_with_pdfium
 from ingest_plugins.structure.settings import StructureSettings
 from structgen import Truth, structured_pdf
 
 Pipeline = Callable[..., Any]
-
-
-class Collect:
-    """A sink keeping the documents it is given (in-process runs hand over the objects)."""
-
-    def __init__(self) -> None:
-        self.documents: list[Document] = []
-
-    @hookimpl
-    def ingest_sink(self, batch: Sequence[Document]) -> None:
-        self.documents.extend(batch)
 
 
 @pytest.fixture(scope="module")

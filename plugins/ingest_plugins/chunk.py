@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from ingest import Chunk, hookimpl
@@ -158,6 +158,37 @@ def _page_index(page_starts: Sequence[int], offset: int) -> int:
     return max(0, bisect_right(page_starts, offset) - 1)
 
 
+def _chunks_of(
+    doc_id: str,
+    text: str,
+    page_spans: Sequence[tuple[int, int, int]],
+    spans: Iterable[tuple[int, int, str]],
+    headings_of: Callable[[int, int], list[str]] | None = None,
+) -> list[Chunk]:
+    """One chunk per ``(char_start, char_end, prefix)`` of ``text``, its text the prefix
+    and that slice, its pages found from ``page_spans``, its headings from ``headings_of``
+    (given the span)."""
+    page_starts = [start for _, start, _ in page_spans]
+    chunks: list[Chunk] = []
+    for index, (char_start, char_end, prefix) in enumerate(spans):
+        # Chunks start and end on non-whitespace, so never on a page separator.
+        first = _page_index(page_starts, char_start)
+        last = _page_index(page_starts, char_end - 1)
+        chunks.append(
+            Chunk(
+                doc_id=doc_id,
+                index=index,
+                text=prefix + text[char_start:char_end],
+                page_start=page_spans[first][0],
+                page_end=page_spans[last][0],
+                char_start=char_start,
+                char_end=char_end,
+                headings=[] if headings_of is None else headings_of(char_start, char_end),
+            )
+        )
+    return chunks
+
+
 def build_chunks(
     doc_id: str,
     text: str,
@@ -178,26 +209,8 @@ def build_chunks(
     :returns: the chunks, indexed 0..n-1 in text order.
     :raises ValueError: as :func:`chunk_spans`.
     """
-    page_starts = [start for _, start, _ in page_spans]
-    chunks: list[Chunk] = []
-    for index, (char_start, char_end) in enumerate(
-        chunk_spans(text, unit=unit, size=size, overlap=overlap)
-    ):
-        # Chunks start and end on non-whitespace, so never on a page separator.
-        first = _page_index(page_starts, char_start)
-        last = _page_index(page_starts, char_end - 1)
-        chunks.append(
-            Chunk(
-                doc_id=doc_id,
-                index=index,
-                text=text[char_start:char_end],
-                page_start=page_spans[first][0],
-                page_end=page_spans[last][0],
-                char_start=char_start,
-                char_end=char_end,
-            )
-        )
-    return chunks
+    spans = chunk_spans(text, unit=unit, size=size, overlap=overlap)
+    return _chunks_of(doc_id, text, page_spans, ((start, end, "") for start, end in spans))
 
 
 def build_section_chunks(
@@ -227,25 +240,10 @@ def build_section_chunks(
     from ingest_plugins.structure.sections import headings_at, section_spans
 
     _validate(unit, size, overlap)
-    page_starts = [start for _, start, _ in page_spans]
-    chunks: list[Chunk] = []
     spans = section_spans(text, headings, tables, unit=unit, size=size, overlap=overlap)
-    for index, (char_start, char_end, prefix) in enumerate(spans):
-        first = _page_index(page_starts, char_start)
-        last = _page_index(page_starts, char_end - 1)
-        chunks.append(
-            Chunk(
-                doc_id=doc_id,
-                index=index,
-                text=prefix + text[char_start:char_end],
-                page_start=page_spans[first][0],
-                page_end=page_spans[last][0],
-                char_start=char_start,
-                char_end=char_end,
-                headings=headings_at(headings, text, char_start, char_end),
-            )
-        )
-    return chunks
+    return _chunks_of(
+        doc_id, text, page_spans, spans, lambda start, end: headings_at(headings, text, start, end)
+    )
 
 
 @hookimpl

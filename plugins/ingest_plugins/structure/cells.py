@@ -7,6 +7,7 @@ import bisect
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ingest_plugins.layout import stacked_rows
 from ingest_plugins.structure.facts import Segment, segments_of
 
 if TYPE_CHECKING:
@@ -92,19 +93,9 @@ def column_of(xs: list[float], x: float) -> int:
 
 def rows_of(lines: list[Line], run: list[int]) -> list[list[int]]:
     """The lines ``run`` (positions) in rows, top to bottom: lines whose heights overlap
-    are one row."""
-    rows: list[list[int]] = []
-    bottom = float("-inf")
-    for index in sorted(run, key=lambda i: (lines[i].y0, i)):
-        line = lines[index]
-        middle = (line.y0 + line.y1) / 2
-        if rows and middle <= bottom:
-            rows[-1].append(index)
-            bottom = max(bottom, line.y1)
-        else:
-            rows.append([index])
-            bottom = line.y1
-    return rows
+    are one row (:func:`ingest_plugins.layout.stacked_rows`)."""
+    order = sorted(run, key=lambda i: (lines[i].y0, i))
+    return [[order[i] for i in row] for row in stacked_rows([lines[i] for i in order])]
 
 
 def columns_of(
