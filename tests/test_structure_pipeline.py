@@ -111,6 +111,7 @@ def test_plain_text_is_the_same_with_structure(
     assert any(r["headings"] for r in structured.records)
 
 
+@pytest.mark.slow  # the corpus or the hostile files, end to end
 def test_pdfium_text_is_identical_with_and_without_structure(corpus: Path) -> None:
     checked = 0
     for path in sorted(corpus.glob("*.pdf"))[:30]:
@@ -208,6 +209,7 @@ def test_an_old_database_gets_the_new_columns(tmp_path: Path, report: tuple[Path
     assert filled >= 1
 
 
+@pytest.mark.slow  # the corpus or the hostile files, end to end
 def test_hostile_files_end_in_one_outcome_each_with_structure(
     hostile: Path, ingest_pipeline: Pipeline
 ) -> None:
