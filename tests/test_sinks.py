@@ -25,7 +25,7 @@ from ingest import hookspecs
 from ingest.errors import UsageError
 from ingest.hookspecs import hookimpl
 from ingest.model import Chunk, Document, Metadata, Page, Source
-from ingest.testing import SinkReport, check_sink
+from ingest.testing import SinkReport, check_sink, sample_document
 from ingest_plugins import jsonl_sink, sqlite_sink
 from ingest_plugins.jsonl_files import Index
 from ingest_plugins.jsonl_sink import JsonlSink
@@ -698,6 +698,30 @@ def test_sqlite_database_of_schema_1_is_upgraded_as_a_new_store(tmp_path: Path) 
         assert sink.state[0] != store and sink.state[1] == 0
     assert query(db, "PRAGMA user_version") == [(sqlite_sink.SCHEMA_VERSION,)]
     assert query(db, "SELECT count(*) FROM chunks") == [(1,)]
+
+
+def test_sqlite_database_of_schema_2_gains_the_structure_and_stays_the_same_store(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "corpus.db"
+    with open_sqlite(tmp_path) as sink:
+        sink.write([make_doc("a", ["one"])])
+        state = sink.state
+    with sqlite3.connect(db) as connection:  # what version 2 of the sink left
+        for event in ("insert", "update", "delete"):
+            connection.execute(f"DROP TRIGGER tables_{event}_counted")
+        connection.execute("DROP TABLE tables")
+        connection.execute("ALTER TABLE pages DROP COLUMN markdown")
+        connection.execute("ALTER TABLE chunks DROP COLUMN headings")
+        connection.execute("PRAGMA user_version = 2")
+    connection.close()
+    with open_sqlite(tmp_path) as sink:
+        assert sink.state == state  # nothing it held was lost: no refill
+        sink.write([sample_document("b", ["two"], structure=True)])
+    assert query(db, "PRAGMA user_version") == [(sqlite_sink.SCHEMA_VERSION,)]
+    assert query(db, "SELECT cells FROM tables") == [('[["two"]]',)]
+    assert query(db, "SELECT markdown FROM pages ORDER BY markdown") == [(None,), ("| two |",)]
+    assert query(db, "SELECT count(*) FROM chunks WHERE headings = '[\"b\"]'") == [(1,)]
 
 
 # --------------------------------------------------------------------------------------------
