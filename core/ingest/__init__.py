@@ -19,6 +19,7 @@ from ingest.model import (
     PDF_MEDIA_TYPE,
     Chunk,
     Document,
+    Embedding,
     Failure,
     Metadata,
     Page,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from ingest.api import arun, run
     from ingest.bridge import run_sync, run_sync_many, shutdown_executors
     from ingest.config import Settings
+    from ingest.embedding import embed_texts
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
 
@@ -48,6 +50,7 @@ _LAZY = {
     "ProgressTracker": "ingest.progress",
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
+    "embed_texts": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
 }
 
@@ -66,6 +69,7 @@ __all__ = [
     "ConfigError",
     "Document",
     "DocumentError",
+    "Embedding",
     "ExitCode",
     "Failure",
     "IngestError",
@@ -81,6 +85,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "arun",
+    "embed_texts",
     "hookimpl",
     "run",
     "run_sync",

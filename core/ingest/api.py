@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.config import LoadedSettings, load_settings, peek_executor, peek_plugins
+from ingest.config import (
+    LoadedSettings,
+    load_settings,
+    peek_executor,
+    peek_plugins,
+    peek_setting,
+)
 from ingest.manager import IngestPluginManager, build_manager, with_executor_plugin
 from ingest.result import RunResult
 from ingest.session import Session
@@ -65,6 +71,18 @@ def prepare(
         overrides=overrides,
     )
     specs = with_executor_plugin(specs, executor)
+    # Naming the embedder names its plugin too, as the executor does.
+    embedder = peek_setting(
+        "embed.embedder",
+        flag="--embed",
+        cli_value=(cli or {}).get("embed.embedder"),
+        config_file=config_file,
+        cwd=cwd,
+        environ=env,
+        overrides=overrides,
+    )
+    if embedder:
+        specs = with_executor_plugin(specs, embedder)
     trace = trace_hooks or env.get(TRACE_ENV, "").lower() in {"1", "true", "yes", "on"}
     manager = build_manager(specs, trace=trace)
     for plugin in extra_plugins:

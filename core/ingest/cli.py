@@ -89,6 +89,9 @@ def main() -> None:
 @click.option(
     "--sink", "sinks", multiple=True, metavar="SCHEME:TARGET", help="jsonl:out.jsonl, sqlite:db."
 )
+@click.option(
+    "--embed", metavar="NAME", help="Give every chunk a vector from this embedder (wordllama)."
+)
 @click.option("-k", "select", metavar="EXPR", help="Only paths matching EXPR (and/or/not).")
 @click.option("--collect-only", is_flag=True, help="List what would be ingested; parse nothing.")
 @click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failure.")
@@ -134,6 +137,7 @@ def run(
     fallback: str | None,
     password: str | None,
     sinks: tuple[str, ...],
+    embed: str | None,
     select: str | None,
     collect_only: bool,
     exitfirst: bool,
@@ -160,6 +164,7 @@ def run(
         "extract.fallback": [n for n in fallback.split(",") if n] if fallback is not None else None,
         "extract.password": password,
         "sinks": list(sinks) or None,
+        "embed.embedder": embed,
         "run.maxfail": 1 if exitfirst else maxfail,
         "run.workers": workers,
         # A scheduler or shipped bytes only mean something to the dask executor (issue #8).

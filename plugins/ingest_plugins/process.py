@@ -40,7 +40,7 @@ DEFAULT_MEMORY_CAP = 2 << 30
 _MIN_MEMORY_CAP = 256 << 20
 
 #: The hooks whose plugins must exist in the workers too.
-_WORKER_HOOKS = ("ingest_extract", "ingest_transform")
+_WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_embed")
 
 
 class ProcessBackend:

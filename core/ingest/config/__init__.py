@@ -26,6 +26,7 @@ from ingest.config.models import (
     CacheSettings,
     ChunkSettings,
     CollectSettings,
+    EmbedSettings,
     ExtractSettings,
     RunSettings,
     Settings,
@@ -36,6 +37,7 @@ __all__ = [
     "CacheSettings",
     "ChunkSettings",
     "CollectSettings",
+    "EmbedSettings",
     "ExtractSettings",
     "LoadedSettings",
     "RunSettings",
@@ -44,6 +46,7 @@ __all__ = [
     "load_settings",
     "peek_executor",
     "peek_plugins",
+    "peek_setting",
     "render_config",
     "settings_table_markdown",
 ]
@@ -209,6 +212,52 @@ def peek_executor(
     mine = [text for text in overrides if text.partition("=")[0].strip() == "run.executor"]
     layers[3] = sources.override_layer(mine, Settings, [])
     return sources.validate(Settings, layers, []).run.executor
+
+
+def peek_setting(
+    key: str,
+    *,
+    flag: str,
+    cli_value: Any = None,
+    config_file: str | Path | None = None,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Sequence[str] = (),
+) -> Any:
+    """One core setting from every layer, before any plugin (or its section) is loaded.
+
+    For a setting that names a component whose plugin must be loaded to run it, as
+    ``embed.embedder`` names the embedder's plugin (:func:`peek_executor` does the same for
+    ``run.executor``).
+
+    :param key: a dotted key of a core setting, such as ``embed.embedder``.
+    :param flag: the CLI flag that sets it, for origins.
+    :param cli_value: the flag's value, ``None`` when not given.
+    :returns: the validated value (the default when nothing sets it).
+    :raises ConfigError: the config file cannot be read, or the value is invalid.
+    """
+    _, file_layer = sources.load_file(config_file, _base_dir(cwd))
+    env = os.environ if environ is None else environ
+    parts = key.split(".")
+    layers = [sources.Layer(), sources.Layer(), sources.Layer(), sources.Layer()]
+    found: Any = file_layer.data
+    for part in parts:
+        found = found.get(part, _MISSING) if isinstance(found, Mapping) else _MISSING
+    if found is not _MISSING:
+        layers[0].set(parts, found, file_layer.origins.get(key, "file"))
+    variable = schema.env_var_name(key)
+    if variable in env:
+        layers[1] = sources.env_layer({variable: env[variable]}, Settings, [])
+    layers[2] = sources.cli_layer({key: cli_value}, {key: flag})
+    mine = [text for text in overrides if text.partition("=")[0].strip() == key]
+    layers[3] = sources.override_layer(mine, Settings, [])
+    value: Any = sources.validate(Settings, layers, [])
+    for part in parts:
+        value = getattr(value, part)
+    return value
+
+
+_MISSING = object()
 
 
 # -- showing settings ------------------------------------------------------------------------
