@@ -273,16 +273,30 @@ def config(
 @main.command()
 @click.argument("database", type=click.Path(dir_okay=False))
 @click.argument("query")
-@click.option("--limit", default=10, show_default=True, help="How many chunks to show.")
-def search(database: str, query: str, limit: int) -> None:
-    """Search the chunks of an SQLite sink (bm25 ranking), printing source and page."""
+@click.option("-n", "--limit", default=10, show_default=True, help="How many chunks to show.")
+@click.option(
+    "--mode",
+    type=click.Choice(["auto", "keyword", "semantic", "hybrid"]),
+    default="auto",
+    show_default=True,
+    help="keyword: bm25; semantic: vectors; hybrid: both, fused; auto: hybrid when the "
+    "store has vectors.",
+)
+@click.option("--model", metavar="LABEL[@DIM]", help="Which stored vectors, if several.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def search(
+    database: str, query: str, limit: int, mode: str, model: str | None, as_json: bool
+) -> None:
+    """Search the chunks of an SQLite sink by words, meaning or both; print source and page."""
 
     def body() -> int:
-        from pathlib import Path
+        # The search modes live with the sqlite sink's plugin, which owns the tables.
+        from ingest_plugins.hybrid_search import format_hits, search
 
-        from ingest.search import format_hits, search
-
-        hits = search(Path(database), query, limit=limit)
+        hits = search(database, query, mode=mode, limit=limit, model=model)  # type: ignore[arg-type]
+        if as_json:
+            click.echo(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
+            return 0 if hits else 1
         if not hits:
             click.echo(f"no match for {query!r}")
             return 1

@@ -10,7 +10,10 @@ means ``ingest.db``; a folder is refused). Tables:
   external-content table, so ``chunks`` needs a stable integer rowid: ``chunks.id`` is an
   ``INTEGER PRIMARY KEY`` (an implicit rowid may be renumbered by ``VACUUM``, which would
   point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
-  by. Query it with :func:`ingest.search.search`.
+  by. Query it with :func:`ingest.search.search`;
+* ``vector_models`` and ``chunk_vectors``: the chunks' vectors when the run embeds
+  (``--embed NAME``), int8 with a scale, one row per document, written in the same
+  transaction as its chunks (see :mod:`ingest_plugins.sqlite_vectors`).
 
 Exactly-once: each batch is one transaction, committed before ``ingest_sink`` returns, and
 each document in it replaces what an earlier run wrote for the same ``doc_id`` (its pages and
@@ -38,13 +41,17 @@ from typing import TYPE_CHECKING, Any, final
 from ingest.errors import UsageError
 from ingest.hookspecs import hookimpl
 
+from ingest_plugins.sqlite_vectors import VECTOR_SCHEMA, check_numpy, write_vectors
+
 if TYPE_CHECKING:
+    from ingest.config import Settings
     from ingest.model import Document
 
 NAME = "sqlite"
 DEFAULT_FILENAME = "ingest.db"
-#: Stored in ``PRAGMA user_version``; a database from a newer schema is refused.
-SCHEMA_VERSION = 1
+#: Stored in ``PRAGMA user_version``; a database from a newer schema is refused. Version 2
+#: added the vector tables: an older ingest would replace a document without its vectors.
+SCHEMA_VERSION = 2
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS documents (
@@ -130,16 +137,20 @@ _INSERT_CHUNK = (
 
 
 @hookimpl
-def ingest_sink_open(scheme: str, target: str, rootdir: Path) -> SqliteSink | None:
+def ingest_sink_open(
+    scheme: str, target: str, rootdir: Path, settings: Settings
+) -> SqliteSink | None:
     """Open the ``sqlite`` sink named by ``--sink sqlite:TARGET``; ``None`` for other schemes.
 
     :raises UsageError: naming the target, when it is a folder, not a database, or cannot be
-        created or written.
+        created or written; or when the run embeds and numpy is missing.
     """
     if scheme != NAME:
         return None
     if target.endswith(("/", os.sep)):
         raise UsageError(f"sqlite sink {target!r} is a folder: name a database file")
+    if settings.embed.embedder:
+        check_numpy(f"sqlite sink {target!r}")
     return SqliteSink(resolve_target(target, rootdir))
 
 
@@ -222,6 +233,7 @@ class SqliteSink:
             try:
                 for document in batch:
                     _upsert(connection, document, now)
+                    write_vectors(connection, document)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
@@ -267,7 +279,7 @@ class SqliteSink:
                     f"sqlite sink {str(self.path)!r}: schema version {version} is newer than "
                     f"this ingest's ({SCHEMA_VERSION}); upgrade ingest or pick another file"
                 )
-            for statement in _SCHEMA:
+            for statement in (*_SCHEMA, *VECTOR_SCHEMA):
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             connection.execute("COMMIT")
