@@ -147,12 +147,15 @@ class StoredVectors:
     doc_ids: Sequence[str]
     offsets: np.ndarray
 
-    def chunk_id(self, position: int) -> str:
-        """The chunk id of the vector at ``position``."""
+    def chunk_ids(self, positions: Sequence[int]) -> list[str]:
+        """The chunk ids of the vectors at ``positions``."""
         import numpy as np
 
-        row = int(np.searchsorted(self.offsets, position, side="right")) - 1
-        return f"{self.doc_ids[row]}:{position - int(self.offsets[row])}"
+        rows = np.searchsorted(self.offsets, np.asarray(positions), side="right") - 1
+        return [
+            f"{self.doc_ids[row]}:{position - int(self.offsets[row])}"
+            for row, position in zip(rows.tolist(), positions, strict=True)
+        ]
 
 
 def stored_models(connection: sqlite3.Connection) -> list[tuple[str, int, int]]:
