@@ -414,3 +414,27 @@ def test_hook_ingest_page_seconds(tmp_path: Path) -> None:
     # Deadlines follow: a 16-page task now gets 16 * 5 s rather than run.timeout.
     source = Source(tmp_path / "a.pdf", "0" * 64, size=10**6)
     assert limits.budget(16, source) == 80.0 and base.budget(16, source) == 60.0
+
+
+def test_hook_ingest_embed(ingest_pipeline: Runner, texts: Path) -> None:
+    seen: list[tuple[list[str], str]] = []
+
+    class Embedder:
+        @hookimpl
+        async def ingest_embed(self, texts: Sequence[str], embedder: str) -> list[list[float]]:
+            seen.append((list(texts), embedder))
+            await asyncio.sleep(0)
+            return [[float(len(text)), 1.0] for text in texts]
+
+    run = run_text(
+        ingest_pipeline,
+        texts,
+        ("lengths", Embedder()),
+        transforms=["chunk"],
+        embed={"embedder": "lengths"},
+    )
+    assert sorted(seen) == [(["alpha words here"], "lengths"), (["beta words here"], "lengths")]
+    assert [(r["embedding"], r["embedding_model"]) for r in run.records] == [
+        ([16.0, 1.0], "lengths"),
+        ([15.0, 1.0], "lengths"),
+    ]

@@ -6,7 +6,7 @@ Two tables, written in the transaction that writes the document's chunks:
 * ``chunk_vectors``: one row per *document*: ``doc_id`` (deleted with its document),
   ``model_id``, ``count`` (the vectors are those of chunks ``0 .. count-1``, in order),
   ``scales`` (``count`` little-endian float32) and ``vectors`` (``count x dim`` int8,
-  row-major). A vector is ``codes * scale``, the embedder's vector made unit length (see
+  row-major). ``codes * scale`` is the embedder's vector made unit length (see
   :mod:`ingest_plugins.vectors`).
 
 One row per document rather than per chunk, because the document is what a run replaces and

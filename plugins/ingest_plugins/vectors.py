@@ -1,10 +1,10 @@
 """Vector arithmetic for search: int8 encoding, exact and indexed nearest neighbours, fusion.
 
-Stored vectors are the embedder's output made unit-length (so a dot product is the cosine
-similarity) and cut to int8 with one float32 scale per vector: ``vector ~= codes * scale``,
-``scale = max(abs(unit)) / 127``. That is a quarter of float32's size (256 bytes plus 4 for
-a 256-component vector), and the cosine of a vector with its encoding stays above 0.9999
-(tested), far below what changes a ranking.
+Stored vectors are the embedder's output cut to int8, its largest component at +-127, with
+one float32 scale per vector that makes ``codes * scale`` unit length: a dot product with a
+unit query is then the cosine similarity, and never exceeds 1. That is a quarter of
+float32's size (256 bytes plus 4 for a 256-component vector), and the cosine of a vector
+with its encoding stays above 0.9999 (tested), far below what changes a ranking.
 
 Search is exact: every stored vector is compared with the query. Up to
 :data:`NUMPY_LIMIT` vectors, numpy multiplies the query with the float32 matrix decoded once
@@ -51,11 +51,12 @@ RRF_K = 60
 
 
 def encode(vectors: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-length int8 codes and their scales for a matrix of vectors.
+    """int8 codes and their scales for a matrix of vectors (see the module).
 
     :param vectors: ``n x dim`` floats (any float dtype, or nested sequences).
-    :returns: ``(codes, scales)``: ``n x dim`` int8 in ``[-127, 127]`` and ``n`` float32.
-        A zero vector gets zero codes and a zero scale.
+    :returns: ``(codes, scales)``: ``n x dim`` int8 in ``[-127, 127]`` and ``n`` float32
+        such that ``codes * scale`` has length 1. A zero vector gets zero codes and a zero
+        scale.
     :raises ValueError: for a matrix that is not 2-D or holds NaN or infinities.
     """
     import numpy as np
@@ -65,13 +66,14 @@ def encode(vectors: npt.ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"expected a 2-D matrix of vectors, got shape {matrix.shape}")
     if not np.isfinite(matrix).all():
         raise ValueError("vectors hold NaN or infinite values")
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-    peaks = np.abs(unit).max(axis=1, initial=0.0)
-    scales = (peaks / 127.0).astype(np.float32)
-    safe = np.where(scales > 0, scales, 1.0)[:, None]
-    codes = np.clip(np.rint(unit / safe), -127, 127).astype(np.int8)
-    return codes, scales
+    peaks = np.abs(matrix).max(axis=1, initial=0.0)[:, None]
+    stretched = np.divide(matrix * 127.0, peaks, out=np.zeros_like(matrix), where=peaks > 0)
+    codes = np.clip(np.rint(stretched), -127, 127).astype(np.int8)
+    # The scale makes the decoded vector exactly unit length, so a score is a cosine that
+    # never exceeds 1, whatever the rounding did to the vector's length.
+    lengths = np.linalg.norm(codes.astype(np.float32), axis=1)
+    scales = np.divide(1.0, lengths, out=np.zeros_like(lengths), where=lengths > 0)
+    return codes, scales.astype(np.float32)
 
 
 def decode(codes: np.ndarray, scales: np.ndarray) -> np.ndarray:
