@@ -290,10 +290,14 @@ def search(
     """Search the chunks of an SQLite sink by words, meaning or both; print source and page."""
 
     def body() -> int:
-        # The search modes live with the sqlite sink's plugin, which owns the tables.
-        from ingest_plugins.hybrid_search import format_hits, search
+        # The search modes live with the sqlite sink's plugin, which owns the tables (the
+        # plugins' package ships no type information, so mypy sees Any).
+        from ingest_plugins.hybrid_search import (  # type: ignore[import-untyped]
+            format_hits,
+            search,
+        )
 
-        hits = search(database, query, mode=mode, limit=limit, model=model)  # type: ignore[arg-type]
+        hits = search(database, query, mode=mode, limit=limit, model=model)
         if as_json:
             click.echo(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
             return 0 if hits else 1

@@ -100,7 +100,7 @@ def _rows(result: Any, embedder: str) -> list[array[float]]:
         flat.frombytes(view.tobytes())
         if view.format == "d":
             flat = array("f", flat)
-        count, dim = view.shape
+        count, dim = view.shape or (0, 0)
         return [flat[i * dim : (i + 1) * dim] for i in range(count)]
     try:
         return [array("f", row) for row in result]
