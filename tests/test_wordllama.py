@@ -141,17 +141,17 @@ def _document(pdf_folder: Path, tmp_path: Path, *overrides: str) -> Document:
 
 
 def test_vectors_are_wordllamas_own(tmp_path: Path, pdf_folder: Path) -> None:
-    from ingest_plugins.wordllama_embedder import get_model
+    """The plugin reads the wheel's files and pools by itself: it must agree with WordLlama's
+    own loader and ``embed``."""
+    from wordllama import WordLlama
 
-    document = _document(pdf_folder, tmp_path)
+    document = _document(pdf_folder, tmp_path, "embed.dim=128")
     texts = [chunk.text for chunk in document.chunks]
     ours = np.stack([np.frombuffer(c.embedding.vector, np.float32) for c in document.chunks])
-    model = get_model("l2_supercat", 256, 256)
-    model.tokenizer.enable_padding()
-    try:
-        theirs = model.embed(texts)
-    finally:
-        model.tokenizer.no_padding()
+    home = Path(wordllama.__file__).parent
+    model = WordLlama.load(trunc_dim=128, cache_dir=home, disable_download=True)
+    theirs = model.embed(texts)
+    assert ours.shape == theirs.shape == (len(texts), 128)
     cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
     assert cosine.min() > 0.99999
 

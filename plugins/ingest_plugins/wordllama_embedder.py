@@ -2,18 +2,25 @@
 
 ``ingest run DIR --embed wordllama`` (loads this plugin, as ``--executor dask`` loads its
 own). WordLlama (MIT) ships its ``l2_supercat`` model inside the wheel: a 32,000-token
-table of 256-dimension embeddings (16 MB) and the tokenizer, so nothing is downloaded at run
-time; a model or a size the wheel lacks is refused at start instead of fetched. A chunk's
-vector is the mean of its tokens' embeddings (WordLlama's average pooling). ``embed.dim``
-may be 64, 128 or 256: the model was trained so that the leading components are an
-embedding of their own (Matryoshka), and a smaller size is a prefix of the full vector.
+table of 256-dimension embeddings (16 MB of float16) and the tokenizer, so nothing is
+downloaded at run time; a model or a size the wheel lacks is refused at start instead of
+fetched. A chunk's vector is the mean of its tokens' embeddings (WordLlama's average
+pooling). ``embed.dim`` may be 64, 128 or 256: the model was trained so that the leading
+components are an embedding of their own (Matryoshka), and a smaller size is a prefix of the
+full vector.
 
-The pooling is done here, text by text, rather than by ``WordLlamaInference.embed``: that
-pads a batch to its longest text and gathers ``batch x longest x 256`` floats at once, which
-cost 2.4 s of CPU for the 1,218 chunks of the test corpus where gathering one text at a time
-(its rows stay in the CPU cache) costs 0.1 s, and one long chunk in a batch would make it
-gigabytes. The tokenizer is WordLlama's own; the result equals its ``embed`` to float
-rounding (tested).
+The plugin reads the wheel's two files itself, with safetensors and tokenizers (WordLlama's
+own dependencies), as ``WordLlama.load`` does, and pools text by text:
+
+* importing ``wordllama`` costs each worker 0.46 s of CPU (requests, its pydantic configs,
+  its Cython algorithms) on top of the 0.28 s the files take; not importing it took a
+  quarter off what embedding adds to a run of the test corpus;
+* ``WordLlamaInference.embed`` pads a batch to its longest text and gathers
+  ``batch x longest x 256`` floats at once, which cost 2.4 s of CPU for the 1,218 chunks of
+  the test corpus where gathering one text at a time (its rows stay in the CPU cache) costs
+  0.1 s, and one long chunk in a batch would make it gigabytes.
+
+The vectors equal those of ``WordLlama.load().embed`` to float rounding (tested).
 
 The dependency is the extra ``ingest[embed]``; without it importing this module fails with
 one line naming the extra, which ``--embed wordllama`` reports at start (exit 4).
@@ -23,10 +30,9 @@ from __future__ import annotations
 
 import importlib.util
 
-#: Top-level modules of the ``embed`` extra, checked without importing them: WordLlama and
-#: numpy take 1.1 s to import here, which only a process that embeds should pay (with worker
-#: processes the driver never does).
-EXTRA_MODULES = ("wordllama", "numpy")
+#: Top-level modules of the ``embed`` extra, checked without importing them: only a process
+#: that embeds should pay for importing them (with worker processes the driver never does).
+EXTRA_MODULES = ("wordllama", "numpy", "safetensors", "tokenizers")
 
 
 def _missing_modules() -> list[str]:
@@ -48,11 +54,11 @@ if _missing := _missing_modules():
     )
 
 # The imports below come after the check on purpose: it must fail before anything else.
-import logging  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import threading  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
@@ -69,7 +75,7 @@ DEFAULT_MODEL = "l2_supercat"
 DIMS = (64, 128, 256)
 
 _WEIGHTS = re.compile(r"(?P<model>[a-z0-9_]+)_(?P<dim>\d+)\.safetensors")
-_MODELS: dict[tuple[str, int], Any] = {}
+_MODELS: dict[tuple[str, int], Model] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -81,14 +87,17 @@ def _package_dir() -> Path:
 
 
 def shipped_models() -> dict[str, int]:
-    """The models whose weights are inside the installed wheel, with their full size.
+    """The models whose weights and tokenizer are inside the installed wheel, by full size.
 
     :returns: model name to dimension, e.g. ``{"l2_supercat": 256}``.
     """
+    home = _package_dir()
     found: dict[str, int] = {}
-    for path in sorted((_package_dir() / "weights").glob("*.safetensors")):
+    for path in sorted((home / "weights").glob("*.safetensors")):
         match = _WEIGHTS.fullmatch(path.name)
-        if match and not match["model"].endswith("_binary"):
+        if match is None or match["model"].endswith("_binary"):
+            continue
+        if (home / "tokenizers" / f"{match['model']}_tokenizer_config.json").is_file():
             found[match["model"]] = max(int(match["dim"]), found.get(match["model"], 0))
     return found
 
@@ -150,13 +159,20 @@ def ingest_embed(texts: Sequence[str], settings: Settings, embedder: str) -> Any
     return vectors
 
 
-def get_model(model: str, full: int, dim: int) -> Any:
-    """The loaded WordLlama model in this process (made once, then kept).
+@dataclass(frozen=True)
+class Model:
+    """A loaded model: the tokenizer (no padding, no truncation) and the float32 table."""
+
+    tokenizer: Any
+    embedding: Any
+
+
+def get_model(model: str, full: int, dim: int) -> Model:
+    """The loaded model in this process (made once, then kept).
 
     :param model: a shipped model's name (see :func:`shipped_models`).
     :param full: its full size.
-    :param dim: the size asked for (a prefix of the full vectors).
-    :returns: a ``WordLlamaInference`` whose tokenizer does not pad.
+    :param dim: the size asked for (the leading components of the full table).
     :raises PluginError: the files cannot be read.
     """
     key = (model, dim)
@@ -168,31 +184,24 @@ def get_model(model: str, full: int, dim: int) -> Any:
         return loaded
 
 
-def _load(model: str, full: int, dim: int) -> Any:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    from wordllama import WordLlama
+def _load(model: str, full: int, dim: int) -> Model:
+    import numpy as np
+    from safetensors import safe_open
+    from tokenizers import Tokenizer
 
-    # wordllama's inference module calls logging.basicConfig() when imported, which would
-    # put a handler on the host's root logger and print every INFO record twice.
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
     home = _package_dir()
+    weights = home / "weights" / f"{model}_{full}.safetensors"
+    vocabulary = home / "tokenizers" / f"{model}_tokenizer_config.json"
     try:
-        # cache_dir is the package itself: WordLlama looks for the tokenizer there under the
-        # folder name the wheel uses, and with disable_download it never reaches the network.
-        loaded = WordLlama.load(
-            config=model,
-            dim=full,
-            trunc_dim=dim if dim != full else None,
-            cache_dir=home,
-            disable_download=True,
-        )
-    except (OSError, ValueError) as exc:
+        with safe_open(str(weights), framework="np", device="cpu") as handle:
+            table = handle.get_tensor("embedding.weight")
+        tokenizer = Tokenizer.from_file(str(vocabulary))
+    except Exception as exc:  # safetensors and tokenizers raise their own types
         raise PluginError(
             f"the wordllama embedder cannot load {model!r} from {home}: {exc}"
         ) from exc
-    loaded.tokenizer.no_padding()
-    return loaded
+    # As WordLlama.load and WordLlamaInference: the leading columns, float32, no truncation.
+    table = np.ascontiguousarray(table[:, :dim], dtype=np.float32)
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return Model(tokenizer, table)
