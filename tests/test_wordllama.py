@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pdfgen
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from ingest.api import prepare
 from ingest.model import Document, Source
 from ingest.testing import Runner
@@ -186,3 +188,19 @@ def test_search_embeds_the_query_with_the_stored_model(
     assert run.result.ingested == 1
     hits = search(db, "when will the footbridge open", mode="semantic")
     assert hits and 0 < hits[0].score <= 1.0001 and hits[0].semantic_rank == 1
+
+
+_PIECES = st.sampled_from(
+    [*"ab cdeé\n\t.,-'\u20190123中文😀▁\u00a0\x00", "the ", "ing ", "  ", "   ", "\r\n", "Herons"]
+)
+
+
+@given(st.one_of(st.text(max_size=60), st.lists(_PIECES, max_size=40).map("".join)))
+def test_word_by_word_tokens_are_the_tokenizers(text: str) -> None:
+    """The plugin tokenizes each distinct word once; the ids must be the whole text's."""
+    from ingest_plugins.wordllama_embedder import get_model
+
+    model = get_model("l2_supercat", 256, 256)
+    assert model.word_cache
+    (ids,) = model.token_ids([text])
+    assert ids == model.tokenizer.encode(text, add_special_tokens=False).ids
