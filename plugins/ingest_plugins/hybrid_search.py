@@ -11,12 +11,12 @@
   of three rankings, each :data:`DEPTH` deep: bm25 over the chunks holding *every* word,
   bm25 over the chunks holding *any* word, and the semantic ranking. A chunk with all the
   words is thus counted twice on the keyword side. Fusing only the any-word and semantic
-  rankings lost a third of the keyword MRR on the benchmark's known-item queries (0.96 to
-  0.76): with lists 100 deep, chunks halfway down both outrank one at the top of one list
-  when the semantic ranking is the weaker one, as a static embedding's is. With the
-  every-word ranking, hybrid keeps keyword search's precision where all the words are
-  there, and the other two still find the chunk when some are not
-  (``benchmarks/test_search_bench.py``).
+  rankings took the MRR@10 of the benchmark's known-item queries from keyword search's 0.97
+  down to 0.80: with lists 100 deep, chunks halfway down both outrank the one at the top of
+  one list when the semantic ranking is the weaker one, as a static embedding's is. With
+  the every-word ranking, hybrid keeps keyword search's 0.97 where all the words are there,
+  and the other two still find the chunk when some are not (0.74, where keyword search
+  finds nothing; ``benchmarks/test_search_bench.py``).
 * **auto** (the default): hybrid when the store holds vectors, keyword otherwise.
 
 A store holding vectors of two models (documents embedded by runs with different models)
