@@ -7,19 +7,23 @@
   a strict xfail: keyword search already finds these at 0.97-0.98, see its reason).
 * ``test_embedding_overhead``: ``ingest run CORPUS`` (the default: one worker per CPU, JSONL)
   against the same with ``--embed wordllama``, whole processes, interleaved, medians of
-  :data:`ROUNDS`; target: at most 30% more wall time.
+  :data:`ROUNDS`; target: at most 30% more CPU time (the process and its workers), and 30%
+  more wall time when the machine is not oversubscribed (as for the latency below): on a
+  shared machine whose load average is several times its CPU count, a 25-second run's wall
+  time swings by a fifth from one round to the next.
 * ``test_query_latency_1m``: 1,000,000 vectors of 256 components (clustered, unit length)
   in the sqlite sink's tables; read time, index build time, memory, the query's wall and CPU
   time (median of 21), FAISS's top 10 against numpy's exact top 10, and numpy's exact scan
   for comparison. Target: query <= 100 ms of CPU; the wall time is asserted too when the
   machine is not oversubscribed (its load average below its CPU count), and always printed.
 
-Run: ``pytest benchmarks/test_search_bench.py -s -p no:randomly`` (about 5 minutes).
+Run: ``pytest benchmarks/test_search_bench.py -s -p no:randomly`` (about 8 minutes).
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import sqlite3
 import statistics
 import subprocess
@@ -52,18 +56,23 @@ pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is
 MRR: dict[str, dict[str, float]] = {}
 
 
-def _ingest(workdir: Path, *args: str) -> float:
-    """One ``ingest run CORPUS`` in a fresh, unpinned process: its wall time in seconds."""
+def _ingest(workdir: Path, *args: str) -> tuple[float, float]:
+    """One ``ingest run CORPUS`` in a fresh, unpinned process: its wall time and the CPU
+    time of the process and its workers, in seconds."""
     workdir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-c", INGEST_RUN, "run", str(CORPUS), "--progress", "none",
                "-o", "cache.enabled=false", *args]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
         command, cwd=workdir, env=_env(), capture_output=True, text=True, timeout=900
     )
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode in (0, 1), done.stderr[-2000:]
-    return seconds
+    # The workers are the run's children, reaped by it: their time is counted here too.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 @pytest.fixture(scope="module")
@@ -119,21 +128,30 @@ def test_hybrid_beats_keyword(store: Path) -> None:
     assert mrr["hybrid"]["targets"] >= mrr["keyword"]["targets"] + 0.05
 
 
+@pytest.mark.timeout(1800)
 def test_embedding_overhead(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    plain: list[float] = []
-    embedded: list[float] = []
+    plain: list[tuple[float, float]] = []
+    embedded: list[tuple[float, float]] = []
     _ingest(tmp_path / "warm", "--embed", "wordllama")  # page cache and imports warm for both
     for number in range(ROUNDS):
         plain.append(_ingest(tmp_path / f"plain{number}"))
         embedded.append(_ingest(tmp_path / f"embed{number}", "--embed", "wordllama"))
-    ratio = statistics.median(embedded) / statistics.median(plain)
+    wall = statistics.median(w for w, _ in embedded) / statistics.median(w for w, _ in plain)
+    cpu = statistics.median(c for _, c in embedded) / statistics.median(c for _, c in plain)
+    load = os.getloadavg()[0]
     with capsys.disabled():
         print(
-            f"\ningest run CORPUS (default workers, JSONL): {statistics.median(plain):.2f} s, "
-            f"with --embed wordllama {statistics.median(embedded):.2f} s (medians of {ROUNDS}):"
-            f" ratio {ratio:.3f} (target <= {OVERHEAD_TARGET}), load {os.getloadavg()[0]:.1f}"
+            f"\ningest run CORPUS (default workers, JSONL), medians of {ROUNDS}: "
+            f"{statistics.median(w for w, _ in plain):.2f} s wall, "
+            f"{statistics.median(c for _, c in plain):.2f} s CPU; with --embed wordllama "
+            f"{statistics.median(w for w, _ in embedded):.2f} s wall, "
+            f"{statistics.median(c for _, c in embedded):.2f} s CPU: ratios {wall:.3f} wall, "
+            f"{cpu:.3f} CPU (target <= {OVERHEAD_TARGET}); load average {load:.1f} on "
+            f"{os.cpu_count()} CPUs"
         )
-    assert ratio <= OVERHEAD_TARGET
+    assert cpu <= OVERHEAD_TARGET
+    if load < (os.cpu_count() or 1):
+        assert wall <= OVERHEAD_TARGET
 
 
 def _million_store(path: Path) -> None:
@@ -175,6 +193,7 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+@pytest.mark.timeout(1200)
 @pytest.mark.skipif(not faiss_available(), reason="faiss-cpu (embed extra) is not installed")
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc for memory")
 def test_query_latency_1m(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
