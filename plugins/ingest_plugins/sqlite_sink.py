@@ -137,20 +137,30 @@ _INSERT_CHUNK = (
 
 
 @hookimpl
-def ingest_sink_open(
-    scheme: str, target: str, rootdir: Path, settings: Settings
-) -> SqliteSink | None:
+def ingest_configure(settings: Settings) -> None:
+    """Fail at start, not at the first batch, when the run embeds into an sqlite sink and
+    numpy (which encodes the vectors) is missing.
+
+    :raises UsageError: naming the sink and the extra.
+    """
+    if not settings.embed.embedder:
+        return
+    for spec in settings.sinks:
+        if spec.partition(":")[0] == NAME:
+            check_numpy(f"sqlite sink {spec.partition(':')[2]!r}")
+
+
+@hookimpl
+def ingest_sink_open(scheme: str, target: str, rootdir: Path) -> SqliteSink | None:
     """Open the ``sqlite`` sink named by ``--sink sqlite:TARGET``; ``None`` for other schemes.
 
     :raises UsageError: naming the target, when it is a folder, not a database, or cannot be
-        created or written; or when the run embeds and numpy is missing.
+        created or written.
     """
     if scheme != NAME:
         return None
     if target.endswith(("/", os.sep)):
         raise UsageError(f"sqlite sink {target!r} is a folder: name a database file")
-    if settings.embed.embedder:
-        check_numpy(f"sqlite sink {target!r}")
     return SqliteSink(resolve_target(target, rootdir))
 
 
