@@ -255,3 +255,14 @@ def test_embedding_is_compact_and_survives_pickling() -> None:
     assert len(data) - len(pickle.dumps(document, pickle.HIGHEST_PROTOCOL)) < 1200
     chunk.embedding = kept
     assert chunk.embedding is not None and chunk.embedding.dim == 256
+
+
+def test_load_embedder_embeds_outside_a_run(tmp_path: Path) -> None:
+    from ingest import load_embedder
+
+    embedder = load_embedder(TOY, model="salted", dim=8, cwd=tmp_path, environ={})
+    assert embedder.label == f"{TOY}/salted"
+    (vector,) = embedder.embed(["herons nest"])
+    assert vector.tolist() == array("f", toy_vector("herons nest", 8, "salted")).tolist()
+    with pytest.raises(UsageError, match="unknown plugin 'nobody'"):
+        load_embedder("nobody", cwd=tmp_path, environ={})

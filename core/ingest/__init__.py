@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ingest.api import arun, run
     from ingest.bridge import run_sync, run_sync_many, shutdown_executors
     from ingest.config import Settings
-    from ingest.embedding import embed_texts
+    from ingest.embedding import Embedder, embed_texts, load_embedder
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
 
@@ -50,7 +50,9 @@ _LAZY = {
     "ProgressTracker": "ingest.progress",
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
+    "Embedder": "ingest.embedding",
     "embed_texts": "ingest.embedding",
+    "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
 }
 
@@ -69,6 +71,7 @@ __all__ = [
     "ConfigError",
     "Document",
     "DocumentError",
+    "Embedder",
     "Embedding",
     "ExitCode",
     "Failure",
@@ -87,6 +90,7 @@ __all__ = [
     "arun",
     "embed_texts",
     "hookimpl",
+    "load_embedder",
     "run",
     "run_sync",
     "run_sync_many",

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, final
 
 from ingest.errors import PluginError
 from ingest.model import Embedding
@@ -28,7 +30,7 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.model import Document
 
-__all__ = ["embed_document", "embed_texts", "model_label"]
+__all__ = ["Embedder", "embed_document", "embed_texts", "load_embedder", "model_label"]
 
 
 def model_label(settings: Settings) -> str:
@@ -87,6 +89,65 @@ def embed_document(manager: IngestPluginManager, settings: Settings, document: D
     label = model_label(settings)
     for chunk, vector in zip(document.chunks, vectors, strict=True):
         chunk.embedding = Embedding(label, vector)
+
+
+@final
+@dataclass(frozen=True)
+class Embedder:
+    """An embedder made ready outside a run, to embed queries (see :func:`load_embedder`).
+
+    :param manager: a plugin manager holding the embedder, configured.
+    :param settings: the settings naming it (``settings.embed``).
+    """
+
+    manager: IngestPluginManager
+    settings: Settings
+
+    @property
+    def label(self) -> str:
+        """The label its vectors are stored with (:func:`model_label`)."""
+        return model_label(self.settings)
+
+    def embed(self, texts: Sequence[str]) -> list[array[float]]:
+        """One float32 vector per text; see :func:`embed_texts`."""
+        return embed_texts(self.manager, self.settings, texts)
+
+
+def load_embedder(
+    embedder: str,
+    *,
+    model: str | None = None,
+    dim: int | None = None,
+    config_file: str | Path | None = None,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Embedder:
+    """Load and configure an embedder, as ``--embed`` would, to embed texts outside a run.
+
+    Search uses it to embed a query with the model a store's vectors were made with. The
+    configuration is read as for a run (the embedder's own settings section may come from a
+    config file or ``INGEST_*``), then ``embed.embedder``, ``embed.model`` and ``embed.dim``
+    are set from the arguments.
+
+    :param embedder: the embedder's plugin name (an entry point or a dotted module path).
+    :param model: ``embed.model``; ``None`` for the embedder's default.
+    :param dim: ``embed.dim``; ``None`` for the model's own size.
+    :param config_file: an explicit config file; else found by walking up from ``cwd``.
+    :param cwd: where to start looking for the config file.
+    :param environ: where ``INGEST_*`` is read (default ``os.environ``).
+    :returns: the ready embedder.
+    :raises ingest.errors.UsageError: the plugin cannot be loaded or refuses the settings.
+    """
+    from ingest.api import prepare  # the run's own path from settings to a manager
+
+    prepared = prepare(
+        plugins=[embedder],
+        config_file=config_file,
+        cwd=cwd,
+        environ=environ,
+        cli={"embed.embedder": embedder, "embed.model": model, "embed.dim": dim},
+    )
+    return Embedder(prepared.manager, prepared.loaded.settings)
 
 
 def _rows(result: Any, embedder: str) -> list[array[float]]:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, final
 
-from ingest import UsageError, embed_texts
+from ingest import UsageError, load_embedder
 
 # The sqlite sink's full-text search; it moves into the plugin with the search command.
 from ingest.search import search as fts_search
@@ -44,7 +44,7 @@ from ingest_plugins.vectors import VectorIndex, reciprocal_rank_fusion
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from ingest import IngestPluginManager, Settings
+    from ingest import Embedder
 
 __all__ = ["DEPTH", "MODES", "Hit", "Mode", "Searcher", "format_hits", "search"]
 
@@ -151,7 +151,7 @@ class Searcher:
         self._connection: sqlite3.Connection | None = _connect(self.path)
         self._index: VectorIndex | None = None
         self._positions: Any = None
-        self._embedder: tuple[IngestPluginManager, Settings] | None = None
+        self._embedder: Embedder | None = None
 
     def __enter__(self) -> Searcher:
         return self
@@ -206,8 +206,7 @@ class Searcher:
 
     def _semantic(self, query: str, depth: int) -> list[tuple[str, float]]:
         index = self._load_index()
-        manager, settings = self._load_embedder()
-        (vector,) = embed_texts(manager, settings, [query])
+        (vector,) = self._load_embedder().embed([query])
         found = index.search(vector, depth)
         chunk_ids = self._positions.chunk_ids([position for position, _ in found])
         return [(chunk_id, score) for chunk_id, (_, score) in zip(chunk_ids, found, strict=True)]
@@ -247,21 +246,18 @@ class Searcher:
             )
         return wanted[0][0], wanted[0][1]
 
-    def _load_embedder(self) -> tuple[IngestPluginManager, Settings]:
+    def _load_embedder(self) -> Embedder:
         if self._embedder is not None:
             return self._embedder
-        # Not exported by ingest yet: the one way to get a configured plugin manager.
-        from ingest.api import prepare
-
         label, dim = self._pick_model()
         embedder, _, model = label.partition("/")
-        prepared = prepare(
-            plugins=[embedder],
+        self._embedder = load_embedder(
+            embedder,
+            model=model or None,
+            dim=dim,
             config_file=self._config_file,
             environ=self._environ,
-            cli={"embed.embedder": embedder, "embed.model": model or None, "embed.dim": dim},
         )
-        self._embedder = (prepared.manager, prepared.loaded.settings)
         return self._embedder
 
     def _hits(
