@@ -241,11 +241,11 @@ def ingest_embed(
 ) -> Sequence[Sequence[float]] | None:
     """Turn a batch of chunk texts into vectors, one per text.
 
-    Called only when the run embeds (``--embed NAME``, setting ``embed.embedder``): in the
+    Called only when the run embeds (``--embed NAME``, setting ``embed.embedder``): in a
     worker, right after the ``transforms`` chain, once per ``embed.batch_size`` chunks of a
-    document (a document's chunks are never mixed with another's in one call); and by
-    ``ingest search --mode semantic|hybrid``, in the searching process, for the query. An
-    embedder acts only when ``embedder`` is its own name. It reads ``settings.embed.model``
+    document (a document's chunks are never mixed with another's in one call); and outside
+    a run by :func:`ingest.load_embedder`, as ``ingest search --mode semantic|hybrid`` does
+    to embed the query. An embedder acts only when ``embedder`` is its own name. It reads ``settings.embed.model``
     (``None``: its default model) and ``settings.embed.dim`` (``None``: the model's size;
     raise :class:`ingest.errors.PluginError` naming the setting for a size the model cannot
     give). Load a model once per process and keep it; a worker embeds many documents.
