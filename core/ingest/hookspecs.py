@@ -245,10 +245,11 @@ def ingest_embed(
     worker, right after the ``transforms`` chain, once per ``embed.batch_size`` chunks of a
     document (a document's chunks are never mixed with another's in one call); and outside
     a run by :func:`ingest.load_embedder`, as ``ingest search --mode semantic|hybrid`` does
-    to embed the query. An embedder acts only when ``embedder`` is its own name. It reads ``settings.embed.model``
-    (``None``: its default model) and ``settings.embed.dim`` (``None``: the model's size;
-    raise :class:`ingest.errors.PluginError` naming the setting for a size the model cannot
-    give). Load a model once per process and keep it; a worker embeds many documents.
+    to embed the query. An embedder acts only when ``embedder`` is its own name. It reads
+    ``settings.embed.model`` (``None``: its default model) and ``settings.embed.dim``
+    (``None``: the model's size; raise :class:`ingest.errors.PluginError` naming the setting
+    for a size the model cannot give). Load a model once per process and keep it: a worker
+    embeds many documents.
 
     The vectors are stored with the label ``embedder/model`` (the embedder's name alone when
     ``embed.model`` is empty) and their size; the embed settings and the embedder's version

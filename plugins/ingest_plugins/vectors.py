@@ -12,10 +12,11 @@ when the index is built (1 KB per vector). Above it, FAISS (``faiss-cpu``, part 
 ``embed`` extra) scans an int8 copy: a flat scalar-quantizer index with one scale for the
 whole store, whose scan reads a quarter of the bytes float32 would and runs in SIMD. Its top
 :data:`RERANK` candidates are then scored again with their own per-vector scales, so the
-order returned is the one the stored codes give. Measured over 1,000,000 vectors of 256
-components on this 2-CPU machine: see ``benchmarks/test_search_bench.py`` and the README.
-An approximate graph index (HNSW) was measured and refused: usearch needed 319 s to build
-200,000 vectors here, while the exact scan answers within the latency target.
+order returned is the one the stored codes give. Over 1,000,000 vectors of 256 components
+on this 2-CPU machine: 50 ms a query, against 895 ms for numpy's exact scan of the same
+(``benchmarks/test_search_bench.py``). An approximate graph index (HNSW) was measured and
+refused: usearch needed 319 s to build 200,000 vectors here, while the exact scan answers
+within the latency target.
 """
 
 from __future__ import annotations
