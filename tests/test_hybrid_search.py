@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from ingest.cli import main
 from ingest.errors import UsageError
 from ingest.model import Chunk, Document, Embedding, Metadata, Page, Source
-from ingest.search import search as keyword_search
+from ingest_plugins.sqlite_search import search as keyword_search
 from ingest_plugins.sqlite_sink import SqliteSink
 from plugins.toy_embedder import NAME as TOY
 from plugins.toy_embedder import toy_vector

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ingest.embedding import Embedder, embed_texts, load_embedder
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
+    from ingest.session import Session
 
 __version__ = "0.1.0"
 
@@ -54,6 +55,7 @@ _LAZY = {
     "embed_texts": "ingest.embedding",
     "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
+    "Session": "ingest.session",
 }
 
 
@@ -83,6 +85,7 @@ __all__ = [
     "ProgressEvent",
     "ProgressTracker",
     "RunResult",
+    "Session",
     "Settings",
     "Source",
     "UsageError",

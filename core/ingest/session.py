@@ -11,16 +11,18 @@ from __future__ import annotations
 import difflib
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.cache import RunCache, open_run_cache
+from ingest.cache import SKIP_UNCHANGED, InputScope, RunCache, StorePlan, abspath, open_run_cache
 from ingest.errors import UsageError
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
+from ingest.sinks import SinkSet
 from ingest.workers.feed import SourceFeed
 
 if TYPE_CHECKING:
@@ -32,7 +34,7 @@ logger = logging.getLogger("ingest.session")
 
 #: A batch goes to the sinks once its documents hold this much text, even with fewer than
 #: ``run.batch_size`` documents. Backends send the largest files first, and 16 of the
-#: corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
+#: test corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
@@ -79,6 +81,13 @@ class Session:
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
+        #: Every path collected (absolute) to its content id; ``None``: found, not readable.
+        self.collected: dict[str, str | None] = {}
+        #: What the run must delete from its sinks (known once collection is done).
+        self.plan = StorePlan()
+        #: The open sinks, in the order of ``settings.sinks``.
+        self.sinks = SinkSet(manager, settings)
+        self._unchanged: set[str] = set()
 
     # -- validation ---------------------------------------------------------------------
 
@@ -118,16 +127,26 @@ class Session:
             self.cache = open_run_cache(
                 self.manager, self.settings, self.rootdir, **self.cache_options
             )
+            if not self.collect_only:
+                # Started before collection, so that worker start-up overlaps the walk.
+                backend = self._backend()
+                backend.start()
             self.collect()
             if self.collect_only:
                 self._claim_extractors()
-            elif self.sources:
-                self._skip_cached()
-            if self.sources and not self.collect_only:
-                self._open_sinks()
-                backend = self._backend()
+            else:
+                self._plan_store()
+                if self.sources or self._has_deletions():
+                    self._open_sinks()
+                    self._verify_sinks()
+                if self.sources:
+                    self._skip_cached()
+            if self.sources and backend is not None:
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
                     self._dispatch(backend)
+            if not self.collect_only and not self.stop.requested:
+                with self.stop:  # a Ctrl-C waits for the deleting step, then stops
+                    self._settle_store()
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
@@ -167,6 +186,9 @@ class Session:
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
+                self.collected[abspath(given)] = (
+                    None if isinstance(item, Failure) else item.content_id
+                )
                 if isinstance(item, Failure):
                     self._record_failure(item)
                     continue
@@ -187,6 +209,8 @@ class Session:
             return
         self.sources, skipped = self.cache.select(self.sources)
         for source, why in skipped:
+            if why == SKIP_UNCHANGED:
+                self._unchanged.add(source.content_id)
             self._record_skip(source, why)
 
     def _claim_extractors(self) -> None:
@@ -205,7 +229,7 @@ class Session:
             if sink is None:
                 _require(scheme, schemes, f"sink (in {spec!r})")
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
-            self.manager.register(sink, name=f"sink:{spec}")
+            self.sinks.add(spec, sink)
             self.result.sinks.append(spec)
 
     def _backend(self) -> ExecutorBackend:
@@ -224,9 +248,7 @@ class Session:
         batch_chars = 0
         maxfail = self.settings.run.maxfail
         try:
-            feed = SourceFeed(
-                self.sources, self.stop, largest_first=getattr(backend, "largest_first", False)
-            )
+            feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
             for _source, outcome in backend.run(feed):
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
@@ -245,13 +267,21 @@ class Session:
             if batch:
                 self._flush(batch)
 
-    def _flush(self, batch: list[Document]) -> None:
-        # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
-        # know is written again by the final flush (issue #6, exactly once).
+    def _flush(self, batch: list[Document], deleted: Sequence[str] | None = None) -> None:
+        if deleted is None:
+            deleted = self.plan.deletions_for(batch)
+        # Ctrl-C waits until all is done: a batch some sinks wrote and the cache does not
+        # know is written again by the final flush (exactly once).
         with self.stop.critical():
-            self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
             if self.cache is not None:
-                self.cache.commit(batch)  # only after every sink returned: exactly once
+                self.cache.begin(batch, deleted)
+            self.sinks.write(batch, deleted)
+            if self.cache is not None:
+                # Only after every sink returned: exactly once.
+                self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
+        for warning in self.sinks.warnings:
+            if warning not in self.result.warnings:
+                self.result.warnings.append(warning)
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -259,6 +289,48 @@ class Session:
             self.result.chunks += len(document.chunks)
             self.tracker.update_sync(1, pages=pages)
             self._emit("ingested", source=document.source, pages=pages)
+
+    # -- the store mirrors the corpus ------------------------------------------------------
+
+    def _plan_store(self) -> None:
+        """Find the stored documents this run must delete: those of files whose bytes
+        changed, and those of files under the inputs that no longer exist."""
+        if self.cache is None:
+            return
+        scope = InputScope(
+            self.settings.collect.inputs, compile_selection(self.settings.collect.select)
+        )
+        self.plan = self.cache.plan(self.collected, scope)
+
+    def _has_deletions(self) -> bool:
+        return bool(self.plan.replaced) or (self.settings.run.prune and bool(self.plan.gone))
+
+    def _verify_sinks(self) -> None:
+        """Refill the sinks that lost or changed records since the cache last saw them."""
+        if self.cache is not None:
+            self.cache.check_sinks(self.sinks.states())
+
+    def _settle_store(self) -> None:
+        """At the end of the run: delete the old documents of files whose new bytes a sink
+        already held, and the documents of files that no longer exist (``--prune``), or
+        count those."""
+        deleted = self.plan.leftovers(self._unchanged)
+        gone = sorted(self.plan.gone)
+        if self.settings.run.prune:
+            deleted = sorted({*deleted, *gone})
+        else:
+            self.result.gone = len(gone)
+        if deleted and self.sinks:
+            self._flush([], deleted)
+            if self.settings.run.prune and len(self.sinks.cannot_delete) < len(self.sinks.specs):
+                self.result.removed = len(gone)
+
+    def _kept_sinks(self) -> list[str]:
+        """The cache's keys of the sinks that cannot delete."""
+        if self.cache is None:
+            return []
+        keys = dict(zip(self.sinks.specs, self.cache.sinks, strict=False))
+        return [keys[spec] for spec in self.sinks.cannot_delete]
 
     def _record_failure(self, failure: Failure) -> None:
         self.result.failed += 1

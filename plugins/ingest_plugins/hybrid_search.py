@@ -3,7 +3,8 @@
 ``ingest search STORE QUERY --mode keyword|semantic|hybrid`` and, from Python,
 :func:`search` (one query) or :class:`Searcher` (many queries; the vectors are read once):
 
-* **keyword**: FTS5's bm25 over the chunk text, every word required (:mod:`ingest.search`).
+* **keyword**: FTS5's bm25 over the chunk text, every word required
+  (:mod:`ingest_plugins.sqlite_search`).
 * **semantic**: the query is embedded with the model the store's vectors were made with
   (read from the store, so it cannot differ) and the chunks ranked by cosine similarity,
   exactly (:class:`ingest_plugins.vectors.VectorIndex`).
@@ -34,10 +35,8 @@ from typing import TYPE_CHECKING, Any, Literal, final
 
 from ingest import UsageError, load_embedder
 
-# The sqlite sink's full-text search; it moves into the plugin with the search command.
-from ingest.search import search as fts_search
-from ingest.search import to_fts_query
-
+from ingest_plugins.sqlite_search import open_database, to_fts_query
+from ingest_plugins.sqlite_search import search as fts_search
 from ingest_plugins.sqlite_vectors import check_numpy, load_vectors, stored_models
 from ingest_plugins.vectors import VectorIndex, reciprocal_rank_fusion
 
@@ -148,7 +147,7 @@ class Searcher:
         self.model = model
         self._config_file = config_file
         self._environ = environ
-        self._connection: sqlite3.Connection | None = _connect(self.path)
+        self._connection: sqlite3.Connection | None = open_database(self.path)
         self._index: VectorIndex | None = None
         self._positions: Any = None
         self._embedder: Embedder | None = None
@@ -360,34 +359,6 @@ def _opening(text: str) -> str:
 
 def _describe(models: Iterable[tuple[str, int, int]]) -> str:
     return ", ".join(f"{label}@{dim}: {count} chunks" for label, dim, count in models)
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    what = str(path)
-    if not path.is_file():
-        raise UsageError(
-            f"no database at {what!r}: make one with `ingest run ... --sink sqlite:{what}`"
-        )
-    try:
-        # Read-only: searching must never create, migrate or lock out the writer's file.
-        connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    except sqlite3.Error as exc:
-        raise UsageError(f"cannot open the database {what!r}: {exc}") from exc
-    try:
-        tables = {
-            name for (name,) in connection.execute("SELECT name FROM sqlite_master")
-        }
-    except sqlite3.Error as exc:
-        connection.close()
-        raise UsageError(f"{what!r} is not an SQLite database: {exc}") from exc
-    missing = {"documents", "chunks", "chunks_fts"} - tables
-    if missing:
-        connection.close()
-        raise UsageError(
-            f"{what!r} is not a database of ingest's sqlite sink (no table "
-            f"{', '.join(sorted(missing))}): make one with `ingest run ... --sink sqlite:{what}`"
-        )
-    return connection
 
 
 def format_hits(hits: Iterable[Hit]) -> str:

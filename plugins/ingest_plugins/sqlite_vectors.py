@@ -36,6 +36,7 @@ __all__ = [
     "VECTOR_SCHEMA",
     "StoredVectors",
     "check_numpy",
+    "delete_vectors",
     "load_vectors",
     "stored_models",
     "write_vectors",
@@ -74,6 +75,15 @@ def check_numpy(what: str) -> None:
         ) from None
 
 
+def delete_vectors(connection: sqlite3.Connection, doc_id: str) -> None:
+    """Delete the stored vectors of one document, if it has any.
+
+    Call inside the transaction that deletes or replaces the document: its vectors must go
+    with its chunks, whether or not the database enforces the foreign key.
+    """
+    connection.execute("DELETE FROM chunk_vectors WHERE doc_id = ?", (doc_id,))
+
+
 def write_vectors(connection: sqlite3.Connection, document: Document) -> None:
     """Replace the stored vectors of ``document`` by those of its chunks, if it has any.
 
@@ -82,7 +92,7 @@ def write_vectors(connection: sqlite3.Connection, document: Document) -> None:
     :raises ValueError: when only some chunks have a vector, or they disagree on model or size
         (the embed stage never makes such a document).
     """
-    connection.execute("DELETE FROM chunk_vectors WHERE doc_id = ?", (document.doc_id,))
+    delete_vectors(connection, document.doc_id)
     embeddings = [chunk.embedding for chunk in document.chunks]
     present = [e for e in embeddings if e is not None]
     if not present:
