@@ -22,6 +22,7 @@ EXAMPLES = REPO / "examples"
 #: Skip reasons of the modules that need an extra (``pytest.importorskip`` at their top).
 MISSING_OCR = "the ocr extra is not installed: pip install 'ingest[ocr]'"
 MISSING_DASK = "the dask extra is not installed: pip install 'ingest[dask]'"
+MISSING_EMBED = "the embed extra is not installed: pip install 'ingest[embed]'"
 
 
 def env_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> Path:

@@ -19,7 +19,7 @@ from typing import Any
 import pdfgen
 import pytest
 from click.testing import CliRunner
-from conftest import env_log
+from helpers import MISSING_EMBED, env_log
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest.api import prepare
@@ -163,7 +163,7 @@ def test_embed_settings_come_from_every_layer(tmp_path: Path) -> None:
 
 
 def test_naming_an_installed_embedder_loads_its_plugin(tmp_path: Path) -> None:
-    pytest.importorskip("wordllama")
+    pytest.importorskip("wordllama", reason=MISSING_EMBED)
     prepared = prepare(cwd=tmp_path, environ={}, cli={"embed.embedder": "wordllama"})
     assert prepared.manager.has_plugin("wordllama")
     assert not prepare(cwd=tmp_path, environ={}).manager.has_plugin("wordllama")

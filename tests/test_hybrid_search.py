@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import MISSING_EMBED
 from ingest.cli import main
 from ingest.errors import UsageError
 from ingest.model import Chunk, Document, Embedding, Metadata, Page, Source
@@ -23,7 +24,7 @@ from ingest_plugins.sqlite_sink import SqliteSink
 from plugins.toy_embedder import NAME as TOY
 from plugins.toy_embedder import toy_vector
 
-pytest.importorskip("numpy")
+pytest.importorskip("numpy", reason=MISSING_EMBED)
 
 from ingest_plugins.hybrid_search import Searcher, format_hits, search
 

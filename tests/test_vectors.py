@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from helpers import MISSING_EMBED
 from hypothesis import given
 from hypothesis import strategies as st
 
-np = pytest.importorskip("numpy")
+np = pytest.importorskip("numpy", reason=MISSING_EMBED)
 
 from ingest_plugins.vectors import (  # noqa: E402  # after the skip: numpy is in the embed extra
     VectorIndex,
@@ -73,7 +74,7 @@ def test_numpy_search_is_exact_over_the_stored_codes(count: int, limit: int, see
     assert all(abs(score - scores[p]) < 1e-5 for p, score in found)
 
 
-@pytest.mark.skipif(not faiss_available(), reason="faiss-cpu (embed extra) is not installed")
+@pytest.mark.skipif(not faiss_available(), reason=MISSING_EMBED)
 def test_faiss_finds_what_numpy_finds() -> None:
     matrix = _clustered(6000, 64, 3)
     codes, scales = encode(matrix)

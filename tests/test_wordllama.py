@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pdfgen
 import pytest
+from helpers import MISSING_EMBED
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest.api import prepare
@@ -23,8 +24,8 @@ from ingest.model import Document, Source
 from ingest.testing import Runner
 from ingest.workers.pipeline import process_source
 
-wordllama = pytest.importorskip("wordllama", reason="the embed extra is not installed")
-np = pytest.importorskip("numpy")
+wordllama = pytest.importorskip("wordllama", reason=MISSING_EMBED)
+np = pytest.importorskip("numpy", reason=MISSING_EMBED)
 
 TEXT = (
     "The committee approved the budget for the new footbridge across the river. "
