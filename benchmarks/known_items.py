@@ -6,7 +6,8 @@ made from:
 * ``sentence``: a sentence of the chunk (8 words or more, found in no other chunk, so the
   overlap between neighbouring chunks cannot make two right answers) with a third of its
   words dropped and the rest shuffled;
-* ``rare``: up to six of the chunk's rarer words (in at most 3 chunks of the store), shuffled;
+* ``rare``: up to six of the chunk's rarer words (those in at most 3 chunks of the store),
+  picked at random among them, in random order; a chunk with fewer than two gets none.
 * ``extra``: the sentence query plus two words of another chunk that this chunk lacks, as a
   person's question holds words the passage does not. Reported, not part of the targets.
 """
@@ -24,6 +25,10 @@ TARGET_KINDS = ("sentence", "rare")
 KINDS = (*TARGET_KINDS, "extra")
 SAMPLE = 150
 SEED = 19
+#: A word is one of a chunk's rarer words when at most this many chunks hold it.
+RARE_CHUNKS = 3
+#: The most words of a ``rare`` query.
+RARE_WORDS = 6
 
 _WORD = re.compile(r"\w+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n")
@@ -68,13 +73,13 @@ def known_item_queries(store: Path, sample: int = SAMPLE, seed: int = SEED) -> l
                 extra = kept + rng.sample(foreign, 2)
                 rng.shuffle(extra)
                 queries.append(Query("extra", chunk_id, " ".join(extra)))
-        rare = sorted(
-            {word.lower() for word in _WORD.findall(text)}, key=lambda w: (frequency[w], w)
-        )
-        rare = [word for word in rare if frequency[word] <= 3][:6]
-        if len(rare) >= 2:
-            rng.shuffle(rare)
-            queries.append(Query("rare", chunk_id, " ".join(rare)))
+        # Sorted only so that the seeded sample is stable; which rare words a query gets is
+        # the sample's, not the alphabet's (sorted first, digits would win every tie).
+        rarer = sorted(w for w in {w.lower() for w in _WORD.findall(text)}
+                       if frequency[w] <= RARE_CHUNKS)  # fmt: skip
+        if len(rarer) >= 2:
+            picked = rng.sample(rarer, min(RARE_WORDS, len(rarer)))
+            queries.append(Query("rare", chunk_id, " ".join(picked)))
     return queries
 
 

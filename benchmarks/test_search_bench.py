@@ -2,9 +2,13 @@
 
 * ``test_retrieval_quality``: ../shared/corpus ingested with ``--embed wordllama`` into
   SQLite; MRR@10 of keyword, semantic and hybrid search over the known-item queries of
-  :mod:`known_items`. Targets, on the issue's two kinds of query (``sentence``, ``rare``):
-  hybrid >= semantic (asserted), hybrid >= keyword + 0.05 (``test_hybrid_beats_keyword``,
-  a strict xfail: keyword search already finds these at 0.97-0.98, see its reason).
+  :mod:`known_items`, for each kind of query. Targets, on the issue's two kinds of query
+  (``sentence``, ``rare``): hybrid >= semantic (asserted for each kind and both together);
+  hybrid >= keyword + 0.05, reported with the paired difference and its standard error, not
+  asserted: every word of those queries is in the chunk, so keyword search (the one users
+  run, every word required) finds them at about 0.97, and no mode can gain 0.05 over that
+  (a perfect ranking scores 1.000). What is asserted instead is that hybrid does not fall
+  below keyword by more than :data:`NOISE_SE` standard errors of the paired difference.
 * ``test_embedding_overhead``: ``ingest run CORPUS`` (the default: one worker per CPU, JSONL)
   against the same with ``--embed wordllama``, whole processes, interleaved, medians of
   :data:`ROUNDS`; target: at most 30% more CPU time (the process and its workers), and 30%
@@ -33,11 +37,12 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+from helpers import MISSING_EMBED
 from known_items import TARGET_KINDS, known_item_queries, reciprocal_rank
 from test_workers_bench import CORPUS, INGEST_RUN, _env
 
-np = pytest.importorskip("numpy")
-pytest.importorskip("wordllama", reason="the embed extra is not installed")
+np = pytest.importorskip("numpy", reason=MISSING_EMBED)
+pytest.importorskip("wordllama", reason=MISSING_EMBED)
 
 from ingest_plugins.hybrid_search import Searcher  # noqa: E402  # after the skips
 from ingest_plugins.sqlite_sink import SqliteSink  # noqa: E402
@@ -53,7 +58,14 @@ PER_DOCUMENT = 50
 
 pytestmark = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is not present")
 
-MRR: dict[str, dict[str, float]] = {}
+#: Per mode, per query kind: the reciprocal rank of each query, in the order of the queries.
+RANKS: dict[str, dict[str, list[float]]] = {}
+MS_PER_QUERY: dict[str, float] = {}
+#: How many standard errors of the paired difference count as noise.
+NOISE_SE = 2.0
+TARGET_GAIN = 0.05
+MODES = ("keyword", "semantic", "hybrid")
+KIND_COLUMNS = (*TARGET_KINDS, "targets", "extra")
 
 
 def _ingest(workdir: Path, *args: str) -> tuple[float, float]:
@@ -82,12 +94,13 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "corpus.db"
 
 
-def _mrr(store: Path) -> dict[str, dict[str, float]]:
-    if MRR:
-        return MRR
+def _ranks(store: Path) -> dict[str, dict[str, list[float]]]:
+    """Every query's reciprocal rank in each mode, searched as ``ingest search --mode`` does."""
+    if RANKS:
+        return RANKS
     queries = known_item_queries(store)
     with Searcher(store) as searcher:
-        for mode in ("keyword", "semantic", "hybrid"):
+        for mode in MODES:
             ranks: dict[str, list[float]] = defaultdict(list)
             started = time.perf_counter()
             for query in queries:
@@ -96,36 +109,47 @@ def _mrr(store: Path) -> dict[str, dict[str, float]]:
                 ranks[query.kind].append(rank)
                 if query.kind in TARGET_KINDS:
                     ranks["targets"].append(rank)
-            MRR[mode] = {kind: statistics.fmean(values) for kind, values in ranks.items()}
-            MRR[mode]["ms_per_query"] = (time.perf_counter() - started) / len(queries) * 1000
-    counts = {kind: sum(q.kind == kind for q in queries) for kind in ("sentence", "rare", "extra")}
-    MRR["queries"] = {kind: float(count) for kind, count in counts.items()}
-    return MRR
+            RANKS[mode] = dict(ranks)
+            MS_PER_QUERY[mode] = (time.perf_counter() - started) / len(queries) * 1000
+    return RANKS
+
+
+def _paired(kind: str, better: str, than: str) -> tuple[float, float]:
+    """Mean difference of the reciprocal ranks of two modes over one kind's queries, and the
+    standard error of that mean (the queries are the same, so the difference is paired)."""
+    differences = [b - t for b, t in zip(RANKS[better][kind], RANKS[than][kind], strict=True)]
+    return statistics.fmean(differences), statistics.stdev(differences) / len(differences) ** 0.5
 
 
 def test_retrieval_quality(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    mrr = _mrr(store)
+    """MRR@10 per query kind and mode; hybrid >= semantic on each kind of the targets, and
+    hybrid within noise of keyword (the issue's +0.05 over keyword is reported, see below)."""
+    ranks = _ranks(store)
+    mrr = {mode: {kind: statistics.fmean(ranks[mode][kind]) for kind in KIND_COLUMNS}
+           for mode in MODES}  # fmt: skip
     with capsys.disabled():
-        counts = ", ".join(f"{int(n)} {kind}" for kind, n in mrr["queries"].items())
+        counts = ", ".join(f"{len(ranks['keyword'][kind])} {kind}" for kind in KIND_COLUMNS)
         print(f"\nMRR@10 over known-item queries of ../shared/corpus ({counts}):")
-        print(f"{'mode':<10}{'sentence':>10}{'rare':>8}{'targets':>9}{'extra':>8}{'ms/query':>10}")
-        for mode in ("keyword", "semantic", "hybrid"):
-            row = mrr[mode]
+        print(f"{'mode':<10}" + "".join(f"{k:>10}" for k in KIND_COLUMNS) + f"{'ms/query':>10}")
+        for mode in MODES:
+            cells = "".join(f"{mrr[mode][kind]:>10.3f}" for kind in KIND_COLUMNS)
+            print(f"{mode:<10}{cells}{MS_PER_QUERY[mode]:>10.1f}")
+        for kind in (*TARGET_KINDS, "targets"):
+            gain, error = _paired(kind, "hybrid", "keyword")
+            headroom = 1.0 - mrr["keyword"][kind]
             print(
-                f"{mode:<10}{row['sentence']:>10.3f}{row['rare']:>8.3f}{row['targets']:>9.3f}"
-                f"{row['extra']:>8.3f}{row['ms_per_query']:>10.1f}"
+                f"hybrid - keyword, {kind}: {gain:+.3f} (standard error {error:.3f}); keyword "
+                f"leaves {headroom:.3f} below a perfect 1.000, the target asks +{TARGET_GAIN}: "
+                + ("met" if gain >= TARGET_GAIN else "not met")
+                + (" (out of reach: above the ceiling)" if headroom < TARGET_GAIN else "")
             )
-    assert mrr["hybrid"]["targets"] >= mrr["semantic"]["targets"]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="keyword search finds these known items at MRR 0.97-0.98: every word of a "
-    "sentence or rare-word query is in its chunk, so bm25 leaves no 0.05 to gain",
-)
-def test_hybrid_beats_keyword(store: Path) -> None:
-    mrr = _mrr(store)
-    assert mrr["hybrid"]["targets"] >= mrr["keyword"]["targets"] + 0.05
+    for kind in (*TARGET_KINDS, "targets"):
+        assert mrr["hybrid"][kind] >= mrr["semantic"][kind], kind
+        gain, error = _paired(kind, "hybrid", "keyword")
+        assert gain >= -NOISE_SE * error, (
+            f"{kind}: hybrid is {-gain:.3f} below keyword, more than {NOISE_SE} standard "
+            f"errors ({error:.3f})"
+        )
 
 
 @pytest.mark.timeout(1800)
@@ -194,7 +218,7 @@ def _rss_mb() -> float:
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.skipif(not faiss_available(), reason="faiss-cpu (embed extra) is not installed")
+@pytest.mark.skipif(not faiss_available(), reason=MISSING_EMBED)
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc for memory")
 def test_query_latency_1m(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "million.db"
