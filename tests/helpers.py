@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pytest
+    from click.testing import Result
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -35,3 +36,19 @@ def env_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> P
     log.touch()
     monkeypatch.setenv(variable, str(log))
     return log
+
+
+def ingest_run(*args: str, workers: int) -> Result:
+    """``ingest run ARGS --workers N --progress none`` in the current folder, in this process;
+    the result of the command."""
+    from click.testing import CliRunner
+    from ingest.cli import main
+
+    command = ["run", *args, "--workers", str(workers), "--progress", "none"]
+    return CliRunner().invoke(main, command, catch_exceptions=False)
+
+
+def summary(result: Result) -> str:
+    """The summary line of a run that succeeded, without its ``=`` rule."""
+    assert result.exit_code == 0, result.output
+    return str(result.output).strip().splitlines()[-1].strip("= ")

@@ -10,18 +10,15 @@ fails the check even when the counts agree.
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from helpers import EXAMPLES, MISSING_EMBED
+from helpers import MISSING_EMBED, ingest_run, summary
 from ingest import Document, Embedding, hookimpl
-from ingest.cli import main
 from ingest.testing import SinkReport, check_sink
 from ingest_plugins import sqlite_sink
 from pdfgen import text_pdf
@@ -91,23 +88,9 @@ def check_vectors(kind: str, target: Path, model: str | None) -> dict[str, str]:
     return texts
 
 
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A working folder with ``docs/``: the three example PDFs."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("guide.pdf", "field-notes.pdf", "budget-encrypted.pdf"):
-        shutil.copyfile(EXAMPLES / name, docs / name)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-
-
 def ingest(*args: str, workers: int) -> str:
     """``ingest run docs ARGS``; the summary line."""
-    command = ["run", "docs", *args, "--workers", str(workers), "--progress", "none"]
-    result = CliRunner().invoke(main, command, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output.strip().splitlines()[-1].strip("= ")
+    return summary(ingest_run("docs", *args, workers=workers))
 
 
 @pytest.mark.parametrize("workers", [0, pytest.param(2, marks=pytest.mark.slow)])

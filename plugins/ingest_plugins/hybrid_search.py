@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, final
 
 from ingest import UsageError, load_embedder
 
-from ingest_plugins.sqlite_search import open_database, to_fts_query
+from ingest_plugins.sqlite_search import SearchHit, open_database, to_fts_query
 from ingest_plugins.sqlite_search import search as fts_search
 from ingest_plugins.sqlite_vectors import check_numpy, load_vectors, stored_models
 from ingest_plugins.vectors import VectorIndex, reciprocal_rank_fusion
@@ -57,42 +57,20 @@ _OPENING_WORDS = 30
 
 @final
 @dataclass(frozen=True, slots=True)
-class Hit:
-    """One chunk found.
+class Hit(SearchHit):
+    """One chunk found: a keyword search's hit (:class:`SearchHit`, whose fields it has) and
+    the ranks it was fused from.
 
-    :param rank: 1-based position in the results.
-    :param chunk_id: the chunk's id (``doc_id:index``).
-    :param doc_id: its document.
-    :param source: the document's file, as collected.
-    :param title: the document's title, when it has one.
-    :param page_start: first page of the chunk.
-    :param page_end: last page of the chunk.
-    :param score: higher is better: bm25 (keyword), cosine similarity (semantic) or the
-        fused reciprocal-rank score (hybrid).
-    :param snippet: the text around the matched words, between ``[`` and ``]``, or the
-        chunk's opening words when no word matched.
+    :attr:`score` is higher for better hits: bm25 (keyword), cosine similarity (semantic) or
+    the fused reciprocal-rank score (hybrid). :attr:`snippet` is the text around the matched
+    words, between ``[`` and ``]``, or the chunk's opening words when no word matched.
+
     :param keyword_rank: the chunk's place in the keyword ranking, if it is in it.
     :param semantic_rank: its place in the semantic ranking, if it is in it.
     """
 
-    rank: int
-    chunk_id: str
-    doc_id: str
-    source: str
-    title: str | None
-    page_start: int
-    page_end: int
-    score: float
-    snippet: str
     keyword_rank: int | None = None
     semantic_rank: int | None = None
-
-    @property
-    def pages(self) -> str:
-        """``p. 3``, or ``pp. 3-4`` with an en dash between the pages."""
-        if self.page_start == self.page_end:
-            return f"p. {self.page_start}"
-        return f"pp. {self.page_start}\u2013{self.page_end}"
 
     def as_dict(self) -> dict[str, Any]:
         """The hit as JSON-ready data."""
@@ -321,19 +299,8 @@ def _snippets(connection: sqlite3.Connection, match: str, chunk_ids: list[str]) 
     return dict(rows)
 
 
-def _from_keyword(hit: Any) -> Hit:
-    return Hit(
-        rank=hit.rank,
-        chunk_id=hit.chunk_id,
-        doc_id=hit.doc_id,
-        source=hit.source,
-        title=hit.title,
-        page_start=hit.page_start,
-        page_end=hit.page_end,
-        score=hit.score,
-        snippet=hit.snippet,
-        keyword_rank=hit.rank,
-    )
+def _from_keyword(hit: SearchHit) -> Hit:
+    return Hit(**{f.name: getattr(hit, f.name) for f in fields(SearchHit)}, keyword_rank=hit.rank)
 
 
 def _chunk_rows(

@@ -22,7 +22,6 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
 
 import click
 from ingest import ExitCode, UsageError
@@ -54,7 +53,6 @@ LIMIT :limit
 """
 
 
-@final
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     """One matching chunk.

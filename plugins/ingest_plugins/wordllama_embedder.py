@@ -28,32 +28,17 @@ one line naming the extra, which ``--embed wordllama`` reports at start (exit 4)
 
 from __future__ import annotations
 
-import importlib.util
+from ingest_plugins.extras import require_extra
 
 #: Top-level modules of the ``embed`` extra, checked without importing them: only a process
 #: that embeds should pay for importing them (with worker processes the driver never does).
 EXTRA_MODULES = ("wordllama", "numpy", "safetensors", "tokenizers")
 
 
-def _missing_modules() -> list[str]:
-    missing = []
-    for module in EXTRA_MODULES:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # an import hook refused it, or a broken install
-            found = False
-        if not found:
-            missing.append(module)
-    return missing
-
-
-if _missing := _missing_modules():
-    raise ImportError(
-        f"the wordllama embedder needs the extra: pip install 'ingest[embed]' "
-        f"(missing: {', '.join(_missing)})"
-    )
+require_extra("the wordllama embedder", "embed", EXTRA_MODULES)
 
 # The imports below come after the check on purpose: it must fail before anything else.
+import importlib.util  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
