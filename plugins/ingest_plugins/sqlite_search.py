@@ -22,9 +22,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from ingest import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from ingest_plugins.hybrid_search import Mode
 
 __all__ = [
     "SearchHit",
@@ -259,7 +263,7 @@ def open_database(db_path: Path) -> sqlite3.Connection:
 @click.option("--model", metavar="LABEL[@DIM]", help="Which stored vectors, if several.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def search_command(
-    database: str, query: str, limit: int, mode: str, model: str | None, as_json: bool
+    database: str, query: str, limit: int, mode: Mode, model: str | None, as_json: bool
 ) -> None:
     """Search the chunks of an SQLite sink by words, meaning or both; print source and page."""
     from ingest_plugins.hybrid_search import format_hits as format_found
