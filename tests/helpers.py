@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import pytest
+    from click.testing import Result
     from ingest import Document
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,6 +28,7 @@ EXAMPLES = REPO / "examples"
 #: Skip reasons of the modules that need an extra (``pytest.importorskip`` at their top).
 MISSING_OCR = "the ocr extra is not installed: pip install 'ingest[ocr]'"
 MISSING_DASK = "the dask extra is not installed: pip install 'ingest[dask]'"
+MISSING_EMBED = "the embed extra is not installed: pip install 'ingest[embed]'"
 
 
 def env_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> Path:
@@ -51,3 +53,17 @@ class Collect:
     @hookimpl
     def ingest_sink(self, batch: Sequence[Document]) -> None:
         self.documents.extend(batch)
+def ingest_run(*args: str, workers: int) -> Result:
+    """``ingest run ARGS --workers N --progress none`` in the current folder, in this process;
+    the result of the command."""
+    from click.testing import CliRunner
+    from ingest.cli import main
+
+    command = ["run", *args, "--workers", str(workers), "--progress", "none"]
+    return CliRunner().invoke(main, command, catch_exceptions=False)
+
+
+def summary(result: Result) -> str:
+    """The summary line of a run that succeeded, without its ``=`` rule."""
+    assert result.exit_code == 0, result.output
+    return str(result.output).strip().splitlines()[-1].strip("= ")

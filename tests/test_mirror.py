@@ -14,14 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from helpers import EXAMPLES
+from click.testing import CliRunner
+from helpers import EXAMPLES, summary
+from helpers import ingest_run as ingest
 from ingest.cli import main
 from ingest_plugins.sqlite_search import search
 from pdfgen import text_pdf
@@ -32,28 +32,6 @@ SMALL_CHUNKS = ["-o", "chunk.size=300", "-o", "chunk.overlap=0"]
 SHAPING = ["-p", "plugins.shaping", "-o", "transforms=[normalize,plugins.shaping,chunk]"]
 
 Records = dict[str, dict[str, Any]]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A working folder (the run's rootdir) with ``docs/``: the three example PDFs."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("guide.pdf", "field-notes.pdf", "budget-encrypted.pdf"):
-        shutil.copyfile(EXAMPLES / name, docs / name)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-
-
-def ingest(*args: str, workers: int) -> Result:
-    """``ingest run ARGS --workers N`` in the current folder; the result of the command."""
-    command = ["run", *args, "--workers", str(workers), "--progress", "none"]
-    return CliRunner().invoke(main, command, catch_exceptions=False)
-
-
-def summary(result: Result) -> str:
-    assert result.exit_code == 0, result.output
-    return result.output.strip().splitlines()[-1].strip("= ")
 
 
 def held(kind: str, target: Path) -> Records:

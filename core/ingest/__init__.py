@@ -22,6 +22,7 @@ from ingest.model import (
     Block,
     Chunk,
     Document,
+    Embedding,
     Failure,
     Metadata,
     Page,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from ingest.api import arun, run
     from ingest.bridge import run_sync, run_sync_many, shutdown_executors
     from ingest.config import Settings
+    from ingest.embedding import Embedder, embed_texts, load_embedder
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
@@ -54,6 +56,9 @@ _LAZY = {
     "ProgressTracker": "ingest.progress",
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
+    "Embedder": "ingest.embedding",
+    "embed_texts": "ingest.embedding",
+    "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
     "Session": "ingest.session",
 }
@@ -76,6 +81,8 @@ __all__ = [
     "ConfigError",
     "Document",
     "DocumentError",
+    "Embedder",
+    "Embedding",
     "ExitCode",
     "Failure",
     "IngestError",
@@ -94,7 +101,9 @@ __all__ = [
     "UsageError",
     "__version__",
     "arun",
+    "embed_texts",
     "hookimpl",
+    "load_embedder",
     "run",
     "run_sync",
     "run_sync_many",

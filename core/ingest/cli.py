@@ -194,6 +194,9 @@ def main() -> None:
     type=click.Choice(["text", "markdown"]),
     help="Cut chunks from the plain text or from Markdown (headings, lists, tables).",
 )
+@click.option(
+    "--embed", metavar="NAME", help="Give every chunk a vector from this embedder (wordllama)."
+)
 @click.option("-k", "select", metavar="EXPR", help="Only paths matching EXPR (and/or/not).")
 @click.option("--collect-only", is_flag=True, help="List what would be ingested; parse nothing.")
 @click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failure.")
@@ -246,6 +249,7 @@ def run(
     password: str | None,
     sinks: tuple[str, ...],
     text_format: str | None,
+    embed: str | None,
     select: str | None,
     collect_only: bool,
     exitfirst: bool,
@@ -274,6 +278,7 @@ def run(
         "extract.password": password,
         "sinks": list(sinks) or None,
         "format": text_format,
+        "embed.embedder": embed,
         "run.maxfail": 1 if exitfirst else maxfail,
         "run.workers": workers,
         # A scheduler or shipped bytes only mean something to the dask executor.

@@ -13,7 +13,10 @@ means ``ingest.db``; a folder is refused). Tables:
   external-content table, so ``chunks`` needs a stable integer rowid: ``chunks.id`` is an
   ``INTEGER PRIMARY KEY`` (an implicit rowid may be renumbered by ``VACUUM``, which would
   point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
-  by. Query it with ``ingest search DB QUERY`` (:mod:`ingest_plugins.sqlite_search`).
+  by. Query it with ``ingest search DB QUERY`` (:mod:`ingest_plugins.sqlite_search`);
+* ``vector_models`` and ``chunk_vectors``: the chunks' vectors when the run embeds
+  (``--embed NAME``), int8 with a scale, one row per document, written and deleted in the
+  same transaction as its chunks (see :mod:`ingest_plugins.sqlite_vectors`).
 
 When the structure was made (``--format markdown``, ``chunk.by: section`` or
 ``structure.enabled``), ``pages.markdown`` holds each page's Markdown and ``chunks.headings``
@@ -22,20 +25,20 @@ columns existed gets them when opened.
 
 The store mirrors the corpus. Each step (``ingest_sink``) is one transaction, committed
 before the hook returns: every document of the batch replaces what the database holds for
-its ``doc_id`` (its pages, chunks and tables are deleted, then inserted again), and every id
-in ``deleted`` loses its document, pages, chunks and tables. The index's delete trigger takes
-the old text out of ``chunks_fts`` in the same transaction, so a search never finds a record
-that is gone, and a reader (another connection) sees the database before or after a step,
-never within one. A rerun after a kill therefore never duplicates a record.
+its ``doc_id`` (its pages, chunks, tables and vectors are deleted, then inserted again), and
+every id in ``deleted`` loses its document, pages, chunks, tables and vectors. The index's
+delete trigger takes the old text out of ``chunks_fts`` in the same transaction, so a search
+never finds a record that is gone, and a reader (another connection) sees the database before
+or after a step, never within one. A rerun after a kill therefore never duplicates a record.
 
 What the database holds is vouched for by ``ingest_state``, one row: ``store`` (a random id
 made with the table) and ``writes`` (steps taken), which ``ingest_sink_state`` reports to the
-cache, and ``changes``, which triggers on ``documents``, ``pages``, ``chunks`` and ``tables``
-count on every insert, update and delete. Each step ends by setting ``expected`` to
-``changes``; on open, a difference means rows were changed outside ingest (a ``DELETE`` in
-the ``sqlite3`` shell), and the sink takes a new ``store`` id, so the cache writes every
-document to it again. A deleted, emptied or replaced file has no such row, or another one:
-the same. Not detected: a change made with the triggers dropped, or to ``ingest_state``
+cache, and ``changes``, which triggers on ``documents``, ``pages``, ``chunks``, ``tables`` and
+``chunk_vectors`` count on every insert, update and delete. Each step ends by setting
+``expected`` to ``changes``; on open, a difference means rows were changed outside ingest (a
+``DELETE`` in the ``sqlite3`` shell), and the sink takes a new ``store`` id, so the cache
+writes every document to it again. A deleted, emptied or replaced file has no such row, or
+another one: the same. Not detected: a change made with the triggers dropped, or to ``ingest_state``
 itself.
 
 Durability: WAL with ``synchronous=FULL``. WAL with ``NORMAL`` already survives a killed
@@ -60,9 +63,16 @@ from typing import TYPE_CHECKING, Any, final
 
 from ingest import UsageError, hookimpl
 
+from ingest_plugins.sqlite_vectors import (
+    VECTOR_SCHEMA,
+    check_numpy,
+    delete_vectors,
+    write_vectors,
+)
+
 if TYPE_CHECKING:
     import click
-    from ingest import Document
+    from ingest import Document, Settings
 
 logger = logging.getLogger("ingest.sqlite")
 
@@ -70,10 +80,11 @@ NAME = "sqlite"
 DEFAULT_FILENAME = "ingest.db"
 #: Stored in ``PRAGMA user_version``; a database from a newer schema is refused. Version 1
 #: lacks ``ingest_state``: its first open in a later version takes a new store id (a refill).
-#: Version 3 adds ``tables`` and the structure's columns; an older sink would not replace a
-#: document's tables with the document, so it must refuse such a database.
+#: Version 3 adds ``tables``, the structure's columns and the vector tables; an older sink
+#: would not replace a document's tables or vectors with the document, so it must refuse such
+#: a database.
 SCHEMA_VERSION = 3
-_TRACKED = ("documents", "pages", "chunks", "tables")
+_TRACKED = ("documents", "pages", "chunks", "tables", "chunk_vectors")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS documents (
@@ -144,6 +155,7 @@ _SCHEMA = (
         INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
         INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
     END""",
+    *VECTOR_SCHEMA,
     """CREATE TABLE IF NOT EXISTS ingest_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         store TEXT NOT NULL,
@@ -194,6 +206,20 @@ _INSERT_TABLE = (
 #: Columns a database made before them lacks (``CREATE TABLE IF NOT EXISTS`` keeps its
 #: tables as they are); added when it is opened.
 _ADDED_COLUMNS = (("pages", "markdown", "TEXT"), ("chunks", "headings", "TEXT"))
+
+
+@hookimpl
+def ingest_configure(settings: Settings) -> None:
+    """Fail at start, not at the first batch, when the run embeds into an sqlite sink and
+    numpy (which encodes the vectors) is missing.
+
+    :raises UsageError: naming the sink and the extra.
+    """
+    if not settings.embed.embedder:
+        return
+    for spec in settings.sinks:
+        if spec.partition(":")[0] == NAME:
+            check_numpy(f"sqlite sink {spec.partition(':')[2]!r}")
 
 
 @hookimpl
@@ -309,6 +335,7 @@ class SqliteSink:
                     _delete(connection, doc_id)
                 for document in batch:
                     _upsert(connection, document, now)
+                    write_vectors(connection, document)
                 connection.execute(_END_STEP)
                 connection.execute("COMMIT")
             except BaseException:
@@ -394,6 +421,7 @@ def _delete(connection: sqlite3.Connection, doc_id: str) -> None:
     connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
     connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
     connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
+    delete_vectors(connection, doc_id)
     connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
 

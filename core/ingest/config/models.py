@@ -140,6 +140,27 @@ class ChunkSettings(_Section):
 
 
 @final
+class EmbedSettings(_Section):
+    """Vectors for the chunks (off unless an embedder is named)."""
+
+    embedder: str | None = Field(
+        default=None,
+        description="Name of the embedder plugin (e.g. wordllama); empty: no vectors.",
+    )
+    model: str | None = Field(
+        default=None, description="Model of the embedder; empty: the embedder's default."
+    )
+    dim: int | None = Field(
+        default=None,
+        gt=0,
+        description="Vector size, where the model allows several; empty: the model's own.",
+    )
+    batch_size: int = Field(
+        default=256, gt=0, le=65536, description="Chunk texts per call of the embedder."
+    )
+
+
+@final
 class RunSettings(_Section):
     """How documents are processed."""
 
@@ -208,6 +229,7 @@ class Settings(_Section):
         "(headings, lists, tables; made by the structure step).",
     )
     chunk: ChunkSettings = _section_field(ChunkSettings)
+    embed: EmbedSettings = _section_field(EmbedSettings)
     sinks: _SinkList = Field(
         default_factory=lambda: ["jsonl:ingest-out.jsonl"],
         description="Where records go, each as `scheme:target`.",
