@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ingest.embedding import embed_document
 from ingest.errors import DocumentError
 from ingest.model import Document, Failure
 from ingest.workers.tasks import (
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from ingest.workers.timing import StageTimes
 
 #: The hooks that run documents in workers: their plugins must exist in every worker.
-WORKER_HOOKS = ("ingest_extract", "ingest_transform")
+WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_embed")
 
 
 def process_source(
@@ -137,7 +138,8 @@ def transform_document(
     *,
     times: StageTimes | None = None,
 ) -> Document | Failure:
-    """Run the ``transforms`` chain on a whole document, in order, in place.
+    """Run the ``transforms`` chain on a whole document, in order, in place, then embed its
+    chunks when the run asks for vectors (``embed.embedder``).
 
     :param times: where to add each step's seconds (``transform:STEP``).
     :returns: the document, or the failure of the first step that raised.
@@ -151,6 +153,16 @@ def transform_document(
         finally:
             if times is not None:
                 times.add(f"transform:{step}", time.perf_counter() - started)
+    embedder = settings.embed.embedder
+    if embedder:
+        started = time.perf_counter()
+        try:
+            embed_document(manager, settings, document)
+        except Exception as exc:
+            return failure_from_exception(manager, document.source, exc, default_plugin=embedder)
+        finally:
+            if times is not None:
+                times.add(f"embed:{embedder}", time.perf_counter() - started)
     return document
 
 
@@ -263,5 +275,6 @@ def _plugin_in_traceback(
 
 
 def document_plugins(manager: IngestPluginManager) -> list[str]:
-    """The names of the plugins that implement the hooks workers run (extract, transform)."""
+    """The names of the plugins that implement the hooks workers run (extract, transform,
+    embed)."""
     return sorted({name for hook in WORKER_HOOKS for name in manager.plugins_with_hook(hook)})
