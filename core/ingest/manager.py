@@ -46,6 +46,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dedup",
     "jsonl",
     "sqlite",
+    "postgresql",
     "inprocess",
     "process",
     "reporters",
