@@ -92,3 +92,25 @@ def dask_address(dask_cluster: Any) -> str:
     with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)
     return str(dask_cluster.scheduler_address)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the session (:mod:`pgserver`); tests using it skip,
+    with the reason, where one cannot be started."""
+    import pgserver
+
+    reason = pgserver.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgserver.running() as server:
+        yield server
+
+
+_databases = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return str(pg_server.create_database(f"test_{next(_databases)}"))

@@ -274,18 +274,25 @@ def config(
 
 
 @main.command()
-@click.argument("database", type=click.Path(dir_okay=False))
+@click.argument("database", metavar="STORE")
 @click.argument("query")
 @click.option("--limit", default=10, show_default=True, help="How many chunks to show.")
 def search(database: str, query: str, limit: int) -> None:
-    """Search the chunks of an SQLite sink (bm25 ranking), printing source and page."""
+    """Search the chunks of an SQLite sink's file (bm25 ranking) or of a postgresql://
+    URL's schema, printing source and page."""
 
     def body() -> int:
         from pathlib import Path
 
         from ingest.search import format_hits, search
 
-        hits = search(Path(database), query, limit=limit)
+        if database.startswith(("postgresql://", "postgres://")):
+            # A store named by its URL is the postgresql plugin's to search.
+            from ingest_plugins.postgres.search import search as search_url
+
+            hits = search_url(database, query, limit=limit)
+        else:
+            hits = search(Path(database), query, limit=limit)
         if not hits:
             click.echo(f"no match for {query!r}")
             return 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ingest import hookimpl
+
 from ingest_plugins.postgres.target import SCHEMES, Target, is_url, mask
 
 if TYPE_CHECKING:

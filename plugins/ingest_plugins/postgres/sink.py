@@ -36,13 +36,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, final
 
 from ingest import UsageError, hookimpl
+
 from ingest_plugins.postgres.schema import new_store, prepare, q
 from ingest_plugins.postgres.target import import_psycopg
 
 if TYPE_CHECKING:
     import psycopg
-
     from ingest import Document
+
     from ingest_plugins.postgres.target import Target
 
 __all__ = ["PostgresSink"]

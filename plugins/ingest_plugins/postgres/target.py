@@ -117,7 +117,14 @@ class Target:
         conninfo = urlunsplit(
             ("postgresql", parts.netloc, parts.path, urlencode(rest, quote_via=quote), "")
         )
-        return cls(conninfo, schema, retry_s, shown, password or None)
+        target = cls(conninfo, schema, retry_s, shown, password or None)
+        psycopg = import_psycopg(f"postgresql URL {shown!r}")
+        try:
+            # libpq's own parser: a misspelt parameter fails here, not as a connection error.
+            psycopg.conninfo.conninfo_to_dict(conninfo)
+        except psycopg.Error as exc:
+            raise UsageError(f"postgresql URL {shown!r}: {target.scrub(str(exc))}") from None
+        return target
 
     def scrub(self, message: str) -> str:
         """``message`` on one line, with every URL's password masked, and the password of
