@@ -100,9 +100,13 @@ def test_bad_urls_are_usage_errors_naming_the_part(url: str, message: str) -> No
 
 def test_the_first_open_makes_the_schema_tables_index_and_state(sink: PostgresSink) -> None:
     url = sink.target.conninfo
-    tables = {t for (t,) in rows(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'ingest'")}
+    tables = {
+        t for (t,) in rows(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'ingest'")
+    }
     assert tables == {"documents", "pages", "chunks", "ingest_state"}
-    indexes = dict(rows(url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'"))
+    indexes = dict(
+        rows(url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'chunks'")
+    )
     assert "USING gin (tsv)" in indexes["chunks_tsv"]
     store, writes = state(url)
     assert sink.ingest_sink_state() == (store, 0) and writes == 0 and len(store) == 32
