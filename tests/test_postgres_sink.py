@@ -310,6 +310,44 @@ def test_a_change_outside_ingest_during_a_run_makes_the_next_run_refill(pg_url: 
         assert reopened.ingest_sink_state()[0] != opened
 
 
+def test_another_writer_s_one_step_after_this_one_s_last_makes_it_refill(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """A writer is a cache folder; the cache trusts one write more than it recorded (its own
+    step cut off by a kill), so one foreign step must show in the store instead."""
+    mine, theirs = tmp_path / "mine", tmp_path / "theirs"
+    with open_sink(pg_url, cache_folder=mine) as sink:
+        sink.write([sample_document("a", ["a"])])
+        recorded = sink.ingest_sink_state()
+    with open_sink(pg_url, cache_folder=mine) as again:
+        assert again.ingest_sink_state() == recorded  # its own last step: trusted
+    with open_sink(pg_url, cache_folder=theirs) as other:
+        assert other.ingest_sink_state()[0] == recorded[0] + "~shared"
+        other.write([sample_document("a", ["a replaced by them"])])
+        assert other.ingest_sink_state() == (recorded[0], recorded[1] + 1)
+    with open_sink(pg_url, cache_folder=mine) as again:
+        assert again.ingest_sink_state() == (recorded[0] + "~shared", recorded[1] + 1)
+        again.write([sample_document("a", ["a"])])  # the refill's first step
+        assert again.ingest_sink_state() == (recorded[0], recorded[1] + 2)
+
+
+def test_a_foreign_step_between_two_of_a_run_marks_the_rest_of_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    with open_sink(pg_url, cache_folder=tmp_path / "a") as a, open_sink(
+        pg_url, cache_folder=tmp_path / "b"
+    ) as b:
+        store = a.ingest_sink_state()[0]
+        a.write([sample_document("a", ["a"])])
+        assert a.ingest_sink_state() == (store, 1)
+        b.write([sample_document("b", ["b"])])  # after a's step, which b did not see
+        assert b.ingest_sink_state() == (store + "~shared", 2)
+        a.write([sample_document("c", ["c"])])
+        a.write([sample_document("d", ["d"])])
+        assert a.ingest_sink_state() == (store + "~shared", 4)
+    assert len(held(pg_url)) == 4
+
+
 # --------------------------------------------------------------------------------------------
 # Through the CLI: runs, connection errors, passwords
 # --------------------------------------------------------------------------------------------

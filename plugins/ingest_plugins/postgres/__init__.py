@@ -13,6 +13,7 @@ URL, ``PGPASSWORD`` or ``~/.pgpass`` and never shown (:mod:`.target`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ingest import hookimpl
@@ -20,6 +21,8 @@ from ingest import hookimpl
 from ingest_plugins.postgres.target import SCHEMES, Target, is_url, mask
 
 if TYPE_CHECKING:
+    from ingest import Settings
+
     from ingest_plugins.postgres.sink import PostgresSink
 
 __all__ = ["NAME", "SCHEMES", "Target", "ingest_sink_open", "is_url", "mask", "open_sink"]
@@ -28,7 +31,9 @@ NAME = "postgresql"
 
 
 @hookimpl
-def ingest_sink_open(scheme: str, target: str) -> PostgresSink | None:
+def ingest_sink_open(
+    scheme: str, target: str, settings: Settings, rootdir: Path
+) -> PostgresSink | None:
     """Open the sink named by ``--sink postgresql://...``; ``None`` for other schemes.
 
     The spec splits at its first ``:``, so the plugin gets ``scheme="postgresql"`` and
@@ -39,14 +44,21 @@ def ingest_sink_open(scheme: str, target: str) -> PostgresSink | None:
     """
     if scheme not in SCHEMES:
         return None
-    return open_sink(f"{scheme}:{target}")
+    # The run's cache folder names the writer, as the cache is what trusts the sink.
+    cache_folder = rootdir / Path(settings.cache.dir).expanduser()
+    return open_sink(f"{scheme}:{target}", cache_folder=cache_folder)
 
 
-def open_sink(url: str) -> PostgresSink:
+def open_sink(url: str, *, cache_folder: Path | None = None) -> PostgresSink:
     """Open a ``postgresql://`` URL as a sink (what ``--sink URL`` does).
 
+    :param url: the URL.
+    :param cache_folder: the cache folder of the run that writes (default
+        ``.ingest_cache`` in the current directory): two sinks with the same folder are one
+        writer.
     :raises UsageError: as :func:`ingest_sink_open`.
     """
-    from ingest_plugins.postgres.sink import PostgresSink
+    from ingest_plugins.postgres.sink import PostgresSink, writer_id
 
-    return PostgresSink(Target.parse(url))
+    folder = cache_folder if cache_folder is not None else Path(".ingest_cache")
+    return PostgresSink(Target.parse(url), writer_id(folder))

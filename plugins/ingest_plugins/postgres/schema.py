@@ -8,7 +8,8 @@ All of them live in one PostgreSQL schema (``ingest`` unless the URL says ``?sch
   the runs that embed, and ``tsv``, a stored generated ``tsvector`` of the text under the
   schema's text search configuration ``ingest_text``, with a GIN index;
 * ``ingest_state``: one row, ``store`` (a random id made with the row), ``writes`` (steps
-  taken), and ``changes``/``expected`` (see below).
+  taken), ``writer`` (who took the last step: see :mod:`.sink`), and ``changes`` and
+  ``expected`` (see below).
 
 ``ingest_text`` is English stemming, with ``unaccent`` in front of it when the server has the
 extension and the user may create it (``cafe`` then finds ``café``); without it, plain English.
@@ -96,7 +97,8 @@ def _tables(schema: str) -> list[str]:
             writes bigint NOT NULL,
             changes bigint NOT NULL,
             expected bigint NOT NULL,
-            schema_version integer NOT NULL
+            schema_version integer NOT NULL,
+            writer text
         )""",
         f"""CREATE OR REPLACE FUNCTION {s}.ingest_count_change() RETURNS trigger
             LANGUAGE plpgsql AS $$
@@ -108,7 +110,9 @@ def _tables(schema: str) -> list[str]:
     ]
 
 
-def prepare(connection: psycopg.Connection[Any], schema: str, what: str) -> tuple[str, int]:
+def prepare(
+    connection: psycopg.Connection[Any], schema: str, what: str
+) -> tuple[str, int, str | None]:
     """Make what is missing of the schema, and read (or start) its state, in one transaction.
 
     Two runs opening the same new schema at once would race on ``CREATE ... IF NOT EXISTS``
@@ -118,7 +122,7 @@ def prepare(connection: psycopg.Connection[Any], schema: str, what: str) -> tupl
     :param connection: an open connection, not in a transaction.
     :param schema: the schema's name.
     :param what: how messages start (``postgresql sink 'postgresql://...'``).
-    :returns: ``(store, writes)`` as the state row has them now.
+    :returns: ``(store, writes, writer)`` as the state row has them now.
     :raises UsageError: for a schema made by a newer ingest.
     """
     s = q(schema)
@@ -142,8 +146,8 @@ def prepare(connection: psycopg.Connection[Any], schema: str, what: str) -> tupl
             # Records may have changed while a table or a trigger was missing.
             made = "ingest_state" in present
         row = connection.execute(
-            f"SELECT store, writes, changes, expected, schema_version FROM {s}.ingest_state "
-            "FOR UPDATE"
+            "SELECT store, writes, changes, expected, schema_version, writer "
+            f"FROM {s}.ingest_state FOR UPDATE"
         ).fetchone()
         if row is not None and row[4] > SCHEMA_VERSION:
             raise UsageError(
@@ -151,14 +155,14 @@ def prepare(connection: psycopg.Connection[Any], schema: str, what: str) -> tupl
                 f"this one writes {SCHEMA_VERSION}); upgrade ingest or pick another ?schema="
             )
         if row is not None and not made and row[2] == row[3]:
-            return str(row[0]), int(row[1])
+            return str(row[0]), int(row[1]), row[5]
         if row is not None:
             logger.info(
                 "%s: records were changed outside ingest since its last step; it counts as "
                 "a new store",
                 what,
             )
-        return new_store(connection, schema), 0
+        return new_store(connection, schema), 0, None
 
 
 def new_store(connection: psycopg.Connection[Any], schema: str) -> str:
@@ -167,7 +171,7 @@ def new_store(connection: psycopg.Connection[Any], schema: str) -> str:
     s = q(schema)
     connection.execute(f"DELETE FROM {s}.ingest_state")
     connection.execute(
-        f"INSERT INTO {s}.ingest_state VALUES (1, %s, 0, 0, 0, %s)",
+        f"INSERT INTO {s}.ingest_state VALUES (1, %s, 0, 0, 0, %s, NULL)",
         (store, SCHEMA_VERSION),
     )
     return store

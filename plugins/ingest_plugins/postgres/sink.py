@@ -12,10 +12,22 @@ A step (``ingest_sink``) is one transaction, committed before the hook returns:
 3. ``COPY ... FROM STDIN`` writes the batch's documents, pages and chunks. The server fills
    each chunk's ``tsvector`` and the GIN index in the same transaction, so a search never
    sees a step half done.
-4. The state row counts the step (``writes``) and records ``expected = changes``.
+4. The state row counts the step (``writes``), names its ``writer``, and records
+   ``expected = changes``.
 
 Exactly once follows from the replace: a step the cache did not record (a kill between the
 commit and the cache's own) is sent again by the next run and leaves the same rows.
+
+Several writers: a run's cache knows only its own steps. A writer is the cache a run keeps
+(host and cache folder, :func:`writer_id`), the same across its runs. When the last step in
+the schema is another writer's (found on open), or another writer took a step since this
+sink's last look (found at a step), the records this cache vouches for may have been
+replaced or deleted behind its back: the sink then reports its store as ``STORE~shared``,
+which matches nothing the cache recorded, so the next run writes every document again
+rather than trusting them. (The write count alone would miss one foreign step: the cache
+takes one write more than recorded for a step of its own that a kill cut off from it.) The
+mark found on open lasts until the sink's first step, by which the cache has started that
+refill; the one found at a step lasts for the rest of the run.
 
 The server going away (restarted, failed over, a network cut) breaks the connection: the
 step's transaction is rolled back by the server, or was committed just before the break,
@@ -27,12 +39,15 @@ returned, has the next run write it again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from ingest import UsageError, hookimpl
@@ -46,7 +61,7 @@ if TYPE_CHECKING:
 
     from ingest_plugins.postgres.target import Target
 
-__all__ = ["PostgresSink"]
+__all__ = ["PostgresSink", "writer_id"]
 
 logger = logging.getLogger("ingest.postgresql")
 
@@ -67,6 +82,16 @@ _CHUNK_COLUMNS = (
 )
 
 Rows = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+SHARED_MARK = "~shared"
+
+
+def writer_id(cache_folder: Path) -> str:
+    """Who writes: this host and the cache folder of the run, hashed (16 hex digits).
+
+    :param cache_folder: the run's cache folder (``rootdir / cache.dir``).
+    """
+    name = f"{socket.gethostname()}\0{cache_folder.absolute()}"
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 @final
@@ -75,12 +100,14 @@ class PostgresSink:
     the rest of the run.
 
     :param target: the parsed URL.
+    :param writer: who writes (:func:`writer_id` of the run's cache folder).
     :raises UsageError: one line, password masked, when the server cannot be reached, the
         login is refused, the database does not exist, or the schema cannot be made.
     """
 
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, writer: str) -> None:
         self.target = target
+        self.writer = writer
         self.what = f"postgresql sink {target.shown!r}"
         self._psycopg = import_psycopg(self.what)
         self._connection: psycopg.Connection[Any] | None = None
@@ -93,10 +120,15 @@ class PostgresSink:
         self.store = ""
         #: What :meth:`ingest_sink_state` reports: ``(store, writes)``.
         self.state: tuple[str, int] = ("", 0)
+        #: The state row's ``(writer, writes)`` at the last look (open, or a step).
+        self._seen: tuple[str | None, int] = (None, 0)
+        # Another writer wrote last, when found on open / since the last look at a step.
+        self._foreign_at_open = False
+        self._foreign_during = False
         connection = target.connect(self.what, autocommit=True)
         self._connection = connection
         try:
-            self.store, writes = prepare(connection, target.schema, self.what)
+            self.store, writes, last_writer = prepare(connection, target.schema, self.what)
         except self._psycopg.Error as exc:
             self.close()
             raise UsageError(
@@ -106,7 +138,9 @@ class PostgresSink:
         except BaseException:
             self.close()
             raise
-        self.state = (self.store, writes)
+        self._seen = (last_writer, writes)
+        self._foreign_at_open = last_writer not in (None, writer)
+        self.state = (self._reported_store(), writes)
 
     def __repr__(self) -> str:
         return f"<PostgresSink {self.target.shown!r} schema={self.target.schema!r}>"
@@ -175,7 +209,9 @@ class PostgresSink:
                         )
                         raise
                     deadline = self._wait_to_retry(exc, deadline, len(batch), len(deleted))
-            self.state = (self.store, writes)
+            self._seen = (self.writer, writes)
+            self._foreign_at_open = False
+            self.state = (self._reported_store(), writes)
 
     def close(self) -> None:
         """Close the connection; calling it again does nothing."""
@@ -197,8 +233,14 @@ class PostgresSink:
         documents, pages, chunks = rows
         with connection.transaction(), connection.cursor() as cursor:
             state = cursor.execute(
-                f"SELECT changes, expected FROM {s}.ingest_state FOR UPDATE"
+                f"SELECT changes, expected, writer, writes FROM {s}.ingest_state FOR UPDATE"
             ).fetchone()
+            # The last step is another writer's, and not the one seen last: a foreign step
+            # since. (This writer's own is a step whose commit a lost connection hid.)
+            if state is not None and state[2] not in (None, self.writer) and (
+                (state[2], state[3]) != self._seen
+            ):
+                self._note_foreign_step()
             if state is None or state[0] != state[1]:
                 logger.warning(
                     "%s: records were changed outside ingest during this run; the next run "
@@ -219,10 +261,28 @@ class PostgresSink:
                         for record in records:
                             copy.write_row(record)
             (writes,) = cursor.execute(
-                f"UPDATE {s}.ingest_state SET writes = writes + 1, expected = changes "
-                "RETURNING writes"
+                f"UPDATE {s}.ingest_state SET writes = writes + 1, writer = %s, "
+                "expected = changes RETURNING writes",
+                (self.writer,),
             ).fetchone() or (0,)
         return int(writes)
+
+    def _note_foreign_step(self) -> None:
+        if not self._foreign_during:
+            logger.info(
+                "%s: another run wrote to schema %s during this one; this run's next rerun "
+                "writes every document again",
+                self.what,
+                self.target.schema,
+            )
+        self._foreign_during = True
+
+    def _reported_store(self) -> str:
+        """The store id to report: marked while another writer may have changed what this
+        run's cache vouches for (see the module docstring)."""
+        if self._foreign_at_open or self._foreign_during:
+            return self.store + SHARED_MARK
+        return self.store
 
     def _lost(self, exc: BaseException) -> bool:
         """Whether ``exc`` says the connection is gone, or the server asks for a retry."""
