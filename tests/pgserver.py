@@ -71,7 +71,9 @@ class Server:
         assert bindir is not None, unavailable()
         self.bindir = bindir
         self.fsync = fsync
-        self.folder = Path(tempfile.mkdtemp(prefix="ingest-pg-"))
+        # Under root the server's user must reach its folder: /tmp, not a TMPDIR of root's.
+        where = "/tmp" if os.geteuid() == 0 and os.path.isdir("/tmp") else None
+        self.folder = Path(tempfile.mkdtemp(prefix="ingest-pg-", dir=where))
         self.data = self.folder / "data"
         self.log = self.folder / "server.log"
         self._as: dict[str, Any] = {}

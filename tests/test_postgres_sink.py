@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
@@ -464,3 +465,19 @@ def test_a_document_is_the_same_in_both_sinks(
         pages_sqlite = sorted(db.execute("SELECT doc_id, number, text FROM pages"))
     assert sorted(rows(pg_url, f"SELECT {columns} FROM ingest.chunks")) == in_sqlite
     assert sorted(rows(pg_url, "SELECT doc_id, number, text FROM ingest.pages")) == pages_sqlite
+
+
+def test_without_psycopg_the_sink_and_search_say_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if not installed
+    url = "postgresql://team:hunter22@db.example/corpus"
+    run_it = ["run", str(EXAMPLES), "--sink", url, "--progress", "none"]
+    for command in (run_it, ["search", url, "herons"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 4, result.output
+        assert "needs psycopg 3, which is not installed: pip install 'ingest[postgres]'" in (
+            result.output
+        )
+        assert "hunter22" not in result.output and result.output.count("\n") == 1
