@@ -58,7 +58,6 @@ class _Keep:
 def documents(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
     """The corpus, extracted and chunked, ten times over with distinct ids."""
     from ingest.api import prepare
-    from ingest.session import Session
 
     keep = _Keep()
     workdir = tmp_path_factory.mktemp("pg-bench")
@@ -73,7 +72,7 @@ def documents(tmp_path_factory: pytest.TempPathFactory) -> list[Any]:
         },
         extra_plugins=[keep],
     )
-    Session(prepared.manager, prepared.loaded.settings, rootdir=workdir).run()
+    prepared.session().run()
     assert keep.documents, "nothing extracted"
     copies: list[Any] = []
     for number in range(COPIES):

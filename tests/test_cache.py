@@ -1,4 +1,4 @@
-"""The cache (issue #6): reruns skip unchanged documents before parsing, ``--force``, ``--lf``,
+"""The cache: reruns skip unchanged documents before parsing, ``--force``, ``--lf``,
 ``--cache-clear``, the stat cache, the output fingerprint, and Ctrl-C during dispatch.
 
 Runs are real sessions over real PDFs with a real SQLite cache, in-process (``--workers 0``)

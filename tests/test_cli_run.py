@@ -1,4 +1,4 @@
-"""``ingest run`` end to end through the CLI (issue #5): summary, exit codes, sinks, -k, -x."""
+"""``ingest run`` end to end through the CLI: summary, exit codes, sinks, -k, -x."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import ingest
 import pytest
 from click.testing import CliRunner, Result
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from ingest.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def invoke(*args: str) -> Result:
@@ -193,3 +195,14 @@ def test_every_corpus_file_gets_one_outcome(corpus: Path, tmp_path: Path) -> Non
     assert len(outcomes) == len(set(outcomes)) == 77
     text = " ".join(str(r["text"]) for r in read_jsonl(out))
     assert "Hello World" in text or "Hello world" in text
+
+
+def test_a_plugin_named_by_an_override_is_loaded_by_run(examples: Path, tmp_path: Path) -> None:
+    """``-o plugins=...`` names a plugin for every command, so its own section is known."""
+    named = ["-o", "plugins=[plugins.section_plugin]", "-o", "myplug.x=3"]
+    listed = CliRunner().invoke(main, ["config", *named, "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output)["settings"]["myplug"] == {"x": 3}
+    result = invoke(str(examples), "--collect-only", *named)
+    assert result.exit_code == 0, result.output
+    assert "unknown setting" not in result.output

@@ -1,5 +1,5 @@
 """The settings models: defaults, validation, independent copies, pickling, plugin sections,
-the rendering of ``ingest config`` and the README table (issue #4)."""
+the rendering of ``ingest config`` and the README table."""
 
 from __future__ import annotations
 
@@ -226,7 +226,7 @@ _changes = st.fixed_dictionaries(
 @settings(max_examples=150, deadline=None)
 @given(changes=_changes)
 def test_overrides_never_touch_the_base(changes: dict[str, Any]) -> None:
-    """Issue #4: a copy with overrides is independent of its base, both ways."""
+    """A copy with overrides is independent of its base, both ways."""
     model = build_settings_model({"ocr": OcrSettings})
     base = model.model_validate(
         {"plugins": ["a"], "collect": {"patterns": ["*.pdf"]}, "ocr": {"languages": ["eng"]}}

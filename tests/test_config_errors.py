@@ -1,6 +1,6 @@
 """Every way configuration can be wrong gets a ConfigError naming the file and line, the
 variable or the ``-o`` text, each bad key as a dotted path, and a did-you-mean; and ingest
-works without PyYAML except for YAML files (issue #4)."""
+works without PyYAML except for YAML files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from ingest.config import load_settings, peek_plugins
+from ingest.config import SettingsStack, load_settings
 from ingest.errors import ConfigError
 from pydantic import BaseModel, ConfigDict
 
@@ -314,7 +314,7 @@ def test_without_pyyaml_a_yaml_file_says_how_to_install_it(tmp_path: Path) -> No
     assert message.startswith(f"{path}: reading a YAML config file needs PyYAML")
     assert "pip install pyyaml" in message
     with pytest.raises(ConfigError, match="pip install pyyaml"):
-        peek_plugins(config_file=None, cwd=tmp_path, environ={}, cli_plugins=[])
+        SettingsStack(cwd=tmp_path, environ={}).plugins()
 
 
 @pytest.mark.usefixtures("no_yaml")
@@ -339,7 +339,7 @@ def test_without_pyyaml_toml_env_and_overrides_still_work(tmp_path: Path) -> Non
     assert (s.run.workers, s.plugins, s.ocr.dpi) == (2, ["ocr", "a", "b"], 72)  # type: ignore[attr-defined]  # a run-time field
     assert (s.collect.patterns, s.transforms) == (["*.pdf", "*.txt"], ["normalize", "chunk"])
     assert (s.cache.enabled, s.run.max_memory, s.collect.select) == (False, 1024**3, "not draft")
-    assert peek_plugins(config_file=None, cwd=tmp_path, environ={}, cli_plugins=["x"]) == [
+    assert SettingsStack(cwd=tmp_path, environ={}, cli={"plugins": ["x"]}).plugins() == [
         "ocr",
         "x",
     ]

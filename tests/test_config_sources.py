@@ -1,5 +1,5 @@
 """Where settings come from: precedence of the layers, config file discovery, ``INGEST_*``
-variables, ``-o`` parsing and origin tracking (issue #4)."""
+variables, ``-o`` parsing and origin tracking."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest.config import LoadedSettings, load_settings, peek_plugins
+from ingest.config import LoadedSettings, SettingsStack, load_settings
 from ingest.errors import ConfigError
 from pydantic import BaseModel, ConfigDict
 
@@ -352,7 +352,7 @@ def test_rows_cover_every_leaf_including_plugin_sections(tmp_path: Path) -> None
     keys = [key for key, _, _ in loaded.as_rows()]
     assert keys[:3] == ["plugins", "collect.inputs", "collect.patterns"]
     assert keys[-2:] == ["ocr.dpi", "ocr.languages"]
-    assert len(keys) == len(set(keys)) == 27
+    assert len(keys) == len(set(keys)) == 28
 
 
 def test_origin_of_an_unknown_key(tmp_path: Path) -> None:
@@ -361,27 +361,26 @@ def test_origin_of_an_unknown_key(tmp_path: Path) -> None:
         loaded.origin("chunk")
 
 
-# -- peek_plugins -----------------------------------------------------------------------------
+# -- the early pass: plugins before their sections are known ---------------------------
 
 
-def test_peek_plugins_merges_without_knowing_sections(tmp_path: Path) -> None:
+def test_early_plugins_merges_without_knowing_sections(tmp_path: Path) -> None:
     (tmp_path / "ingest.yaml").write_text("plugins: [ocr]\nocr: {dpi: 200}\n")
-    plugins = peek_plugins(
-        config_file=None,
+    plugins = SettingsStack(
         cwd=tmp_path,
         environ={"INGEST_PLUGINS": "sqlite", "INGEST_OCR__DPI": "5"},
-        cli_plugins=["no:sqlite", "ocr"],
+        cli={"plugins": ["no:sqlite", "ocr"]},
         overrides=["plugins=[x]", "ocr.dpi=7"],
-    )
+    ).plugins()
     assert plugins == ["ocr", "sqlite", "no:sqlite", "x"]
 
 
-def test_peek_plugins_without_any(tmp_path: Path) -> None:
-    assert peek_plugins(config_file=None, cwd=tmp_path, environ={}, cli_plugins=None) == []
+def test_early_plugins_without_any(tmp_path: Path) -> None:
+    assert SettingsStack(cwd=tmp_path, environ={}).plugins() == []
 
 
-def test_peek_plugins_reports_a_bad_plugins_value(tmp_path: Path) -> None:
+def test_early_plugins_reports_a_bad_plugins_value(tmp_path: Path) -> None:
     (tmp_path / "ingest.yaml").write_text("plugins:\n  ocr: true\n")
     path = tmp_path.resolve() / "ingest.yaml"
     with pytest.raises(ConfigError, match=f"{path}:1: plugins: Input should be a valid list"):
-        peek_plugins(config_file=None, cwd=tmp_path, environ={}, cli_plugins=[])
+        SettingsStack(cwd=tmp_path, environ={}).plugins()

@@ -1,4 +1,4 @@
-"""Exactly once across kill -9 and Ctrl-C (issue #6), with the real CLI in real processes.
+"""Exactly once across kill -9 and Ctrl-C, with the real CLI in real processes.
 
 Each scenario runs ``ingest run`` over 60 generated PDFs into a JSONL and an SQLite sink with
 ``run.batch_size=4`` (so batches are flushed fifteen times), kills it with SIGKILL at some
@@ -58,6 +58,8 @@ from ingest import hookimpl
 
 @hookimpl(wrapper=True)
 def ingest_extract(source):
+    with open("extracting.log", "a") as log:  # in the run's cwd: tests wait for it
+        log.write(source.path.name + "\\n")
     time.sleep(float(os.environ.get("SLOWDOWN_S", "0")))
     return (yield)
 
@@ -104,7 +106,10 @@ sys.argv = ["ingest", *sys.argv[1:]]
 main()
 '''
 
-pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals"),
+]
 
 DocChunks = dict[str, set[str]]
 
@@ -155,6 +160,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     assert len(doc_chunks) == DOCUMENTS and len(default) > 3 * DOCUMENTS
     assert set(small_chunks) == set(doc_chunks) and len(small) > len(default)
     return Corpus(pdfs, plugins.parent, default, doc_chunks, small_chunks, files)
+
+
+def in_flight(cwd: Path, count: int, timeout: float = 60.0) -> None:
+    """Wait until ``count`` extractions started in the run whose cwd is ``cwd``: start-up
+    takes longer on a loaded machine, and a Ctrl-C before dispatch tests nothing."""
+    log = cwd / "extracting.log"
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and len(log.read_text().splitlines()) >= count):
+        assert time.monotonic() < deadline, f"fewer than {count} extractions started"
+        time.sleep(0.02)
 
 
 def start(
@@ -428,7 +443,7 @@ def test_second_ctrl_c_abandons_documents_in_flight(
     corpus: Corpus, tmp_path: Path, workers: int
 ) -> None:
     process = start(corpus, tmp_path, workers=workers, slowdown=60)
-    time.sleep(1.5 + workers)  # past start-up: documents are in flight, none can finish
+    in_flight(tmp_path, workers or 1)  # documents are in flight, none can finish
     os.killpg(process.pid, signal.SIGINT)
     time.sleep(0.3)
     sent = time.monotonic()
@@ -444,7 +459,7 @@ def test_second_ctrl_c_abandons_documents_in_flight(
 def test_ctrl_c_gives_documents_in_flight_a_grace_period(corpus: Corpus, tmp_path: Path) -> None:
     """A document that would take a minute is abandoned a few seconds after one Ctrl-C."""
     process = start(corpus, tmp_path, workers=0, slowdown=60)
-    time.sleep(1.5)
+    in_flight(tmp_path, 1)
     sent = time.monotonic()
     os.killpg(process.pid, signal.SIGINT)
     stdout, stderr = process.communicate(timeout=30)

@@ -1,4 +1,4 @@
-"""The README's "Writing a plugin" section, proven (issue #3).
+"""The README's "Writing a plugin" section, proven.
 
 The example distribution in ``plugins/examples/ingest_text`` is installed with pip into a
 temporary site directory, exactly as the section tells a newcomer to install theirs, and the
@@ -40,7 +40,7 @@ PLUGIN_HOOKS = [
 
 # Installing and a dozen interpreter starts (two of them spawn worker pools) take some 20 s;
 # the margin is for a loaded CI machine.
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 NOTES = "Herons wade in shallow water.\n\fEgrets roost in colonies.\n"
 GUIDE = "# Field guide\n\nKingfishers dive for fish.\n"

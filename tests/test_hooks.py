@@ -1,4 +1,4 @@
-"""One test per hookspec, and the order in which the hooks of one run fire (issue #3).
+"""One test per hookspec, and the order in which the hooks of one run fire.
 
 The plugins here read ``.txt`` files, so the hook contract is tested apart from any PDF
 parser; sync and ``async def`` implementations are mixed on purpose.
@@ -306,14 +306,19 @@ def test_hook_ingest_executor(ingest_pipeline: Runner, texts: Path) -> None:
     class Reverse:
         """A backend that processes sources last-first, in the driver."""
 
+        largest_first = False
+
         def __init__(self, manager: Any, settings: Any) -> None:
             self.manager, self.settings = manager, settings
-            self.closed = False
+            self.started = self.closed = False
 
-        def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Any]]:
-            from ingest.workers.pipeline import process_source
+        def start(self) -> None:
+            self.started = True
 
-            for source in reversed(list(sources)):
+        def run(self, feed: Iterable[Source]) -> Iterator[tuple[Source, Any]]:
+            from ingest.workers import process_source
+
+            for source in reversed(list(feed)):
                 yield source, process_source(self.manager, self.settings, source)
 
         def close(self) -> None:
@@ -337,7 +342,8 @@ def test_hook_ingest_executor(ingest_pipeline: Runner, texts: Path) -> None:
         sink,
         run={"workers": 2, "executor": "reverse", "batch_size": 1},
     )
-    assert sink.batches == [["b.txt"], ["a.txt"]] and backends[0].closed
+    assert sink.batches == [["b.txt"], ["a.txt"]]
+    assert backends[0].started and backends[0].closed
     assert run.result.ingested == 2
 
 
@@ -398,13 +404,13 @@ def test_hooks_fire_in_order(ingest_pipeline: Runner, texts: Path) -> None:
         "register_settings",
         "configure",
         "session_start",
+        "executor",
         "collect",
         "collect_file:a.txt",
         "collect_file:b.txt",
         "collect_file:skip.bin",
         "progress:collected",
         "sink_open",
-        "executor",
         "extract:a.txt",
         "transform:chunk:a.txt",
         "extract:b.txt",
@@ -460,3 +466,19 @@ def test_hook_ingest_page_seconds(tmp_path: Path) -> None:
     # Deadlines follow: a 16-page task now gets 16 * 5 s rather than run.timeout.
     source = Source(tmp_path / "a.pdf", "0" * 64, size=10**6)
     assert limits.budget(16, source) == 80.0 and base.budget(16, source) == 60.0
+
+
+def test_hook_ingest_register_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import click
+    from click.testing import CliRunner
+    from ingest.cli import main
+    from ingest.manager import build_manager
+
+    group = click.Group("ingest")
+    build_manager().hook.ingest_register_commands(cli=group)
+    assert sorted(group.commands) == ["search"]  # the sqlite plugin's, a built-in
+
+    monkeypatch.chdir(tmp_path)
+    env = {"INGEST_PLUGINS": "plugins.cli_greeting"}  # tests/plugins/cli_greeting.py
+    result = CliRunner().invoke(main, ["greet", "heron"], env=env)
+    assert (result.exit_code, result.stdout) == (0, "hello, heron\n")

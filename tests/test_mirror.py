@@ -23,9 +23,9 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from ingest.cli import main
-from ingest.search import SearchHit, search
+from ingest_plugins.sqlite_search import SearchHit, search
 from pdfgen import text_pdf
 
 TARGETS = {"jsonl": "out.jsonl", "sqlite": "out.db"}

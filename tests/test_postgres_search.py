@@ -13,10 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ingest.cli import main
 from ingest.errors import UsageError
-from ingest.search import SearchHit, format_hits
-from ingest.search import search as search_sqlite
 from ingest_plugins.postgres import open_sink
 from ingest_plugins.postgres.search import search, to_tsquery_text
+from ingest_plugins.sqlite_search import SearchHit, format_hits
+from ingest_plugins.sqlite_search import search as search_sqlite
 from test_search import FILLER, build_db, make_doc
 
 

@@ -18,12 +18,13 @@ import pgserver
 import psycopg
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from helpers import EXAMPLES
+from ingest import mask_secrets
 from ingest.cli import main
 from ingest.errors import UsageError
 from ingest.model import Chunk
 from ingest.testing import SinkReport, check_sink, sample_document
-from ingest_plugins.postgres import Target, is_url, mask, open_sink
+from ingest_plugins.postgres import Target, is_url, open_sink
 from ingest_plugins.postgres.sink import PostgresSink
 from test_sinks import make_doc
 
@@ -66,7 +67,7 @@ def sink(pg_url: str) -> Iterator[PostgresSink]:
 def test_urls_are_recognised_masked_and_stripped_of_ingest_s_own_parameters() -> None:
     assert is_url("postgresql://u@h/db") and is_url("postgres://h/db")
     assert not is_url("postgresql:db") and not is_url("sqlite:x.db")
-    assert mask("postgresql://u:s3cret@h/db?password=again") == (
+    assert mask_secrets("postgresql://u:s3cret@h/db?password=again") == (
         "postgresql://u:**********@h/db?password=**********"
     )
     target = Target.parse("postgres://u:s3cret@h:5433/db?schema=team_a&retry=2.5&sslmode=disable")
@@ -447,7 +448,7 @@ def test_ingest_config_masks_the_password(tmp_path: Path, monkeypatch: pytest.Mo
         assert "postgresql://team:**********@db.example/corpus?schema=team_a" in result.output
     payload = json.loads(CliRunner().invoke(main, ["config", "--json"], env={
         "INGEST_SINKS": f'["{url}"]'}).output)  # fmt: skip
-    assert payload["settings"]["sinks"] == [mask(url)]
+    assert payload["settings"]["sinks"] == [mask_secrets(url)]
 
 
 def test_a_document_is_the_same_in_both_sinks(

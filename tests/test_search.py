@@ -1,4 +1,5 @@
-"""``ingest.search``: bm25 ranking, snippets, formatting, and queries that must not crash."""
+"""``ingest search`` (``ingest_plugins.sqlite_search``): bm25 ranking, snippets, formatting,
+and queries that must not crash."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ingest.errors import UsageError
-from ingest.model import Chunk, Document, Metadata, Page, Source
-from ingest.search import SearchHit, format_hits, search, to_fts_query
+from ingest import Chunk, Document, Metadata, Page, Source, UsageError
+from ingest_plugins.sqlite_search import SearchHit, format_hits, search, to_fts_query
 from ingest_plugins.sqlite_sink import SqliteSink
 
 FILLER = "the report covers budgets timelines staffing and general logistics for the year"

@@ -27,6 +27,7 @@ from ingest.hookspecs import hookimpl
 from ingest.model import Chunk, Document, Metadata, Page, Source
 from ingest.testing import SinkReport, check_sink
 from ingest_plugins import jsonl_sink, sqlite_sink
+from ingest_plugins.jsonl_files import Index
 from ingest_plugins.jsonl_sink import JsonlSink
 from ingest_plugins.sqlite_sink import SqliteSink
 
@@ -235,6 +236,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # a writer in a subprocess, killed with SIGKILL
 def test_jsonl_survives_kill_9_with_whole_lines_and_whole_batches(tmp_path: Path) -> None:
     """A writer is SIGKILLed at five moments; each batch is then wholly present or absent."""
     path = tmp_path / "killed.jsonl"
@@ -789,3 +791,18 @@ def test_check_sink_reports_a_sink_that_cannot_delete(tmp_path: Path) -> None:
     path = tmp_path / "a.jsonl"
     report = check_sink(lambda: ReplacingOnly(path), lambda: _jsonl_held(path))
     assert report == SinkReport(deletes=False, states=False)
+
+
+@given(
+    entries=st.lists(
+        st.tuples(st.text(min_size=1, max_size=12), st.integers(0, 2**40), st.integers(1, 2**20)),
+        max_size=20,
+    )
+)
+def test_jsonl_index_lines_round_trip_any_document_id(entries: list[tuple[str, int, int]]) -> None:
+    """Hashes are written as they are; any other id (tabs, quotes, newlines) as JSON."""
+    decoded = Index.decode(Index.encode(entries))
+    expected = Index()
+    for doc_id, offset, length in entries:
+        expected.add(doc_id, offset, length)
+    assert decoded == expected

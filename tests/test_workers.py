@@ -1,4 +1,4 @@
-"""Worker processes (issue #6): crashes, timeouts and memory fail one document each, large
+"""Worker processes: crashes, timeouts and memory fail one document each, large
 documents are split into page ranges and merged back, the window is bounded, close() kills.
 
 Real worker processes and real PDFs throughout. The misbehaving plugin
@@ -16,21 +16,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pdfgen
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, env_log
+from helpers import EXAMPLES, env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.errors import UsageError
 from ingest.manager import build_manager
 from ingest.model import Document, Failure, Source
+from ingest.workers import SourceFeed
 from ingest.workers.dispatch import LOOKAHEAD_PER_WORKER
 from ingest_plugins.process import ProcessBackend
+
+pytestmark = pytest.mark.slow
 
 FAULTS = "plugins.worker_faults"
 
@@ -267,7 +269,7 @@ def test_a_long_document_amid_other_work_is_read_in_two_pieces(
     tmp_path: Path, extractions: Path
 ) -> None:
     """Splitting costs an open per range: while other documents keep the other worker busy,
-    the rest of a long document goes in one range (issue #6)."""
+    the rest of a long document goes in one range."""
     docs = tmp_path / "docs"
     docs.mkdir()
     pdfgen.text_pdf(docs / "a-long.pdf", [prose(n) for n in range(1, 41)])
@@ -321,9 +323,7 @@ def test_a_failing_later_range_falls_back_like_a_whole_document(
     assert "refuses pages" in failed["message"]
 
 
-def test_a_hanging_later_range_fails_the_whole_document(
-    tmp_path: Path, forty_pages: Path
-) -> None:
+def test_a_hanging_later_range_fails_the_whole_document(tmp_path: Path, forty_pages: Path) -> None:
     (forty_pages / "forty.pdf").rename(forty_pages / "hanglater.pdf")
     variant(forty_pages, "good.pdf")
     code, outcomes, output = run_cli(
@@ -337,9 +337,7 @@ def test_a_hanging_later_range_fails_the_whole_document(
     assert outcomes["good.pdf"]["event"] == "ingested"
 
 
-def test_a_crash_in_the_transforms_of_a_merged_document(
-    tmp_path: Path, forty_pages: Path
-) -> None:
+def test_a_crash_in_the_transforms_of_a_merged_document(tmp_path: Path, forty_pages: Path) -> None:
     (forty_pages / "forty.pdf").rename(forty_pages / "transformcrash.pdf")
     code, outcomes, _ = run_cli(tmp_path, str(forty_pages), "--workers", "2", "-p", FAULTS)
     assert code == 1
@@ -365,18 +363,12 @@ def test_documents_in_flight_and_sources_read_ahead_are_bounded(
     sources = [
         Source.from_path(variant(tmp_path / "docs", f"doc-{n:03d}.pdf")) for n in range(count)
     ]
-    pulled = 0
-
-    def feed() -> Iterator[Source]:
-        nonlocal pulled
-        for source in sources:
-            pulled += 1
-            yield source
-
+    feed = SourceFeed(sources, None, largest_first=False)
     backend = backend_for(tmp_path, 2)
     done = 0
     try:
-        for _source, outcome in backend.run(feed()):
+        for _source, outcome in backend.run(feed):
+            pulled = feed.taken
             assert isinstance(outcome, Document)
             done += 1
             started = len({name for _, name, *_ in logged(extractions)})
@@ -386,7 +378,7 @@ def test_documents_in_flight_and_sources_read_ahead_are_bounded(
             assert pulled - done <= 4 + 2 * LOOKAHEAD_PER_WORKER
     finally:
         backend.close()
-    assert (pulled, done) == (count, count)
+    assert (feed.taken, done) == (count, count)
 
 
 def test_close_kills_busy_workers_at_once(tmp_path: Path, extractions: Path) -> None:
@@ -394,7 +386,7 @@ def test_close_kills_busy_workers_at_once(tmp_path: Path, extractions: Path) -> 
     names = ["hang.pdf", "good-1.pdf", "good-2.pdf", "good-3.pdf"]
     sources = [Source.from_path(variant(tmp_path / "docs", name)) for name in names]
     backend = backend_for(tmp_path, 2, **{"run.timeout": 600.0})
-    outcomes = backend.run(sources)
+    outcomes = backend.run(SourceFeed(sources, None, largest_first=False))
     # hang.pdf is first in line, so it went to a worker before any good file came back.
     source, outcome = next(outcomes)
     assert source.path.name.startswith("good") and isinstance(outcome, Document)
@@ -445,7 +437,10 @@ def test_every_source_gets_exactly_one_outcome_under_faults(tmp_path: Path) -> N
     sources = [Source.from_path(variant(tmp_path / "docs", name)) for name in names]
     backend = backend_for(tmp_path, 2)
     try:
-        seen = [(source.path.name, outcome) for source, outcome in backend.run(iter(sources))]
+        seen = [
+            (source.path.name, outcome)
+            for source, outcome in backend.run(SourceFeed(sources, None, largest_first=False))
+        ]
     finally:
         backend.close()
     assert sorted(name for name, _ in seen) == sorted(names)
@@ -464,14 +459,16 @@ def test_a_split_document_without_transforms_is_merged_in_the_driver(
 ) -> None:
     backend = backend_for(tmp_path, 2, transforms=[])
     try:
-        [(_, outcome)] = list(backend.run([Source.from_path(forty_pages / "forty.pdf")]))
+        [(_, outcome)] = list(
+            backend.run(
+                SourceFeed([Source.from_path(forty_pages / "forty.pdf")], None, largest_first=False)
+            )
+        )
     finally:
         backend.close()
     assert not isinstance(outcome, Failure)
     assert [page.number for page in outcome.pages] == list(range(1, 41))
-    assert [page.text.split() for page in outcome.pages] == [
-        prose(n).split() for n in range(1, 41)
-    ]
+    assert [page.text.split() for page in outcome.pages] == [prose(n).split() for n in range(1, 41)]
     assert outcome.metadata.page_count == 40
 
 
@@ -507,4 +504,3 @@ def test_a_bad_seconds_per_page_answer_names_the_plugin(
     monkeypatch.setenv("WORKER_FAULTS_PAGE_SECONDS", answer)
     with pytest.raises(UsageError, match=rf"plugin '{FAULTS}': ingest_page_seconds returned"):
         backend_for(tmp_path, 1)
-

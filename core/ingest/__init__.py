@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
+    from ingest.session import Session
+    from ingest.sinks import mask_secrets
 
 __version__ = "0.1.0"
 
@@ -49,6 +51,8 @@ _LAZY = {
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
     "IngestPluginManager": "ingest.manager",
+    "Session": "ingest.session",
+    "mask_secrets": "ingest.sinks",
 }
 
 
@@ -76,12 +80,14 @@ __all__ = [
     "ProgressEvent",
     "ProgressTracker",
     "RunResult",
+    "Session",
     "Settings",
     "Source",
     "UsageError",
     "__version__",
     "arun",
     "hookimpl",
+    "mask_secrets",
     "run",
     "run_sync",
     "run_sync_many",

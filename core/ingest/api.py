@@ -1,7 +1,10 @@
-"""The library API: ``ingest.run(paths, ...)`` and ``await ingest.arun(...)``.
+"""The library API: ``ingest.run(paths, ...)``, ``await ingest.arun(...)``, and the one path
+from settings to a running session that the CLI and the pytest fixture take too.
 
-The CLI goes through :func:`prepare` too, so a library call and a command line with the
-same settings do the same thing.
+:func:`prepare` reads the settings' sources once (:class:`~ingest.config.SettingsStack`),
+loads the plugins they name, validates the settings with the plugins' sections and calls
+``ingest_configure``; :meth:`Prepared.session` makes the run. A library call and a command
+line with the same settings therefore do the same thing.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest.config import LoadedSettings, load_settings, peek_executor, peek_plugins
+from ingest.config import LoadedSettings, SettingsStack
 from ingest.manager import IngestPluginManager, build_manager, with_executor_plugin
 from ingest.result import RunResult
 from ingest.session import Session
 
 TRACE_ENV = "INGEST_TRACE_HOOKS"
+
+PathsArg = Sequence[str | os.PathLike[str]] | str | os.PathLike[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +33,43 @@ class Prepared:
 
     manager: IngestPluginManager
     loaded: LoadedSettings
+
+    def session(
+        self,
+        *,
+        collect_only: bool = False,
+        verbosity: int = 0,
+        force: bool = False,
+        last_failed: bool = False,
+        cache_clear: bool = False,
+    ) -> Session:
+        """A session over these settings; see :class:`~ingest.session.Session`."""
+        return Session(
+            self.manager,
+            self.loaded.settings,
+            rootdir=self.loaded.rootdir,
+            collect_only=collect_only,
+            verbosity=verbosity,
+            force=force,
+            last_failed=last_failed,
+            cache_clear=cache_clear,
+        )
+
+
+def load_plugins(stack: SettingsStack, *, trace_hooks: bool = False) -> IngestPluginManager:
+    """A plugin manager with the plugins ``stack`` names: ``-p``, ``plugins`` in every layer,
+    and the plugin of the executor the run names (``--executor dask`` loads ``dask``).
+
+    :raises ingest.errors.UsageError: for an unknown plugin or an invalid ``plugins`` value.
+    """
+    specs = with_executor_plugin(stack.plugins(), stack.executor())
+    trace = trace_hooks or stack_env_flag(stack, TRACE_ENV)
+    return build_manager(specs, trace=trace)
+
+
+def stack_env_flag(stack: SettingsStack, name: str) -> bool:
+    """Whether the stack's environment sets ``name`` to a true value (``1``, ``yes``...)."""
+    return stack.environ.get(name, "").lower() in {"1", "true", "yes", "on"}
 
 
 def prepare(
@@ -43,7 +85,8 @@ def prepare(
 ) -> Prepared:
     """Load plugins, read and validate the settings, and call ``ingest_configure``.
 
-    :param plugins: ``-p`` values, added to those of the config file and ``INGEST_PLUGINS``.
+    :param plugins: ``-p`` values, added to those of the config file, ``INGEST_PLUGINS`` and
+        ``-o plugins=...``.
     :param config_file: an explicit config file (``-c``); else found by walking up from cwd.
     :param cwd: where to start looking for the config file.
     :param environ: the environment to read ``INGEST_*`` from (default: ``os.environ``).
@@ -55,41 +98,60 @@ def prepare(
         them with ``run.workers = 0``.
     :raises ingest.errors.UsageError: for any plugin or configuration problem.
     """
-    env = os.environ if environ is None else environ
-    specs = peek_plugins(config_file=config_file, cwd=cwd, environ=env, cli_plugins=list(plugins))
-    executor = peek_executor(
+    layered_cli = dict(cli or {})
+    if plugins:
+        layered_cli["plugins"] = [*layered_cli.get("plugins", ()), *plugins]
+    stack = SettingsStack(
         config_file=config_file,
         cwd=cwd,
-        environ=env,
-        cli_executor=(cli or {}).get("run.executor"),
+        environ=environ,
+        cli=layered_cli,
         overrides=overrides,
+        cli_flags={"plugins": "-p"} if plugins else None,
     )
-    specs = with_executor_plugin(specs, executor)
-    trace = trace_hooks or env.get(TRACE_ENV, "").lower() in {"1", "true", "yes", "on"}
-    manager = build_manager(specs, trace=trace)
+    manager = load_plugins(stack, trace_hooks=trace_hooks)
     for plugin in extra_plugins:
         if isinstance(plugin, tuple):
             manager.register(plugin[1], name=plugin[0])
         else:
             manager.register(plugin)
-    loaded = load_settings(
-        sections=manager.collect_sections(),
-        config_file=config_file,
-        cwd=cwd,
-        environ=env,
-        cli=cli,
-        overrides=overrides,
-    )
+    loaded = stack.load(manager.collect_sections())
     manager.hook.ingest_configure(settings=loaded.settings, manager=manager, role="driver")
     return Prepared(manager=manager, loaded=loaded)
 
 
+def settings_as_cli(
+    paths: PathsArg | None, settings: Mapping[str, Any], overrides: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Keyword settings as the dotted keys of the CLI layer.
+
+    :param paths: the inputs (``collect.inputs``), or ``None`` to leave them to the layers.
+    :param settings: top-level keys, nested sections as dicts (``chunk={"size": 500}``).
+    :param overrides: dotted keys (``{"chunk.size": 500}``), applied after ``settings``.
+    """
+    cli: dict[str, Any] = {}
+    if paths is not None:
+        if isinstance(paths, str | os.PathLike):
+            paths = [paths]
+        cli["collect.inputs"] = [os.fspath(p) for p in paths]
+    for key, value in settings.items():
+        _flatten(key, value, cli)
+    cli.update(overrides or {})
+    return cli
+
+
 def run(
-    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
+    paths: PathsArg,
     *,
-    plugins: Sequence[str] = (),
+    plugins: Sequence[str | object | tuple[str, object]] = (),
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    collect_only: bool = False,
+    force: bool = False,
+    last_failed: bool = False,
+    cache_clear: bool = False,
     **settings: Any,
 ) -> RunResult:
     """Ingest ``paths`` and return what happened.
@@ -99,24 +161,32 @@ def run(
     ``run(["papers"], extract={"extractor": "pypdf"}, sinks=["sqlite:corpus.db"])``) and
     ``overrides`` (dotted keys, e.g. ``{"chunk.size": 500}``).
 
+    :param plugins: plugin specs (names, dotted module paths, ``no:NAME``), plugin objects,
+        or ``(name, object)`` pairs; objects exist only in this process (``run.workers=0``).
+    :param collect_only: list what would be ingested, parse nothing (``--collect-only``).
+    :param force: redo documents the cache has as ingested (``--force``).
+    :param last_failed: redo only what failed last time (``--lf``).
+    :param cache_clear: empty the cache first (``--cache-clear``).
     :returns: the :class:`~ingest.result.RunResult` (counts, failures, sinks written).
     :raises ingest.errors.UsageError: for a plugin or configuration problem.
     """
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    cli: dict[str, Any] = {"collect.inputs": [os.fspath(p) for p in paths]}
-    for key, value in settings.items():
-        _flatten(key, value, cli)
-    cli.update(overrides or {})
-    prepared = prepare(plugins=plugins, config_file=config_file, cli=cli)
-    session = Session(prepared.manager, prepared.loaded.settings, rootdir=prepared.loaded.rootdir)
+    specs = [p for p in plugins if isinstance(p, str)]
+    objects = [p for p in plugins if not isinstance(p, str)]
+    prepared = prepare(
+        plugins=specs,
+        config_file=config_file,
+        cwd=cwd,
+        environ=environ,
+        cli=settings_as_cli(paths, settings, overrides),
+        extra_plugins=objects,
+    )
+    session = prepared.session(
+        collect_only=collect_only, force=force, last_failed=last_failed, cache_clear=cache_clear
+    )
     return session.run()
 
 
-async def arun(
-    paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
-    **kwargs: Any,
-) -> RunResult:
+async def arun(paths: PathsArg, **kwargs: Any) -> RunResult:
     """:func:`run` for async code: the run happens in a thread, the caller's loop stays free.
 
     :returns: the :class:`~ingest.result.RunResult`.

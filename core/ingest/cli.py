@@ -1,25 +1,25 @@
 """The ``ingest`` command. Thin: parse flags, call the library, map errors to exit codes.
 
-Heavy modules are imported inside the commands so that ``ingest --help`` and
-``ingest --version`` start fast.
+Heavy modules are imported inside the commands so that ``ingest --version`` and a built-in
+command start fast. Plugins add commands through ``ingest_register_commands``; they are
+loaded only when a command ingest lacks, or the list of all commands, is asked for
+(:class:`IngestGroup`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import click
 
 from ingest import __version__
-from ingest.errors import UsageError
-
-EXIT_INTERRUPTED = 2
-EXIT_INTERNAL = 3
-EXIT_USAGE = 4
+from ingest.errors import PluginError, UsageError
+from ingest.result import ExitCode
 
 _common_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     click.option(
@@ -50,29 +50,128 @@ def _with_common(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _fail(message: str, code: ExitCode = ExitCode.USAGE_ERROR) -> None:
     click.echo(f"ERROR: {message}", err=True)
-    sys.exit(code)
+    sys.exit(int(code))
 
 
-def _guard(function: Callable[[], int]) -> None:
-    """Run a command body, mapping our errors to exit codes (tox-style one-liners)."""
+@contextlib.contextmanager
+def _mapped_errors() -> Iterator[None]:
+    """Map our errors to exit codes (tox-style one-liners); click's own exceptions pass."""
     try:
-        code = function()
+        yield
+    except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        raise
     except UsageError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(int(ExitCode.INTERRUPTED))
     except Exception:
         click.echo("INTERNAL ERROR: ingest crashed; please report this with the trace:", err=True)
         click.echo(traceback.format_exc(), err=True)
-        sys.exit(EXIT_INTERNAL)
-    else:
-        sys.exit(code)
+        sys.exit(int(ExitCode.INTERNAL_ERROR))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _guard(function: Callable[[], int]) -> None:
+    """Run a command body, mapping our errors to exit codes."""
+    with _mapped_errors():
+        code = function()
+    sys.exit(code)
+
+
+# The commands plugins add, once per invocation, in the root context's ``meta``.
+_PLUGIN_COMMANDS = "ingest.plugin_commands"
+
+
+class _CommandCollector(click.Group):
+    """The group ``ingest_register_commands`` fills: a name may be taken only once."""
+
+    def __init__(self, builtin: Mapping[str, click.Command]) -> None:
+        super().__init__("ingest")
+        self._builtin = builtin
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        name = name or cmd.name
+        if name is None:
+            raise PluginError(f"a plugin adds a command without a name ({_origin(cmd)})")
+        if name in self._builtin:
+            raise PluginError(
+                f"the plugin command {name!r} ({_origin(cmd)}) has the name of one of "
+                "ingest's own commands; rename it"
+            )
+        if name in self.commands:
+            raise PluginError(
+                f"two plugins add the command {name!r}: {_origin(self.commands[name])} and "
+                f"{_origin(cmd)}; block one of them with INGEST_PLUGINS=no:NAME"
+            )
+        super().add_command(cmd, name)
+
+
+def _origin(command: click.Command) -> str:
+    """Where a command is defined: the module of its function (the plugin's, as a rule)."""
+    return getattr(command.callback, "__module__", None) or type(command).__module__
+
+
+def _plugin_commands(
+    ctx: click.Context, builtin: Mapping[str, click.Command]
+) -> dict[str, click.Command]:
+    """The commands of the plugins a run would load, asked once per invocation.
+
+    :param ctx: the top-level command's context, where the answer is kept.
+    :param builtin: ingest's own commands, whose names a plugin may not take.
+    :returns: the plugins' commands by name.
+    :raises PluginError: a plugin cannot be loaded, or two commands have the same name.
+    :raises ConfigError: the configuration's ``plugins`` cannot be read.
+    """
+    if _PLUGIN_COMMANDS not in ctx.meta:
+        from ingest.api import load_plugins
+        from ingest.config import SettingsStack
+
+        # The plugins a run would load without -p: the built-ins, the `plugins` setting of
+        # the configuration file and INGEST_PLUGINS (`no:NAME` blocks one, as for a run).
+        manager = load_plugins(SettingsStack())
+        collector = _CommandCollector(builtin)
+        manager.hook.ingest_register_commands(cli=collector)
+        ctx.meta[_PLUGIN_COMMANDS] = dict(collector.commands)
+    commands: dict[str, click.Command] = ctx.meta[_PLUGIN_COMMANDS]
+    return commands
+
+
+class IngestGroup(click.Group):
+    """ingest's own commands, then those plugins add through ``ingest_register_commands``.
+
+    Plugins are loaded only when a command that is not built in is asked for, or the list of
+    all commands (``ingest --help``): ``ingest --version`` and ``ingest run`` start without
+    them. A plugin command's :class:`~ingest.errors.UsageError` prints as one line and exits
+    4, like a built-in command's.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            added = _plugin_commands(ctx, self.commands)
+        except UsageError as exc:
+            # The help must still show: the plugins' problem is reported, not fatal here.
+            click.echo(f"WARNING: plugin commands are not listed: {exc}", err=True)
+            added = {}
+        except Exception:
+            click.echo("WARNING: plugin commands are not listed: a plugin crashed:", err=True)
+            click.echo(traceback.format_exc(), err=True)
+            added = {}
+        return sorted({*self.commands, *added})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            command = _plugin_commands(ctx, self.commands).get(cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _mapped_errors():
+            return super().invoke(ctx)
+
+
+@click.group(cls=IngestGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="ingest")
 def main() -> None:
     """Turn piles of PDFs into clean text, pages and chunks in a store."""
@@ -169,7 +268,7 @@ def run(
         "sinks": list(sinks) or None,
         "run.maxfail": 1 if exitfirst else maxfail,
         "run.workers": workers,
-        # A scheduler or shipped bytes only mean something to the dask executor (issue #8).
+        # A scheduler or shipped bytes only mean something to the dask executor.
         "run.executor": executor or ("dask" if scheduler or ship_bytes else None),
         "dask.scheduler": scheduler,
         "dask.ship_bytes": ship_bytes,
@@ -182,7 +281,6 @@ def run(
     def body() -> int:
         from ingest.api import prepare
         from ingest.log import setup_cli_logging
-        from ingest.session import Session
 
         setup_cli_logging(verbose - quiet)
         prepared = prepare(
@@ -192,10 +290,7 @@ def run(
             overrides=overrides,
             trace_hooks=trace_hooks,
         )
-        session = Session(
-            prepared.manager,
-            prepared.loaded.settings,
-            rootdir=prepared.loaded.rootdir,
+        session = prepared.session(
             collect_only=collect_only,
             verbosity=verbose - quiet,
             force=force,
@@ -216,13 +311,17 @@ def plugins(
     """List every available plugin: name, module, distribution, loaded, hooks."""
 
     def body() -> int:
-        from ingest.config import peek_plugins
-        from ingest.manager import build_manager, describe_plugins
+        from ingest.api import load_plugins
+        from ingest.config import SettingsStack
+        from ingest.manager import describe_plugins
 
-        specs = peek_plugins(
-            config_file=config_file, cwd=None, environ=None, cli_plugins=list(plugins)
+        stack = SettingsStack(
+            config_file=config_file,
+            cli={"plugins": list(plugins)},
+            overrides=overrides,
+            cli_flags={"plugins": "-p"},
         )
-        infos = describe_plugins(build_manager(specs))
+        infos = describe_plugins(load_plugins(stack))
         if as_json:
             click.echo(json.dumps([info_as_dict(i) for i in infos], indent=2))
             return 0
@@ -268,35 +367,6 @@ def config(
 
         prepared = prepare(plugins=plugins, config_file=config_file, overrides=overrides)
         click.echo(render_config(prepared.loaded, as_json=as_json), nl=False)
-        return 0
-
-    _guard(body)
-
-
-@main.command()
-@click.argument("database", metavar="STORE")
-@click.argument("query")
-@click.option("--limit", default=10, show_default=True, help="How many chunks to show.")
-def search(database: str, query: str, limit: int) -> None:
-    """Search the chunks of an SQLite sink's file (bm25 ranking) or of a postgresql://
-    URL's schema, printing source and page."""
-
-    def body() -> int:
-        from pathlib import Path
-
-        from ingest.search import format_hits, search
-
-        if database.startswith(("postgresql://", "postgres://")):
-            # A store named by its URL is the postgresql plugin's to search.
-            from ingest_plugins.postgres.search import search as search_url
-
-            hits = search_url(database, query, limit=limit)
-        else:
-            hits = search(Path(database), query, limit=limit)
-        if not hits:
-            click.echo(f"no match for {query!r}")
-            return 1
-        click.echo(format_hits(hits))
         return 0
 
     _guard(body)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import click
     from pydantic import BaseModel
 
     from ingest.config import Settings
@@ -324,13 +325,20 @@ def ingest_sink_state(settings: Settings) -> tuple[str, int] | None:
 
 @hookspec
 def ingest_progress(event: ProgressEvent) -> None:
-    """Hear every event of a run: collected, started, ingested, skipped, failed, finished.
+    """Hear every event of a run: collected, ingested, skipped, failed, finished.
 
     Called on the driver, in the thread that runs the session, for each event in order.
-    Reporters (terminal bar, JSON lines, log lines) implement it; keep it cheap.
+    ``collected`` comes once, when collection ends (``event.message`` says how many). Every
+    collected file then gets exactly one of ``ingested`` (once the sinks hold it;
+    ``event.source``, ``event.pages``), ``skipped`` (``event.source``, ``event.message``:
+    why) or ``failed`` (``event.failure``); a file that fails or is skipped while being
+    collected (unreadable, or the same content as another) gets it before ``collected``.
+    ``finished`` comes last, even when the run was stopped. Reporters (terminal bar, JSON
+    lines, log lines) implement it; keep it cheap.
 
-    :param event: ``event.kind``, ``event.source``, ``event.failure``, ``event.pages`` and
-        ``event.state`` (a :meth:`~ingest.progress.ProgressTracker.get_state` snapshot).
+    :param event: ``event.kind`` (one of the five above), ``event.source``,
+        ``event.failure``, ``event.pages``, ``event.message`` and ``event.state`` (a
+        :meth:`~ingest.progress.ProgressTracker.get_state` snapshot taken after the event).
     :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1
@@ -376,6 +384,35 @@ def ingest_page_seconds(settings: Settings) -> float | None:
 
     :param settings: the run's settings (the plugin's own section included).
     :returns: seconds (``>= 0``), or ``None`` to add nothing. All results are summed.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec
+def ingest_register_commands(cli: click.Group) -> None:
+    """Add subcommands to the ``ingest`` command line (the ``sqlite`` plugin adds ``search``).
+
+    Called in the process that runs the ``ingest`` command, at most once per invocation, and
+    only when the command line names a command that ingest does not have itself, or asks for
+    the list of all commands (``ingest --help``); ``ingest --version``, ``ingest run`` and
+    the library API never call it. The plugins asked are those a run loads without ``-p``:
+    the built-ins plus the ones the ``plugins`` setting or ``INGEST_PLUGINS`` names.
+
+    A command reports a mistake by raising :class:`ingest.errors.UsageError`: it prints as
+    one ``ERROR:`` line and exits 4, as for ingest's own commands; other exceptions are
+    reported as internal errors (exit 3). Import what a command needs inside it, so that
+    listing the commands stays cheap.
+
+    :param cli: the group to add to, with ``@cli.command()`` or ``cli.add_command(command)``
+        (click). A name that ingest's own commands or another plugin's command already has
+        raises :class:`ingest.errors.PluginError` naming both.
+    :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1
     """

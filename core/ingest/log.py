@@ -1,4 +1,4 @@
-"""Logging set-up for the ``ingest`` logger (issue #2).
+"""Logging set-up for the ``ingest`` logger.
 
 As a library, ingest adds no handler: the application decides where records go. The only
 thing read at import is ``LOG_LEVEL``, which sets the ``ingest`` logger's level. The CLI

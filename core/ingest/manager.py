@@ -109,7 +109,7 @@ def parse_specs(specs: Iterable[str]) -> tuple[list[str], set[str]]:
 def with_executor_plugin(specs: Sequence[str], executor: str) -> list[str]:
     """``specs`` plus the plugin of the executor the run names, when that is not loaded.
 
-    Naming the executor names its plugin (issue #8): ``--executor dask`` loads the installed
+    Naming the executor names its plugin: ``--executor dask`` loads the installed
     plugin ``dask`` as ``-p dask`` would, while merely installing it changes nothing. Names
     that are built in, already named, blocked (``-p no:NAME``) or not installed are left to
     the session, which reports an unknown executor with suggestions.

@@ -74,7 +74,7 @@ class RunResult:
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.skipped:
-            # "skipped (unchanged)" when every skip is a cache hit (issue #6).
+            # "skipped (unchanged)" when every skip is a cache hit.
             unchanged = sum(why == SKIP_UNCHANGED for _, why in self.skipped_sources)
             detail = "unchanged" if unchanged == self.skipped else f"{unchanged} unchanged"
             parts.append(f"{self.skipped} skipped" + (f" ({detail})" if unchanged else ""))

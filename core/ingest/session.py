@@ -34,7 +34,7 @@ logger = logging.getLogger("ingest.session")
 
 #: A batch goes to the sinks once its documents hold this much text, even with fewer than
 #: ``run.batch_size`` documents. Backends send the largest files first, and 16 of the
-#: corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
+#: test corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
@@ -122,6 +122,10 @@ class Session:
             self.cache = open_run_cache(
                 self.manager, self.settings, self.rootdir, **self.cache_options
             )
+            if not self.collect_only:
+                # Started before collection, so that worker start-up overlaps the walk.
+                backend = self._backend()
+                backend.start()
             self.collect()
             if self.collect_only:
                 self._claim_extractors()
@@ -132,12 +136,12 @@ class Session:
                     self._verify_sinks()
                 if self.sources:
                     self._skip_cached()
-            if self.sources and not self.collect_only:
-                backend = self._backend()
+            if self.sources and backend is not None:
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
                     self._dispatch(backend)
             if not self.collect_only and not self.stop.requested:
-                self._settle_store()
+                with self.stop:  # a Ctrl-C waits for the deleting step, then stops
+                    self._settle_store()
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
@@ -239,9 +243,7 @@ class Session:
         batch_chars = 0
         maxfail = self.settings.run.maxfail
         try:
-            feed = SourceFeed(
-                self.sources, self.stop, largest_first=getattr(backend, "largest_first", False)
-            )
+            feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
             for _source, outcome in backend.run(feed):
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)

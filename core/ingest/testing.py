@@ -31,6 +31,7 @@ import pytest
 from ingest.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from ingest.cache import SinkState
     from ingest.manager import IngestPluginManager
     from ingest.model import Document, Failure
     from ingest.progress import ProgressEvent
@@ -123,34 +124,26 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
         prune: bool = False,
         **settings: Any,
     ) -> PipelineRun:
-        from ingest.api import _flatten, prepare
-        from ingest.session import Session
+        from ingest.api import prepare, settings_as_cli
 
         if store is None:
             output = tmp_path / f"ingest-run-{next(counter)}.jsonl"
         else:
             output = tmp_path / f"{store}.jsonl"
         recorder = EventRecorder()
-        cli: dict[str, Any] = {
-            "collect.inputs": [os.fspath(p) for p in paths],
+        cli = {
             "run.workers": 0,
             "run.prune": prune,
             "sinks": [f"jsonl:{output}"],
             "progress": "none",
             "cache.enabled": store is not None,
             "cache.dir": str(tmp_path / ".ingest_cache"),
+            **settings_as_cli(paths, settings, None),
         }
-        for key, value in settings.items():
-            _flatten(key, value, cli)
         specs = [p for p in plugins if isinstance(p, str)]
         objects = [recorder, *(p for p in plugins if not isinstance(p, str))]
         prepared = prepare(plugins=specs, cwd=tmp_path, environ={}, cli=cli, extra_plugins=objects)
-        session = Session(
-            prepared.manager,
-            prepared.loaded.settings,
-            rootdir=tmp_path,
-            collect_only=collect_only,
-        )
+        session = prepared.session(collect_only=collect_only)
         result = session.run()
         records = (
             [json.loads(line) for line in output.read_text("utf-8").splitlines()]
@@ -237,7 +230,7 @@ def check_sink(
         assert found == wanted, f"after {when}, the sink holds {found}, not {wanted}"
 
     report: SinkReport | None = None
-    previous: tuple[str, int] | None = None
+    previous: SinkState | None = None
     steps: list[tuple[list[Document], list[str], dict[str, int], str]] = [
         ([version("a", 2), version("b", 0)], [], {"a": 2, "b": 0}, "writing a and b"),
         ([version("a", 0)], [], {"a": 0, "b": 0}, "writing a again, chunked otherwise"),

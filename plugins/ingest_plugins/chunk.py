@@ -37,12 +37,10 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from ingest.hookspecs import hookimpl
-from ingest.model import Chunk
+from ingest import Chunk, hookimpl
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Document
+    from ingest import Document, Settings
 
 NAME = "chunk"
 

@@ -14,13 +14,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.errors import UsageError
-from ingest.hookspecs import hookimpl
-from ingest.model import PDF_MEDIA_TYPE, Failure, Source
+from ingest import PDF_MEDIA_TYPE, Failure, Source, UsageError, hookimpl
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
+    from ingest import IngestPluginManager, Settings
 
 logger = logging.getLogger("ingest.collect")
 

@@ -19,11 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
+from ingest import hookimpl
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Chunk, Document
+    from ingest import Chunk, Document, Settings
 
 NAME = "dedup"
 

@@ -32,11 +32,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
+from ingest import hookimpl
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Document
+    from ingest import Document, Settings
 
 NAME = "dehyphenate"
 

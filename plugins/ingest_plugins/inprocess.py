@@ -6,30 +6,34 @@ overhead against a bare parser loop. No timeout or memory cap can be enforced he
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from ingest import hookimpl
 from ingest.workers import process_source
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Failure, Source
+    from ingest import Document, Failure, IngestPluginManager, Settings, Source
+    from ingest.workers import SourceFeed
 
 NAME = "inprocess"
 
 
 class InProcessBackend:
-    """Runs :func:`ingest.workers.pipeline.process_source` in the calling thread."""
+    """Runs :func:`ingest.workers.process_source` in the calling thread, in feed order."""
+
+    largest_first = False
 
     def __init__(self, manager: IngestPluginManager, settings: Settings) -> None:
         self._manager = manager
         self._settings = settings
 
-    def run(self, sources: Iterable[Source]) -> Iterator[tuple[Source, Document | Failure]]:
-        """Yield each source with its outcome, in input order."""
-        for source in sources:
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def run(self, feed: SourceFeed) -> Iterator[tuple[Source, Document | Failure]]:
+        """Yield each source with its outcome, in feed order."""
+        for source in feed:
             yield source, process_source(self._manager, self._settings, source)
 
     def close(self) -> None:

@@ -3,8 +3,9 @@ byte-level helpers (read at an offset, copy a range, find the last line) its sin
 
 ``<file>.commit`` starts with a fixed-size header line (:class:`Marker`), rewritten in place
 after every step, followed by the index: one line per run of consecutive lines of one
-document, ``<doc id as JSON>\\t<offset>\\t<length>``, appended as documents are appended. The
-header commits everything: the file's length, identity and last bytes, the index's length and
+document, ``<doc id>\\t<offset>\\t<length>`` (an id made of other characters than letters,
+digits and ``_.:-`` as a JSON string), appended as documents are appended. The header
+commits everything: the file's length, identity and last bytes, the index's length and
 checksum, and the pending file's length. Bytes past what it commits are a step a kill
 interrupted, and are cut off on open.
 """
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self, final
 
-from ingest.errors import UsageError
+from ingest import UsageError
 
 __all__ = [
     "FOREIGN",
@@ -56,6 +57,7 @@ _MARKER_RE = re.compile(
 )
 # The marker of earlier versions: the committed length and inode only.
 _MARKER_V1_RE = re.compile(rb"ingest-jsonl-commit 1 (\d{20}) (\d{20}) ([0-9a-f]{8})\n")
+_PLAIN_ID = re.compile(r"[0-9A-Za-z_.:-]+")
 # Lines the sink wrote start with doc_id: read it without parsing the text.
 _ID_PREFIX = re.compile(rb'\{"doc_id":"([^"\\]*)"')
 
@@ -168,8 +170,7 @@ class Index:
     def encode(entries: list[tuple[str, int, int]]) -> bytes:
         """Index lines for ``(doc_id, offset, length)`` entries."""
         return b"".join(
-            b"%s\t%d\t%d\n" % (json.dumps(doc).encode("utf-8"), offset, length)
-            for doc, offset, length in entries
+            b"%s\t%d\t%d\n" % (_encode_id(doc), offset, length) for doc, offset, length in entries
         )
 
     @classmethod
@@ -179,7 +180,7 @@ class Index:
         try:
             for line in data.splitlines():
                 doc, offset, length = line.split(b"\t")
-                index.add(json.loads(doc), int(offset), int(length))
+                index.add(_decode_id(doc), int(offset), int(length))
         except (ValueError, TypeError):
             return None
         return index
@@ -197,6 +198,22 @@ class Index:
                 index.add(doc_id_of(line, path, number), offset, len(line))
                 offset += len(line)
         return index
+
+
+def _encode_id(doc_id: str) -> bytes:
+    # Ids are hashes: written as they are, parsed without JSON. Any other id is a JSON string.
+    if _PLAIN_ID.fullmatch(doc_id):
+        return doc_id.encode("ascii")
+    return json.dumps(doc_id).encode("utf-8")
+
+
+def _decode_id(data: bytes) -> str:
+    if data.startswith(b'"'):
+        doc_id = json.loads(data)
+        if not isinstance(doc_id, str):
+            raise TypeError("not a document id")
+        return doc_id
+    return data.decode("ascii")
 
 
 def doc_id_of(line: bytes, path: Path, number: int) -> str:

@@ -27,8 +27,9 @@ again must neither lose nor repeat a record):
   kernel, in runs, without parsing) into ``<file>.rewrite``, which is fsynced and renamed over
   the file, with the new marker renamed over its own. Killed before that rename, the next
   open finds the pending file committed and rewrites first. One copy of the file per run that
-  replaces or deletes anything (about 3.6 s per GB here, two thirds of it the fsync), none
-  for a run that only adds; memory holds the index, not the file.
+  replaces or deletes anything (its cost per GiB is measured by
+  ``benchmarks/test_rerun_bench.py``, most of it the fsync), none for a run that only adds;
+  memory holds the index, not the file.
 * **The same bytes are not written again.** A document the file already holds with exactly
   these records (a rerun after a kill, ``--force``, another sink added) is left alone, so
   such a run rewrites nothing.
@@ -48,6 +49,9 @@ it again, and reads the file to rebuild its index (a document written again then
 whatever is left of it). A file without a marker it can trust is treated the same way; a
 line that is not JSON makes the sink refuse the file.
 
+A record is a chunk (:meth:`ingest.model.Document.chunk_records`), plus ``page_provenance``
+when a page it covers records how its text was made (:func:`records_of`).
+
 An advisory lock (``flock``, POSIX only) makes a second run on the same file fail at open
 rather than both repairing and writing to it.
 """
@@ -64,8 +68,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest.errors import UsageError
-from ingest.hookspecs import hookimpl
+from ingest import UsageError, hookimpl
 
 from ingest_plugins.jsonl_files import (
     MARKER_SIZE,
@@ -82,7 +85,7 @@ from ingest_plugins.jsonl_files import (
 )
 
 if TYPE_CHECKING:
-    from ingest.model import Document
+    from ingest import Document
 
 try:  # POSIX only; Windows has no flock and runs without the lock.
     import fcntl
@@ -137,6 +140,30 @@ def encode_record(record: dict[str, Any]) -> bytes:
     # A lone surrogate (a broken text layer) cannot be UTF-8; it only occurs inside a JSON
     # string, where the backslash escape Python writes for it is the JSON escape: lossless.
     return line.encode("utf-8", "backslashreplace") + b"\n"
+
+
+def records_of(document: Document) -> list[dict[str, Any]]:
+    """The records of ``document`` as this sink writes them: its chunk records, each with
+    ``page_provenance`` (page number as a string: that page's provenance) when a page it
+    covers says how its text was made (the quality check's choice, OCR...). Records of
+    pages without provenance have no such key.
+
+    :param document: a finished document.
+    :returns: one record per chunk, in order.
+    """
+    records = document.chunk_records()
+    provenance = {page.number: page.provenance for page in document.pages if page.provenance}
+    if not provenance:
+        return records
+    for record in records:
+        pages = {
+            str(number): facts
+            for number, facts in provenance.items()
+            if record["page_start"] <= number <= record["page_end"]
+        }
+        if pages:
+            record["page_provenance"] = pages
+    return records
 
 
 @final
@@ -231,7 +258,7 @@ class JsonlSink:
         changed: list[tuple[str, bytes]] = []
         records = 0
         for doc_id, document in documents.items():
-            lines = [encode_record(record) for record in document.chunk_records()]
+            lines = [encode_record(record) for record in records_of(document)]
             data = b"".join(lines)
             if (
                 doc_id in self._pending_docs
@@ -319,17 +346,17 @@ class JsonlSink:
         if marker is None or problem is not None:
             self._start_over(problem or "it has no commit marker", header)
             return
+        self.marker = marker
         if info.st_size > marker.length:
             os.ftruncate(self._fd, marker.length)  # a step whose ingest_sink never returned
             os.fsync(self._fd)
             self.repaired_bytes = info.st_size - marker.length
-            marker = marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns)
+            self._commit(marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns))
         if marker.pending_len and not self._pending_intact(marker):
             self._start_over("its pending replacements were lost", header)
             return
         if not marker.pending_len:
             unlink(self.pending_path)
-        self._commit(marker)
 
     def _finish_rename(self, marker: Marker, inode: int) -> Marker | None:
         """A rewrite renamed the new file in and was killed before its marker followed."""
@@ -449,8 +476,9 @@ class JsonlSink:
 
     def _add_pending(self, drop: list[str], documents: list[tuple[str, bytes]]) -> None:
         if self._pending_fd < 0:
+            # Its directory entry is not fsynced: a power cut that loses it leaves a marker
+            # whose pending file is missing, and the sink then starts over (a refill).
             self._pending_fd = os.open(self.pending_path, _OPEN_FLAGS | os.O_TRUNC, 0o644)
-            fsync_dir(self.path.parent)
         start = self.marker.pending_len
         data = b"".join(
             [_DROP_PREFIX + json.dumps(drop).encode("utf-8") + b"}\n"]

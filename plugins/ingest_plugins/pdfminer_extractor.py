@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from ingest.hookspecs import hookimpl
-from ingest.model import Document, Metadata, Page
+from ingest import Document, Metadata, Page, hookimpl
 from pdfminer.converter import PDFPageAggregator
 from pdfminer.layout import LAParams, LTContainer, LTFigure, LTItem, LTText, LTTextBox
 from pdfminer.pdfdocument import PDFDocument, PDFPasswordIncorrect
@@ -32,15 +31,13 @@ from ingest_plugins.pdf_common import (
     clean_metadata_text,
     encrypted_error,
     extract_source,
-    normalize_newlines,
+    make_page,
     pdf_date_to_iso,
     select_pages,
-    text_needs_ocr,
 )
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Source
+    from ingest import Settings, Source
 
 NAME = "pdfminer"
 
@@ -114,9 +111,7 @@ def _read_pages(opened: _Opened, numbers: list[int], min_chars: int) -> list[Pag
     try:
         for number in numbers:
             interpreter.process_page(opened.pages[number - 1])
-            text = normalize_newlines(_layout_text(device.get_result()))
-            needs_ocr = text_needs_ocr(text, min_chars)
-            result.append(Page(number=number, text=text, extractor=NAME, needs_ocr=needs_ocr))
+            result.append(make_page(number, _layout_text(device.get_result()), NAME, min_chars))
     finally:
         device.close()
     return result

@@ -12,8 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.hookspecs import hookimpl
-from ingest.model import Document, Metadata, Page
+from ingest import Document, Metadata, Page, hookimpl
 from pypdf import PasswordType, PdfReader
 
 from ingest_plugins.pdf_common import (
@@ -23,15 +22,13 @@ from ingest_plugins.pdf_common import (
     clean_metadata_text,
     encrypted_error,
     extract_source,
-    normalize_newlines,
+    make_page,
     pdf_date_to_iso,
     select_pages,
-    text_needs_ocr,
 )
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.model import Source
+    from ingest import Settings, Source
 
 NAME = "pypdf"
 
@@ -103,8 +100,7 @@ def _metadata(reader: PdfReader, *, encrypted: bool) -> Metadata:
 
 
 def _page(reader: PdfReader, number: int, min_chars: int) -> Page:
-    text = normalize_newlines(reader.pages[number - 1].extract_text())
-    return Page(number=number, text=text, extractor=NAME, needs_ocr=text_needs_ocr(text, min_chars))
+    return make_page(number, reader.pages[number - 1].extract_text(), NAME, min_chars)
 
 
 @hookimpl

@@ -12,13 +12,10 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ingest.hookspecs import hookimpl
+from ingest import hookimpl
 
 if TYPE_CHECKING:
-    from ingest import ProgressEvent, RunResult
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.session import Session
+    from ingest import IngestPluginManager, ProgressEvent, RunResult, Session, Settings
 
 # Log lines at most this often, so a run of 100,000 small files does not flood a CI log.
 _LOG_INTERVAL_S = 5.0

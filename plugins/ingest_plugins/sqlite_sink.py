@@ -10,7 +10,7 @@ means ``ingest.db``; a folder is refused). Tables:
   external-content table, so ``chunks`` needs a stable integer rowid: ``chunks.id`` is an
   ``INTEGER PRIMARY KEY`` (an implicit rowid may be renumbered by ``VACUUM``, which would
   point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
-  by. Query it with :func:`ingest.search.search`.
+  by. Query it with ``ingest search DB QUERY`` (:mod:`ingest_plugins.sqlite_search`).
 
 The store mirrors the corpus. Each step (``ingest_sink``) is one transaction, committed
 before the hook returns: every document of the batch replaces what the database holds for
@@ -49,11 +49,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest.errors import UsageError
-from ingest.hookspecs import hookimpl
+from ingest import UsageError, hookimpl
 
 if TYPE_CHECKING:
-    from ingest.model import Document
+    import click
+    from ingest import Document
 
 logger = logging.getLogger("ingest.sqlite")
 
@@ -175,6 +175,14 @@ def ingest_sink_open(scheme: str, target: str, rootdir: Path) -> SqliteSink | No
     if target.endswith(("/", os.sep)):
         raise UsageError(f"sqlite sink {target!r} is a folder: name a database file")
     return SqliteSink(resolve_target(target, rootdir))
+
+
+@hookimpl
+def ingest_register_commands(cli: click.Group) -> None:
+    """Add ``ingest search DB QUERY``, which searches the chunks of a database of this sink."""
+    from ingest_plugins.sqlite_search import search_command
+
+    cli.add_command(search_command)
 
 
 def resolve_target(target: str, rootdir: Path) -> Path:

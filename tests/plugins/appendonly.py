@@ -7,8 +7,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingest import hookimpl
-from ingest.model import Document
+from ingest import Document, hookimpl
 
 
 class AppendOnlySink:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ingest import hookimpl
-from ingest.model import Document
+from ingest import Document, hookimpl
 from pydantic import BaseModel, ConfigDict
 
 

@@ -1,4 +1,4 @@
-"""What each sink holds, so that a rerun does only what it must (issue #6).
+"""What each sink holds, so that a rerun does only what it must.
 
 The state store is one SQLite file, ``<rootdir>/<cache.dir>/cache.db`` (``.ingest_cache``
 beside the config file, or in the current directory). It holds:
@@ -280,8 +280,8 @@ class RunCache:
         try:
             if self.collector is not None:
                 self.collector.flush()
-                if manager is not None and manager.is_registered(self.collector):
-                    manager.unregister(self.collector)
+                if manager is not None:
+                    self.collector.unregister(manager)
         finally:
             self.store.close()
 
@@ -390,8 +390,8 @@ def open_run_cache(
             force=force,
             last_failed=last_failed,
         )
-        cache.collector = StatCachePlugin(store, manager, claim_key(settings, manager))
-        manager.register(cache.collector, name="ingest-cache")
+        cache.collector = StatCachePlugin(store, claim_key(settings, manager))
+        cache.collector.register(manager, "ingest-cache")
     except BaseException:
         store.close()
         raise

@@ -1,4 +1,4 @@
-"""The stat cache: collecting unchanged files without reading them again (issue #6).
+"""The stat cache: collecting unchanged files without reading them again.
 
 Collection hashes every file (the content id), which reads the whole corpus. On a rerun over
 100,000 unchanged files that read is most of the run, so the cache remembers, per path, the
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
@@ -24,9 +25,10 @@ from ingest.model import Source
 
 if TYPE_CHECKING:
     from ingest.cache.store import CacheStore
-    from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.model import Failure
+
+    Found = Source | Failure | None
 
 __all__ = ["StatCachePlugin"]
 
@@ -42,53 +44,74 @@ def abspath(path: Path | str) -> str:
 
 @final
 class StatCachePlugin:
-    """Answers ``ingest_collect_file`` from the stat cache before any collector reads the file.
+    """The stat cache of one run: answers for unchanged files, and remembers new answers.
 
-    Registered by the session for the run (``tryfirst``). For a path whose size, mtime, ctime
-    and inode are what they were when it was last hashed, and whose claim (the collect
-    patterns and the versions of the plugins that claim files) is unchanged, it returns the
-    same :class:`~ingest.model.Source` without opening the file. Otherwise it asks the other
-    collectors itself and remembers what they return.
+    For a path whose size, mtime, ctime and inode are what they were when it was last hashed,
+    and whose claim (the collect patterns and the versions of the plugins that claim files)
+    is unchanged, the same :class:`~ingest.model.Source` comes back without opening the
+    file. As pytest's cacheprovider does, it takes part in ``ingest_collect_file`` as two
+    plugins, so every collector is called through pluggy (tracing and other wrappers see
+    each call): :meth:`register` adds a ``tryfirst`` implementation that answers a hit, and a
+    wrapper that sees every answer and remembers the sources the collectors made on a miss.
     """
 
-    def __init__(self, store: CacheStore, manager: IngestPluginManager, claim: str) -> None:
+    def __init__(self, store: CacheStore, claim: str) -> None:
         self._store = store
-        self._manager = manager
         self._claim = claim
         self._pending: list[tuple[Any, ...]] = []
+        #: The call under way: ``(path key, stat before, when)``, set by the wrapper.
+        self._looking: tuple[str, os.stat_result | None, int] | None = None
+        self._hit: Source | None = None
         #: Sources answered from the cache, and sources the other collectors made, this run.
         self.hits = 0
         self.misses = 0
+        self._plugins = (_Answer(self), _Recorder(self))
 
-    @hookimpl(tryfirst=True)
-    def ingest_collect_file(self, path: Path, settings: Settings) -> Source | Failure | None:
-        """A cached source for an unchanged file; else whatever the other collectors say."""
-        looked = time.time_ns()
+    def register(self, manager: IngestPluginManager, name: str) -> None:
+        """Register both halves with ``manager`` (``name`` and ``name + "-recorder"``)."""
+        manager.register(self._plugins[0], name=name)
+        manager.register(self._plugins[1], name=f"{name}-recorder")
+
+    def unregister(self, manager: IngestPluginManager) -> None:
+        """Remove both halves from ``manager`` (those it has)."""
+        for plugin in self._plugins:
+            if manager.is_registered(plugin):
+                manager.unregister(plugin)
+
+    def lookup(self, path: Path) -> Source | None:
+        """The cached source of ``path`` when its stat and claim are unchanged, else ``None``."""
+        looking = self._looking
+        if looking is None:  # called outside the wrapper (another manager): stat here
+            looking = (abspath(path), _stat_or_none(path), time.time_ns())
+        key, before, _ = looking
+        if before is None:
+            return None
+        rows = self._store.query(
+            "SELECT size, mtime_ns, ctime_ns, inode, claim, content_id, media_type "
+            "FROM stats WHERE path = ?",
+            (key,),
+        )
+        if not rows or rows[0][:5] != (*_stat_key(before), self._claim):
+            return None
+        self.hits += 1
+        size, content_id, media_type = rows[0][0], rows[0][5], rows[0][6]
+        self._hit = Source(path=path, content_id=content_id, size=size, media_type=media_type)
+        return self._hit
+
+    def around(self, path: Path) -> Generator[None, Found, Found]:
+        """The wrapper's body: stat before the collectors run, remember what they made."""
+        looking = (abspath(path), _stat_or_none(path), time.time_ns())
+        self._looking, self._hit = looking, None
         try:
-            before = os.stat(path)
-        except OSError:
-            before = None
-        key = abspath(path)
-        if before is not None:
-            rows = self._store.query(
-                "SELECT size, mtime_ns, ctime_ns, inode, claim, content_id, media_type "
-                "FROM stats WHERE path = ?",
-                (key,),
-            )
-            if rows and rows[0][:5] == (*_stat_key(before), self._claim):
-                self.hits += 1
-                size, content_id, media_type = rows[0][0], rows[0][5], rows[0][6]
-                return Source(path=path, content_id=content_id, size=size, media_type=media_type)
-        # Built per call: pluggy returns the plain caller (which calls us again) until this
-        # plugin is registered. Wrappers are left out: they already wrap this call.
-        hook = self._manager.hook.ingest_collect_file
-        skip = [self, *(i.plugin for i in hook.get_hookimpls() if i.wrapper or i.hookwrapper)]
-        others = self._manager.subset_hook_caller("ingest_collect_file", skip)
-        found: Source | Failure | None = others(path=path, settings=settings)
-        if isinstance(found, Source):
+            found: Found = yield
+        finally:
+            self._looking = None
+        if isinstance(found, Source) and found is not self._hit:
             self.misses += 1
+            key, before, looked = looking
             if before is not None:
                 self._remember(key, before, looked, found)
+        self._hit = None
         return found
 
     def _remember(self, key: str, before: os.stat_result, looked: int, source: Source) -> None:
@@ -113,6 +136,41 @@ class StatCachePlugin:
                 "INSERT OR REPLACE INTO stats VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._pending
             )
         self._pending = []
+
+
+@final
+class _Answer:
+    """The ``tryfirst`` half of :class:`StatCachePlugin`: a hit ends the hook call."""
+
+    def __init__(self, cache: StatCachePlugin) -> None:
+        self._cache = cache
+
+    @hookimpl(tryfirst=True)
+    def ingest_collect_file(self, path: Path) -> Source | None:
+        """The cached source of an unchanged file; ``None`` lets the collectors look."""
+        return self._cache.lookup(path)
+
+
+@final
+class _Recorder:
+    """The wrapper half of :class:`StatCachePlugin`: remembers what collectors made."""
+
+    def __init__(self, cache: StatCachePlugin) -> None:
+        self._cache = cache
+
+    @hookimpl(wrapper=True)
+    def ingest_collect_file(
+        self, path: Path
+    ) -> Generator[None, Found, Found]:
+        """Stat the file before the collectors run; remember the source they made."""
+        return (yield from self._cache.around(path))
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
 
 
 def _stat_key(stat: os.stat_result) -> tuple[int, int, int, int]:

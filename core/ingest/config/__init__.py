@@ -3,7 +3,7 @@
 Sources, lowest to highest: built-in defaults < a config file (``ingest.yaml``,
 ``ingest.yml`` or ``[tool.ingest]`` in ``pyproject.toml``, found by walking up from the
 current directory, or ``-c FILE``) < ``INGEST_*`` environment variables < CLI flags <
-``-o key=value`` overrides. Plugins add sections with :func:`build_settings_model` (issue #4).
+``-o key=value`` overrides. Plugins add sections with :func:`build_settings_model`.
 
 This module must stay cheap to import (``ingest --help``): no PDF parser, no plugin manager,
 and YAML and TOML are imported only when a file is read.
@@ -40,10 +40,9 @@ __all__ = [
     "LoadedSettings",
     "RunSettings",
     "Settings",
+    "SettingsStack",
     "build_settings_model",
     "load_settings",
-    "peek_executor",
-    "peek_plugins",
     "render_config",
     "settings_table_markdown",
 ]
@@ -110,105 +109,140 @@ def _base_dir(cwd: str | Path | None) -> Path:
 
 
 def load_settings(
-    *,
-    sections: Mapping[str, type[BaseModel]] = _NO_SECTIONS,
-    config_file: str | Path | None = None,
-    cwd: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    cli: Mapping[str, Any] | None = None,
-    overrides: Sequence[str] = (),
-    cli_flags: Mapping[str, str] | None = None,
+    *, sections: Mapping[str, type[BaseModel]] = _NO_SECTIONS, **inputs: Any
 ) -> LoadedSettings:
-    """Read, merge and validate the settings of a run from every source.
+    """Read, merge and validate the settings of a run: ``SettingsStack(**inputs).load(sections)``.
 
     :param sections: the loaded plugins' section models, by section name.
+    :param inputs: :class:`SettingsStack`'s keyword arguments (``cwd``, ``environ``...).
+    :raises ConfigError: listing every problem: file, line or variable, key and reason.
+    """
+    return SettingsStack(**inputs).load(sections)
+
+
+#: The settings known before any plugin is loaded: they decide which plugins load.
+_EARLY_KEYS = ("plugins", "run.executor")
+
+
+@final
+class SettingsStack:
+    """Every source of one run's settings, read once, in the order they override each other.
+
+    Built-in defaults < the config file < ``INGEST_*`` variables < CLI flags < ``-o``
+    overrides. Two answers come from the same stack: first the plugins to load and the
+    executor (:meth:`plugins`, :meth:`executor`), which must be known before the plugins
+    declare their settings sections; then, with those sections, the validated settings
+    (:meth:`load`).
+
     :param config_file: an explicit config file (``-c``); relative to ``cwd``. Without it
         the first directory from ``cwd`` upwards that has ``ingest.yaml``, ``ingest.yml``
         or a pyproject.toml with ``[tool.ingest]`` provides it (in that order).
     :param cwd: where discovery starts; default the current directory.
     :param environ: the variables to read ``INGEST_*`` from; default ``os.environ``.
     :param cli: dotted key to value from CLI flags, e.g. ``{"run.workers": 2}``; None and
-        empty sequences are "not given". ``plugins`` adds to the other layers' plugins.
+        empty sequences are "not given". ``plugins`` (``-p``) adds to the other layers'.
     :param overrides: raw ``-o key=value`` texts, applied last, in order.
     :param cli_flags: dotted key to the flag that set it, for origins (``--workers``).
-    :returns: the settings and their origins.
-    :raises ConfigError: listing every problem: file, line or variable, key and reason.
+    :raises ConfigError: the config file cannot be read.
     """
-    model = build_settings_model(sections)
-    base = _base_dir(cwd)
-    config_path, file_layer = sources.load_file(config_file, base)
-    problems: list[str] = []
-    layers = [
-        file_layer,
-        sources.env_layer(os.environ if environ is None else environ, model, problems),
-        sources.cli_layer(cli or {}, cli_flags or {}),
-        sources.override_layer(overrides, model, problems),
-    ]
-    settings = sources.validate(model, layers, problems)
-    origins = {key: sources.origin_of(layers, key) for key, _ in _leaves(settings)}
-    rootdir = config_path.parent if config_path else base
-    return LoadedSettings(settings, config_path, rootdir, MappingProxyType(origins))
+
+    def __init__(
+        self,
+        *,
+        config_file: str | Path | None = None,
+        cwd: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        cli: Mapping[str, Any] | None = None,
+        overrides: Sequence[str] = (),
+        cli_flags: Mapping[str, str] | None = None,
+    ) -> None:
+        self.base = _base_dir(cwd)
+        self.config_path, self._file = sources.load_file(config_file, self.base)
+        self._environ = dict(os.environ if environ is None else environ)
+        self._cli = dict(cli or {})
+        self._overrides = tuple(overrides)
+        self._flags = dict(cli_flags or {})
+        self._early: Settings | None = None
+
+    @property
+    def environ(self) -> Mapping[str, str]:
+        """The environment the stack reads (a snapshot taken when it was built)."""
+        return MappingProxyType(self._environ)
+
+    @property
+    def rootdir(self) -> Path:
+        """The config file's folder, else the directory discovery started from."""
+        return self.config_path.parent if self.config_path else self.base
+
+    def plugins(self) -> list[str]:
+        """The plugins every layer names, accumulated lowest first (``no:NAME`` kept).
+
+        :raises ConfigError: a ``plugins`` value is invalid.
+        """
+        return list(self._early_settings().plugins)
+
+    def executor(self) -> str:
+        """``run.executor`` (``process`` when nothing sets it).
+
+        :raises ConfigError: the value is invalid.
+        """
+        return self._early_settings().run.executor
+
+    def load(self, sections: Mapping[str, type[BaseModel]] = _NO_SECTIONS) -> LoadedSettings:
+        """Merge and validate every layer, with the loaded plugins' sections.
+
+        :param sections: section name to the plugin's model.
+        :returns: the settings and the origin of every leaf.
+        :raises ConfigError: listing every problem: file, line or variable, key and reason.
+        """
+        model = build_settings_model(sections)
+        problems: list[str] = []
+        layers = self._layers(model, problems)
+        settings = sources.validate(model, layers, problems)
+        origins = {key: sources.origin_of(layers, key) for key, _ in _leaves(settings)}
+        return LoadedSettings(settings, self.config_path, self.rootdir, MappingProxyType(origins))
+
+    def _layers(
+        self, model: type[BaseModel], problems: list[str], only: Sequence[str] = ()
+    ) -> list[sources.Layer]:
+        """The four layers, lowest first; ``only``: just these dotted keys (early pass)."""
+        file_layer, environ, cli, overrides = self._file, self._environ, self._cli, self._overrides
+        if only:
+            file_layer = sources.Layer()
+            for key in only:
+                value = _dig(self._file.data, key.split("."))
+                if value is not _ABSENT:
+                    origin = self._file.origins.get(key, f"file:{self.config_path}")
+                    file_layer.set(key.split("."), value, origin)
+            names = {schema.env_var_name(key) for key in only}
+            environ = {name: value for name, value in environ.items() if name in names}
+            cli = {key: value for key, value in cli.items() if key in only}
+            overrides = tuple(o for o in overrides if o.partition("=")[0].strip() in only)
+        return [
+            file_layer,
+            sources.env_layer(environ, model, problems),
+            sources.cli_layer(cli, self._flags),
+            sources.override_layer(overrides, model, problems),
+        ]
+
+    def _early_settings(self) -> Settings:
+        if self._early is None:
+            problems: list[str] = []
+            layers = self._layers(Settings, problems, only=_EARLY_KEYS)
+            self._early = sources.validate(Settings, layers, problems)
+        return self._early
 
 
-def peek_plugins(
-    *,
-    config_file: str | Path | None = None,
-    cwd: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    cli_plugins: Sequence[str] | None = None,
-    overrides: Sequence[str] = (),
-) -> list[str]:
-    """The plugins the configuration names, before any plugin (or its section) is loaded.
-
-    Accumulates file < ``INGEST_PLUGINS`` < ``cli_plugins`` < ``-o plugins=...``; every
-    other key is left for :func:`load_settings`, once the plugins' sections are known.
-
-    :returns: plugin names in order, duplicates removed, ``no:NAME`` entries kept.
-    :raises ConfigError: the config file cannot be read, or a plugins value is invalid.
-    """
-    _, file_layer = sources.load_file(config_file, _base_dir(cwd))
-    env = os.environ if environ is None else environ
-    layers = [sources.Layer(), sources.Layer(), sources.Layer(), sources.Layer()]
-    if "plugins" in file_layer.data:
-        layers[0].set(["plugins"], file_layer.data["plugins"], file_layer.origins["plugins"])
-    if "INGEST_PLUGINS" in env:
-        layers[1] = sources.env_layer({"INGEST_PLUGINS": env["INGEST_PLUGINS"]}, Settings, [])
-    layers[2] = sources.cli_layer({"plugins": cli_plugins}, {"plugins": "-p"})
-    mine = [text for text in overrides if text.partition("=")[0].strip() == "plugins"]
-    layers[3] = sources.override_layer(mine, Settings, [])
-    return sources.validate(Settings, layers, []).plugins
+_ABSENT: Any = object()
 
 
-def peek_executor(
-    *,
-    config_file: str | Path | None = None,
-    cwd: Path | None = None,
-    environ: Mapping[str, str] | None = None,
-    cli_executor: str | None = None,
-    overrides: Sequence[str] = (),
-) -> str:
-    """``run.executor`` from every layer, before any plugin (or its section) is loaded.
-
-    Naming an executor names its plugin (issue #8), whose section must be known before the
-    settings are validated; so the executor is read first, as the plugins are.
-
-    :returns: the executor's name (``process`` when nothing sets it).
-    :raises ConfigError: the config file cannot be read, or the value is invalid.
-    """
-    _, file_layer = sources.load_file(config_file, _base_dir(cwd))
-    env = os.environ if environ is None else environ
-    layers = [sources.Layer(), sources.Layer(), sources.Layer(), sources.Layer()]
-    run = file_layer.data.get("run")
-    if isinstance(run, Mapping) and "executor" in run:
-        origin = file_layer.origins.get("run.executor", "file")
-        layers[0].set(["run", "executor"], run["executor"], origin)
-    variable = "INGEST_RUN__EXECUTOR"
-    if variable in env:
-        layers[1] = sources.env_layer({variable: env[variable]}, Settings, [])
-    layers[2] = sources.cli_layer({"run.executor": cli_executor}, {"run.executor": "--executor"})
-    mine = [text for text in overrides if text.partition("=")[0].strip() == "run.executor"]
-    layers[3] = sources.override_layer(mine, Settings, [])
-    return sources.validate(Settings, layers, []).run.executor
+def _dig(data: Mapping[str, Any], parts: Sequence[str]) -> Any:
+    node: Any = data
+    for part in parts:
+        if not isinstance(node, Mapping) or part not in node:
+            return _ABSENT
+        node = node[part]
+    return node
 
 
 # -- showing settings ------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Import them from :mod:`ingest.config`. Every model forbids unknown keys and validates
 assignments; :class:`Settings` copies itself safely (:meth:`Settings.with_overrides`) and
-pickles even when built with plugin sections, because workers receive it (issue #4).
+pickles even when built with plugin sections, because workers receive it.
 """
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ class Settings(_Section):
         :returns: a new instance of the same class; ``self`` is never modified.
         :raises ConfigError: a change names an unknown key or fails validation.
         """
-        # Not model_copy(update=...): it neither validates nor copies deeply (issue #4).
+        # Not model_copy(update=...): it neither validates nor copies deeply.
         plain = {
             key: value.model_dump(round_trip=True) if isinstance(value, BaseModel) else value
             for key, value in changes.items()

@@ -1,4 +1,4 @@
-"""Documents to tasks and back: page ranges, merging, fallbacks, the window (issue #6).
+"""Documents to tasks and back: page ranges, merging, fallbacks, the window.
 
 :class:`Dispatcher` turns sources into the tasks of :mod:`ingest.workers.pipeline` and their answers
 into one outcome per source, for any pool of workers that can ``submit`` a task, ``wait``
@@ -10,7 +10,7 @@ for answers and say how many workers are ``idle`` (:class:`ingest.workers.pool.W
 * The rest of a longer one goes in one range task while other documents wait to keep the
   other workers busy, and in up to ``RANGES_PER_WORKER * workers`` ranges when they do not
   (towards the end of a run): every range opens the document again, which costs pypdf 0.1 to
-  0.2 s on the corpus's largest files, so splitting only pays where it shortens the tail.
+  0.2 s on the test corpus's largest files, so splitting only pays where it shortens the tail.
 * The pages come back in any order and are merged in order; one more task runs the
   transform chain on the whole document (chunks cross page boundaries, headers are found
   across pages).
@@ -26,8 +26,7 @@ until the extractor returns, so the whole document gets ``timeout``.
 At most ``Limits.window`` documents (default ``2 * workers``) are in flight (their pages
 held here while ranges run), and sources are read at most ``LOOKAHEAD_PER_WORKER * workers``
 ahead of them, so memory does not grow with the corpus. Sources read ahead are dropped, never
-started, once the source iterator has a true ``stopped`` attribute (a session stopping on
-Ctrl-C may provide one).
+started, once the feed says it is ``stopped`` (the session stopping on Ctrl-C).
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.model import Page, Source
+    from ingest.workers.feed import Feed
 
 #: Documents with more pages than this are split into ranges of about this many pages,
 #: when ``run.shard_pages`` is not set. 16 pages are 0.5 to 2 s of pypdf or pdfminer: the
@@ -141,12 +141,17 @@ class Limits:
         """
         run = settings.run
         extra = 0.0
-        # Each implementation on its own (pluggy drops None answers from the list, which
-        # would lose which plugin gave a bad one).
-        for impl in manager.hook.ingest_page_seconds.get_hookimpls():
-            seconds = impl.function(**({"settings": settings} if impl.argnames else {}))
-            if seconds is None:
+        # Each plugin asked on its own, still through pluggy (so tracing and wrappers see
+        # the call): the answers come back as one list without None, which would lose
+        # which plugin gave a bad one.
+        hook = "ingest_page_seconds"
+        impls = manager.hook.ingest_page_seconds.get_hookimpls()
+        for impl in impls:
+            others = [i.plugin for i in impls if i is not impl]
+            answers = manager.subset_hook_caller(hook, others)(settings=settings)
+            if not answers:
                 continue
+            seconds = answers[0]
             if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
                 raise UsageError(
                     f"plugin {impl.plugin_name!r}: ingest_page_seconds returned {seconds!r}, "
@@ -207,23 +212,22 @@ class Dispatcher:
         self._ids = itertools.count()
         self._admitted = 0
         self._exhausted = False
-        # Bytes of the sources not read yet, when the feed tells (ingest.workers.feed.SourceFeed).
-        self._unread: Any = None
+        self._feed: Feed | None = None
 
-    def run(self, sources: Iterator[Source]) -> Iterator[Finished]:
-        """Yield every source of ``sources`` once, with its outcome, in completion order."""
+    def run(self, feed: Feed) -> Iterator[Finished]:
+        """Yield every source taken from ``feed`` once, with its outcome, in completion order."""
         window = 2 * self.limits.workers if self.limits.window is None else self.limits.window
         lookahead = LOOKAHEAD_PER_WORKER * self.limits.workers
-        self._unread = sources if hasattr(sources, "remaining_bytes") else None
+        self._feed = feed
         while True:
             while True:
                 while not self._exhausted and len(self._waiting) < lookahead:
-                    source = next(sources, None)
+                    source = next(feed, None)
                     if source is None:
                         self._exhausted = True
                     else:
                         self._waiting.append(source)
-                if getattr(sources, "stopped", False):
+                if feed.stopped:
                     self._waiting.clear()  # read ahead, never started: not handed out after all
                     break
                 while self._waiting and self._admitted < window:
@@ -231,7 +235,7 @@ class Dispatcher:
                     doc = _Doc(source=self._waiting.popleft(), chain=self.limits.chain)
                     self._fresh.append(self._first_task(doc))
                 # A window wider than the lookahead fills over several reads; the default
-                # window (no wider) always fills in one, as it did before windows were set.
+                # window (no wider) always fills in one.
                 if self._waiting or self._exhausted or self._admitted >= window:
                     break
             self._dispatch()
@@ -301,8 +305,8 @@ class Dispatcher:
             return True
         remaining = doc.source.size * (total - start + 1) / max(1, total)
         waiting = sum(s.size for s in self._waiting) + sum(q.doc.source.size for q in self._fresh)
-        if self._unread is not None:
-            waiting += int(self._unread.remaining_bytes)
+        if self._feed is not None:
+            waiting += self._feed.remaining_bytes
         return waiting >= 2 * (self.limits.workers - 1) * remaining
 
     def _range_done(self, doc: _Doc, document: Document) -> list[Finished]:

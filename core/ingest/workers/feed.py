@@ -11,11 +11,30 @@ files and a large one rarely has to be split (each split range opens the file ag
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Protocol, final
 
 if TYPE_CHECKING:
     from ingest.interrupt import GracefulStop
     from ingest.model import Source
+
+
+class Feed(Protocol):
+    """What a backend takes sources from: an iterator that also says what is left and
+    whether the run is stopping. :class:`SourceFeed` is the session's."""
+
+    def __iter__(self) -> Iterator[Source]: ...
+
+    def __next__(self) -> Source: ...
+
+    @property
+    def stopped(self) -> bool:
+        """A stop was requested: sources read ahead should be dropped, not started."""
+        ...
+
+    @property
+    def remaining_bytes(self) -> int:
+        """Bytes of the sources not handed out yet (0 when unknown)."""
+        ...
 
 
 @final
@@ -35,6 +54,8 @@ class SourceFeed(Iterator["Source"]):
         self._stop = stop
         #: Bytes of the sources not yet handed out.
         self.remaining_bytes = sum(source.size for source in ordered)
+        #: Sources handed out so far.
+        self.taken = 0
 
     @property
     def stopped(self) -> bool:
@@ -49,4 +70,5 @@ class SourceFeed(Iterator["Source"]):
             raise StopIteration
         source = next(self._items)
         self.remaining_bytes -= source.size
+        self.taken += 1
         return source

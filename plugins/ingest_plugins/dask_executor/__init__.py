@@ -1,4 +1,4 @@
-"""The Dask executor (``--executor dask``; issue #8): the same run, on a Dask cluster.
+"""The Dask executor (``--executor dask``): the same run, on a Dask cluster.
 
 ``ingest run papers/ --executor dask --scheduler tcp://host:8786`` sends the documents to an
 existing cluster; ``--executor dask`` alone starts a ``LocalCluster`` on this machine (one
@@ -30,15 +30,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ingest.errors import PluginError
-from ingest.hookspecs import hookimpl
+from ingest import PluginError, hookimpl
 from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
+    from ingest import IngestPluginManager, Settings
 
     from ingest_plugins.dask_executor.driver import DaskBackend
 

@@ -15,11 +15,11 @@ import logging
 import pickle
 import sys
 import uuid
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from typing import TYPE_CHECKING
 
 from distributed import Client, LocalCluster
-from ingest.errors import UsageError
+from ingest import UsageError
 from ingest.workers import Dispatcher, Limits, document_plugins
 
 from ingest_plugins.dask_executor.pool import DaskPool
@@ -27,9 +27,8 @@ from ingest_plugins.dask_executor.remote import IngestWorkerPlugin, memory_cap_o
 from ingest_plugins.process import worker_count
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Failure, Source
+    from ingest import Document, Failure, IngestPluginManager, Settings, Source
+    from ingest.workers import SourceFeed
 
     from ingest_plugins.dask_executor import DaskSettings
 
@@ -63,9 +62,11 @@ class DaskBackend:
         self._pool: DaskPool | None = None
         self.limits: Limits | None = None
 
-    def run(
-        self, sources: Iterable[Source]
-    ) -> Generator[tuple[Source, Document | Failure], None, None]:
+    def start(self) -> None:
+        """Nothing before the run: connecting (or starting a LocalCluster) happens in
+        :meth:`run`, so a run that finds nothing to do never touches the cluster."""
+
+    def run(self, feed: SourceFeed) -> Generator[tuple[Source, Document | Failure], None, None]:
         """Yield each source with its outcome, in completion order; close at the end.
 
         :raises UsageError: the scheduler cannot be reached, or the workers cannot set up
@@ -78,7 +79,7 @@ class DaskBackend:
             # the deadline of a task starts only when its worker's supervisor takes it.
             self._pool = DaskPool(client, self._plugin_name, threads, self._dask.ship_bytes)
             self.limits = self._limits(client, threads, window=self._pool.capacity)
-            yield from Dispatcher(self._pool, self.limits).run(iter(sources))
+            yield from Dispatcher(self._pool, self.limits).run(feed)
             logger.info(
                 "%d ingest tasks sent in %d Dask tasks (at most %d per Dask task)",
                 self._pool.tasks_sent,

@@ -38,15 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
-from ingest.errors import IngestError
-from ingest.model import Document, Failure, Source
+from ingest import Document, Failure, IngestError, Source
 from ingest.workers import FinishTask, Lost, Partial, WorkerPool
 
 from ingest_plugins.process import memory_cap
 
 if TYPE_CHECKING:
     from distributed import Worker
-    from ingest.config import Settings
+    from ingest import Settings
     from ingest.workers import Task
 
 logger = logging.getLogger("ingest.dask")

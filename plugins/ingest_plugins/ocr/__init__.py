@@ -1,4 +1,4 @@
-"""The ``ocr`` plugin: fill the pages whose text layer is missing or unusable (issue #7).
+"""The ``ocr`` plugin: fill the pages whose text layer is missing or unusable.
 
 Loaded only when named (``ingest run DIR --plugin ocr``). A hook wrapper around
 ``ingest_extract`` looks at the document the extractor made; the pages that need OCR (see
@@ -50,9 +50,7 @@ import time  # noqa: E402
 from collections.abc import Callable, Generator  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
-from ingest.errors import DocumentError, PluginError  # noqa: E402
-from ingest.hookspecs import hookimpl  # noqa: E402
-from ingest.model import PDF_MEDIA_TYPE, Page  # noqa: E402
+from ingest import PDF_MEDIA_TYPE, DocumentError, Page, PluginError, hookimpl  # noqa: E402
 
 from ingest_plugins.ocr.detect import (  # noqa: E402
     clearly_readable,
@@ -72,9 +70,7 @@ from ingest_plugins.ocr.render import open_pdf, page_layout, render_page  # noqa
 from ingest_plugins.ocr.settings import OcrSettings  # noqa: E402
 
 if TYPE_CHECKING:
-    from ingest.config import Settings
-    from ingest.manager import IngestPluginManager
-    from ingest.model import Document, Source
+    from ingest import Document, IngestPluginManager, Settings, Source
     from pydantic import BaseModel
 
 __all__ = ["NAME", "OcrSettings", "fill_document", "get_engine"]

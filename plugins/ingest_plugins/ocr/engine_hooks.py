@@ -17,7 +17,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
-from ingest.errors import PluginError
+from ingest import PluginError
 
 if TYPE_CHECKING:
     from PIL.Image import Image

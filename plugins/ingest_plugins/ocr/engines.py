@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.errors import PluginError
+from ingest import PluginError
 
 from ingest_plugins.ocr.engine_hooks import PageTimeout, hookimpl
 

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 
 from ingest import hookimpl
 
-from ingest_plugins.postgres.target import SCHEMES, Target, is_url, mask
+from ingest_plugins.postgres.target import SCHEMES, Target, is_url
 
 if TYPE_CHECKING:
     from ingest import Settings
 
     from ingest_plugins.postgres.sink import PostgresSink
 
-__all__ = ["NAME", "SCHEMES", "Target", "ingest_sink_open", "is_url", "mask", "open_sink"]
+__all__ = ["NAME", "SCHEMES", "Target", "ingest_sink_open", "is_url", "open_sink"]
 
 NAME = "postgresql"
 

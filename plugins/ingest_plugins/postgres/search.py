@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Any
 
 from ingest import UsageError
 
-# The hit type and its text form are the SQLite search's, so both stores print alike.
-from ingest.search import SearchHit
-
 from ingest_plugins.postgres.schema import TS_CONFIG, q
 from ingest_plugins.postgres.target import Target, import_psycopg
+
+# The hit type and its text form are the SQLite search's, so both stores print alike.
+from ingest_plugins.sqlite_search import SearchHit
 
 if TYPE_CHECKING:
     import psycopg

@@ -10,8 +10,8 @@ out first, since libpq refuses parameters it does not know:
 * ``retry``: seconds a step may spend reconnecting after the server went away (default 30).
 
 The password comes from the URL, ``PGPASSWORD`` or ``~/.pgpass`` (libpq reads the last two
-itself). It is never shown: :func:`mask` replaces it in every URL ingest prints, and libpq's
-own messages name the user and host, never the password.
+itself). It is never shown: :func:`ingest.mask_secrets` replaces it in every URL ingest
+prints, and libpq's own messages name the user and host, never the password.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from ingest import UsageError
+from ingest import UsageError, mask_secrets
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["DEFAULT_RETRY_S", "DEFAULT_SCHEMA", "SCHEMES", "Target", "is_url", "mask"]
+__all__ = ["DEFAULT_RETRY_S", "DEFAULT_SCHEMA", "SCHEMES", "Target", "is_url"]
 
 #: The schemes libpq accepts for a connection URL.
 SCHEMES = ("postgresql", "postgres")
@@ -38,8 +38,6 @@ MASKED = "**********"
 # A schema is created and referred to by name; plain identifiers keep it typeable in psql
 # without quotes, and 63 bytes is PostgreSQL's limit for a name.
 _SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@:?#\s]*):[^/@?#\s]*@")
-_PASSWORD_PARAM = re.compile(r"(?P<key>[?&]password=)[^&#\s]*", re.IGNORECASE)
 _OWN_PARAMS = frozenset({"schema", "retry"})
 
 
@@ -47,17 +45,6 @@ def is_url(text: str) -> bool:
     """Whether ``text`` is a PostgreSQL connection URL (``postgresql://…``, ``postgres://…``)."""
     scheme, sep, rest = text.partition(":")
     return bool(sep) and scheme.lower() in SCHEMES and rest.startswith("//")
-
-
-def mask(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by asterisks.
-
-    :param text: a URL, or a message that may contain URLs.
-    :returns: the same text, ``user:**********@host`` for ``user:secret@host`` and
-        ``password=**********`` in a query string.
-    """
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:{MASKED}@", text)
-    return _PASSWORD_PARAM.sub(lambda m: f"{m['key']}{MASKED}", text)
 
 
 @final
@@ -84,7 +71,7 @@ class Target:
 
         :raises UsageError: naming the URL (password masked) and the part that is wrong.
         """
-        shown = mask(url)
+        shown = mask_secrets(url)
         if not is_url(url):
             raise UsageError(
                 f"{shown!r} is not a PostgreSQL URL: write postgresql://USER@HOST/DATABASE"
@@ -129,7 +116,7 @@ class Target:
     def scrub(self, message: str) -> str:
         """``message`` on one line, with every URL's password masked, and the password of
         this URL too wherever it appears."""
-        message = " ".join(mask(message).split())
+        message = " ".join(mask_secrets(message).split())
         if self.password and len(self.password) > 2:
             message = message.replace(self.password, MASKED)
         return message

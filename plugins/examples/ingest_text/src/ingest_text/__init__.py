@@ -39,8 +39,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from ingest import DocumentError, hookimpl
-from ingest.model import Document, Failure, Metadata, Page, Source
+from ingest import Document, DocumentError, Failure, Metadata, Page, Source, hookimpl
 from pydantic import BaseModel, ConfigDict, field_validator
 
 # Re-exported: the entry point names this module, whose ingest_* functions are the hooks.
@@ -49,7 +48,7 @@ from ingest_text.sink import ingest_sink_open as ingest_sink_open
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ingest.config import Settings
+    from ingest import Settings
 
 #: The plugin's name, as its entry point says: it names the settings section and the
 #: extractor in ``Page.extractor`` and ``--collect-only``.

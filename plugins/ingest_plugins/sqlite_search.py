@@ -1,4 +1,10 @@
-"""Full-text search over a database written by the ``sqlite`` sink (``ingest search DB QUERY``).
+"""Full-text search over a database written by the ``sqlite`` sink: ``ingest search DB QUERY``.
+
+The ``sqlite`` plugin adds the command through ``ingest_register_commands``; this module
+knows the sink's tables (:mod:`ingest_plugins.sqlite_sink`) and reads them, never writes.
+The command also takes a ``postgresql://`` URL, which it hands to the ``postgresql`` plugin's
+search (:mod:`ingest_plugins.postgres.search`): one ``ingest search`` for every store, with
+the same output.
 
 Ranking is FTS5's bm25 over the chunk text. User queries are arbitrary text, so by default
 each whitespace-separated word is quoted into an FTS5 string: every word must match (in any
@@ -12,14 +18,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import final
 
-from ingest.errors import UsageError
+import click
+from ingest import ExitCode, UsageError
 
-__all__ = ["SearchHit", "format_hits", "search", "to_fts_query"]
+__all__ = ["SearchHit", "format_hits", "search", "search_command", "to_fts_query"]
 
 _REQUIRED_TABLES = frozenset({"documents", "chunks", "chunks_fts"})
 # Tokens of context around the matches in a snippet (FTS5 allows at most 64).
@@ -221,3 +229,26 @@ def _open(db_path: Path) -> sqlite3.Connection:
             f"{', '.join(sorted(missing))}): make one with `ingest run ... --sink sqlite:{what}`"
         )
     return connection
+
+
+@click.command("search")
+@click.argument("store", metavar="STORE")
+@click.argument("query")
+@click.option("--limit", default=10, show_default=True, help="How many chunks to show.")
+def search_command(store: str, query: str, limit: int) -> None:
+    """Search the chunks of an SQLite sink's file (bm25 ranking) or of a postgresql:// URL's
+    schema, printing source and page."""
+    from ingest_plugins.postgres.target import is_url
+
+    if is_url(store):
+        # One command for every store: a URL is the postgresql plugin's to search.
+        from ingest_plugins.postgres.search import search as search_postgres
+
+        hits = search_postgres(store, query, limit=limit)
+    else:
+        hits = search(Path(store), query, limit=limit)
+    if not hits:
+        click.echo(f"no match for {query!r}")
+        sys.exit(int(ExitCode.FAILED))
+    click.echo(format_hits(hits))
+
