@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,6 +100,26 @@ def held(spec: str) -> Records:
     return _file_held(kind, Path(target))
 
 
+_CHUNKS = (
+    "SELECT chunk_id, doc_id, idx, text, page_start, page_end, char_start, char_end FROM {table}"
+)
+_SPANS = ("page_start", "page_end", "char_start", "char_end")
+
+
+def _records(documents: dict[str, tuple[str, Any]], chunks: Iterable[Sequence[Any]]) -> Records:
+    """The records of a database's chunk rows (:data:`_CHUNKS`), as the JSONL sink writes them;
+    fails on a chunk of no document. ``documents``: doc_id -> (source, metadata)."""
+    by_id: Records = {}
+    for chunk_id, doc_id, index, text, *span in chunks:
+        assert doc_id in documents, f"chunk {chunk_id} of no document"
+        source, metadata = documents[doc_id]
+        by_id[chunk_id] = {
+            "doc_id": doc_id, "chunk_id": chunk_id, "index": index, "source": source,
+            "text": text, **dict(zip(_SPANS, span, strict=True)), "metadata": metadata,
+        }  # fmt: skip
+    return by_id
+
+
 def _file_held(kind: str, target: Path) -> Records:
     if kind == "jsonl":
         records = [json.loads(line) for line in target.read_text("utf-8").splitlines()]
@@ -113,23 +133,7 @@ def _file_held(kind: str, target: Path) -> Records:
                 "SELECT doc_id, source, metadata FROM documents"
             )
         }
-        by_id = {}
-        spans = ("page_start", "page_end", "char_start", "char_end")
-        for chunk_id, doc_id, index, text, *span in db.execute(
-            "SELECT chunk_id, doc_id, idx, text, page_start, page_end, char_start, char_end "
-            "FROM chunks"
-        ):
-            assert doc_id in documents, f"chunk {chunk_id} of no document"
-            source, metadata = documents[doc_id]
-            by_id[chunk_id] = {
-                "doc_id": doc_id,
-                "chunk_id": chunk_id,
-                "index": index,
-                "source": source,
-                "text": text,
-                **dict(zip(spans, span, strict=True)),
-                "metadata": metadata,
-            }
+        by_id = _records(documents, db.execute(_CHUNKS.format(table="chunks")))
         paged = {doc_id for (doc_id,) in db.execute("SELECT DISTINCT doc_id FROM pages")}
         assert paged == set(documents), "pages and documents out of step"
         for doc_id, (_source, metadata) in documents.items():
@@ -151,18 +155,7 @@ def _pg_held(url: str) -> Records:
                 "SELECT doc_id, source, metadata FROM ingest.documents"
             )
         }
-        by_id: Records = {}
-        spans = ("page_start", "page_end", "char_start", "char_end")
-        for chunk_id, doc_id, index, text, *span in db.execute(
-            "SELECT chunk_id, doc_id, idx, text, page_start, page_end, char_start, char_end "
-            "FROM ingest.chunks"
-        ):
-            assert doc_id in documents, f"chunk {chunk_id} of no document"
-            source, metadata = documents[doc_id]
-            by_id[chunk_id] = {
-                "doc_id": doc_id, "chunk_id": chunk_id, "index": index, "source": source,
-                "text": text, **dict(zip(spans, span, strict=True)), "metadata": metadata,
-            }  # fmt: skip
+        by_id = _records(documents, db.execute(_CHUNKS.format(table="ingest.chunks")))
         pages = dict(db.execute("SELECT doc_id, count(*) FROM ingest.pages GROUP BY doc_id"))
         assert pages == {d: m["page_count"] for d, (_s, m) in documents.items()}
         stale = db.execute(

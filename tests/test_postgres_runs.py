@@ -30,7 +30,7 @@ import pgserver
 import psycopg
 import pytest
 from ingest_plugins.postgres import Target, open_sink
-from pdfgen import text_pdf
+from pdfgen import numbered_pdfs
 
 DOCUMENTS = 60
 SCRIPT = Path(sys.executable).parent / "ingest"
@@ -56,15 +56,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     root = tmp_path_factory.mktemp("pg-runs")
     pdfs = root / "pdfs"
     pdfs.mkdir()
-    for number in range(DOCUMENTS):
-        pages = [
-            "\n".join(
-                f"Document {number} page {page} line {line}: the grebe dives in the reeds."
-                for line in range(25)
-            )
-            for page in (1, 2, 3)
-        ]
-        text_pdf(pdfs / f"doc{number:03d}.pdf", pages, title=f"Document {number}")
+    numbered_pdfs(pdfs, DOCUMENTS, words="the grebe dives in the reeds.")
     reference = root / "reference"
     reference.mkdir()
     done = subprocess.run(

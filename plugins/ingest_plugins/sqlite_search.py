@@ -19,15 +19,23 @@ from __future__ import annotations
 import re
 import sqlite3
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
+from typing import Any, final
 
 import click
 from ingest import ExitCode, UsageError
 
-__all__ = ["SearchHit", "format_hits", "search", "search_command", "to_fts_query"]
+__all__ = [
+    "SearchHit",
+    "check_query",
+    "format_hits",
+    "hits_from_rows",
+    "search",
+    "search_command",
+    "to_fts_query",
+]
 
 _REQUIRED_TABLES = frozenset({"documents", "chunks", "chunks_fts"})
 # Tokens of context around the matches in a snippet (FTS5 allows at most 64).
@@ -101,6 +109,24 @@ def to_fts_query(text: str) -> str:
     return " ".join(terms)
 
 
+def check_query(query: str, limit: int) -> None:
+    """Refuse what no store can search for: an empty query, text that is not valid, a limit
+    below 1.
+
+    :param query: what the user typed.
+    :param limit: the most hits asked for.
+    :raises UsageError: saying which.
+    """
+    if limit < 1:
+        raise UsageError(f"the search limit must be at least 1, not {limit}")
+    if not query.strip():
+        raise UsageError("the search query is empty: give one or more words to find")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the search query is not valid text (a lone surrogate)") from None
+
+
 def search(
     db_path: Path,
     query: str,
@@ -120,14 +146,7 @@ def search(
     :raises UsageError: for an empty query, a bad ``limit``, an invalid raw query, a missing
         file, or a file that is not a database of the ``sqlite`` sink.
     """
-    if limit < 1:
-        raise UsageError(f"the search limit must be at least 1, not {limit}")
-    if not query.strip():
-        raise UsageError("the search query is empty: give one or more words to find")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError("the search query is not valid text (a lone surrogate)") from None
+    check_query(query, limit)
     match = query if raw else to_fts_query(query)
     if not match:
         return []
@@ -155,6 +174,20 @@ def search(
         raise UsageError(f"cannot search {str(db_path)!r}: {exc}") from exc
     finally:
         connection.close()
+    # bm25 with its sign flipped; + 0.0 turns a -0.0 into 0.0 for display.
+    return hits_from_rows(rows, score=lambda bm25: -bm25 + 0.0)
+
+
+def hits_from_rows(
+    rows: Iterable[Sequence[Any]], *, score: Callable[[Any], float] = float
+) -> list[SearchHit]:
+    """The hits of a search's result rows, ranked in their order.
+
+    :param rows: ``(chunk_id, doc_id, source, title, page_start, page_end, score, snippet)``
+        each, best first; ``source`` is ``None`` for a chunk whose document row is missing.
+    :param score: turns the row's score into :attr:`SearchHit.score` (higher is better).
+    :returns: the hits, ranks from 1.
+    """
     return [
         SearchHit(
             rank=rank,
@@ -164,10 +197,10 @@ def search(
             title=title,
             page_start=page_start,
             page_end=page_end,
-            score=-bm25 + 0.0,  # + 0.0 turns a -0.0 into 0.0 for display
+            score=score(raw_score),
             snippet=snippet,
         )
-        for rank, (chunk_id, doc_id, source, title, page_start, page_end, bm25, snippet)
+        for rank, (chunk_id, doc_id, source, title, page_start, page_end, raw_score, snippet)
         in enumerate(rows, start=1)
     ]
 

@@ -20,11 +20,13 @@ from ingest import UsageError
 from ingest_plugins.postgres.schema import TS_CONFIG, q
 from ingest_plugins.postgres.target import Target, import_psycopg
 
-# The hit type and its text form are the SQLite search's, so both stores print alike.
-from ingest_plugins.sqlite_search import SearchHit
+# The hits and their text form are the SQLite search's, so both stores print alike.
+from ingest_plugins.sqlite_search import check_query, hits_from_rows
 
 if TYPE_CHECKING:
     import psycopg
+
+    from ingest_plugins.sqlite_search import SearchHit
 
 __all__ = ["search", "to_tsquery_text"]
 
@@ -86,14 +88,7 @@ def search(
         that cannot be reached or logged into, a missing database, or a schema the sink did
         not write (each one line, the password masked).
     """
-    if limit < 1:
-        raise UsageError(f"the search limit must be at least 1, not {limit}")
-    if not query.strip():
-        raise UsageError("the search query is empty: give one or more words to find")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError("the search query is not valid text (a lone surrogate)") from None
+    check_query(query, limit)
     # NUL cannot be sent to PostgreSQL in text: it separates words, as whitespace does.
     words = [w for w in query.replace("\x00", " ").split() if w.strip("*")]
     if not words:
@@ -144,21 +139,7 @@ def search(
             raise UsageError(f"cannot search {target.shown!r} for {query!r}: {exc}") from None
         except psycopg.Error as exc:
             raise UsageError(f"cannot search {target.shown!r}: {target.scrub(str(exc))}") from None
-    return [
-        SearchHit(
-            rank=rank,
-            chunk_id=chunk_id,
-            doc_id=doc_id,
-            source=source if source is not None else "?",
-            title=title,
-            page_start=page_start,
-            page_end=page_end,
-            score=float(score),
-            snippet=snippet,
-        )
-        for rank, (chunk_id, doc_id, source, title, page_start, page_end, score, snippet)
-        in enumerate(rows, start=1)
-    ]
+    return hits_from_rows(rows)
 
 
 def _headline_options(highlight: tuple[str, str]) -> str:
