@@ -15,18 +15,20 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from helpers import EXAMPLES
+from click.testing import CliRunner
+from helpers import EXAMPLES, summary
+from helpers import ingest_run as ingest
 from ingest.cli import main
 from ingest_plugins.sqlite_search import SearchHit, search
 from pdfgen import text_pdf
+from structgen import structured_pdf
 
 TARGETS = {"jsonl": "out.jsonl", "sqlite": "out.db"}
 #: (kind, workers): every sink in-process; the file sinks with two worker processes too.
@@ -35,28 +37,6 @@ SMALL_CHUNKS = ["-o", "chunk.size=300", "-o", "chunk.overlap=0"]
 SHAPING = ["-p", "plugins.shaping", "-o", "transforms=[normalize,plugins.shaping,chunk]"]
 
 Records = dict[str, dict[str, Any]]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A working folder (the run's rootdir) with ``docs/``: the three example PDFs."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("guide.pdf", "field-notes.pdf", "budget-encrypted.pdf"):
-        shutil.copyfile(EXAMPLES / name, docs / name)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-
-
-def ingest(*args: str, workers: int) -> Result:
-    """``ingest run ARGS --workers N`` in the current folder; the result of the command."""
-    command = ["run", *args, "--workers", str(workers), "--progress", "none"]
-    return CliRunner().invoke(main, command, catch_exceptions=False)
-
-
-def summary(result: Result) -> str:
-    assert result.exit_code == 0, result.output
-    return result.output.strip().splitlines()[-1].strip("= ")
 
 
 @dataclass(frozen=True)
@@ -136,6 +116,8 @@ def _file_held(kind: str, target: Path) -> Records:
         by_id = _records(documents, db.execute(_CHUNKS.format(table="chunks")))
         paged = {doc_id for (doc_id,) in db.execute("SELECT DISTINCT doc_id FROM pages")}
         assert paged == set(documents), "pages and documents out of step"
+        tabled = {doc_id for (doc_id,) in db.execute("SELECT DISTINCT doc_id FROM tables")}
+        assert tabled <= set(documents), "tables of no document"
         for doc_id, (_source, metadata) in documents.items():
             (pages,) = db.execute("SELECT COUNT(*) FROM pages WHERE doc_id = ?", (doc_id,))
             assert pages[0] == metadata["page_count"]
@@ -175,12 +157,36 @@ def search_store(store: str, query: str) -> list[SearchHit]:
     return search(Path(store), query)
 
 
-def reference(store: Store, *args: str) -> Records:
-    """What a clean run of ``ARGS`` writes: into a fresh sink of the kind, the cache off."""
+def tables(spec: str) -> dict[str, list[dict[str, Any]]]:
+    """Each document's table records the file sink ``spec`` holds, in the shape of
+    :meth:`ingest.Document.table_records`."""
+    kind, _, target = spec.partition(":")
+    found: dict[str, list[dict[str, Any]]] = {}
+    if kind == "jsonl":
+        for record in held(spec).values():
+            found.setdefault(record["doc_id"], []).extend(record.get("tables", []))
+        return {doc_id: records for doc_id, records in found.items() if records}
+    held(spec)  # the checks of pages, chunks and tables against documents
+    keys = ("rows", "cols", "header_rows", "ruled", "cells", "spans")
+    with closing(sqlite3.connect(target)) as db:
+        for doc_id, index, page, *box, rows, cols, header, ruled, cells, spans in db.execute(
+            "SELECT doc_id, idx, page, x0, y0, x1, y1, n_rows, n_cols, header_rows, ruled, "
+            "cells, spans FROM tables ORDER BY doc_id, idx"
+        ):
+            values = (rows, cols, header, bool(ruled), json.loads(cells), json.loads(spans))
+            found.setdefault(doc_id, []).append(
+                {"index": index, "page": page, "bbox": box, **dict(zip(keys, values, strict=True))}
+            )
+    return found
+
+
+def reference(store: Store, *args: str, read: Callable[[str], Any] = held) -> Any:
+    """What a clean run of ``ARGS`` writes: into a fresh sink of the kind, the cache off;
+    read with ``read`` (the records by default)."""
     fresh = store.fresh()
     done = ingest(*args, "--sink", fresh, "-o", "cache.enabled=false", workers=0)
     assert done.exit_code == 0, done.output
-    return held(fresh)
+    return read(fresh)
 
 
 def doc_ids(records: Records) -> set[str]:
@@ -346,6 +352,47 @@ def test_an_output_that_lost_records_is_filled_again(
     assert summary(ingest("docs", *sink, workers=workers)).startswith(
         "0 ingested, 3 skipped (unchanged)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Tables (--format markdown) go with their document
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("kind", ["jsonl", "sqlite"])
+def test_a_changed_document_loses_its_old_tables_and_a_pruned_one_all(
+    workdir: Path, kind: str, workers: int
+) -> None:
+    reports = workdir / "reports"
+    reports.mkdir()
+    report = reports / "report.pdf"
+    structured_pdf(report, seed=3)
+    structured_pdf(reports / "other.pdf", seed=4)
+    args = ["reports", "--format", "markdown"]
+    store = file_store(kind)
+    sink = store.args
+    assert summary(ingest(*args, *sink, workers=workers)).startswith("2 ingested in")
+    before = tables(store.spec)
+    assert len(before) == 2 and all(len(found) == 3 for found in before.values())
+    assert before == reference(store, *args, read=tables)
+
+    structured_pdf(report, seed=5)  # other words in other tables
+    again = summary(ingest(*args, *sink, workers=workers))
+    assert again.startswith("1 ingested, 1 skipped (unchanged)"), again
+    after = tables(store.spec)
+    assert after == reference(store, *args, read=tables)
+    assert len(after) == 2 and len(set(after) - set(before)) == 1
+    old_cells = {cell for found in before.values() for t in found for row in t["cells"]
+                 for cell in row} - {cell for found in after.values() for t in found
+                                     for row in t["cells"] for cell in row}  # fmt: skip
+    assert old_cells  # the old version's tables held words the new one lacks: all gone
+
+    report.unlink()
+    pruned = summary(ingest(*args, *sink, "--prune", workers=workers))
+    assert pruned.startswith("0 ingested, 1 skipped (unchanged), 1 removed in"), pruned
+    assert tables(store.spec) == reference(store, *args, read=tables)
+    assert len(tables(store.spec)) == 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ the ``postgresql`` sink wrote on a throwaway server (tests/pgserver.py)."""
 from __future__ import annotations
 
 import contextlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ingest.cli import main
 from ingest.errors import UsageError
+from ingest_plugins.hybrid_search import format_hits as format_found
 from ingest_plugins.postgres import open_sink
-from ingest_plugins.postgres.search import search, to_tsquery_text
-from ingest_plugins.sqlite_search import SearchHit, format_hits
+from ingest_plugins.postgres.search import search, search_modes, to_tsquery_text
+from ingest_plugins.sqlite_search import SearchHit
 from ingest_plugins.sqlite_search import search as search_sqlite
 from test_search import FILLER, build_db, make_doc
 
@@ -146,7 +148,7 @@ def test_a_schema_the_sink_did_not_write_is_a_usage_error_and_is_not_made(
 def test_the_cli_prints_as_for_sqlite(url: str, sqlite_db: Path) -> None:
     result = CliRunner().invoke(main, ["search", url, "herons"])
     assert result.exit_code == 0, result.output
-    assert result.output == format_hits(search(url, "herons")) + "\n"
+    assert result.output == format_found(search_modes(url, "herons")) + "\n"
     lines = result.output.splitlines()
     sqlite_lines = CliRunner().invoke(main, ["search", str(sqlite_db), "herons"]).output
     # The same lines but for the scores.
@@ -157,6 +159,21 @@ def test_the_cli_prints_as_for_sqlite(url: str, sqlite_db: Path) -> None:
     assert lines[2].startswith(" 2. papers/field-notes.pdf, pp. 3\u20134 — Field notes")
     none = CliRunner().invoke(main, ["search", url, "zebras", "--limit", "3"])
     assert none.exit_code == 1 and none.output == "no match for 'zebras'\n"
+
+
+def test_the_cli_gives_json_and_keyword_search_only(url: str) -> None:
+    result = CliRunner().invoke(main, ["search", url, "herons", "--json", "-n", "1"])
+    assert result.exit_code == 0, result.output
+    [found] = json.loads(result.output)
+    [hit] = search(url, "herons", limit=1)
+    assert found["chunk_id"] == hit.chunk_id and found["keyword_rank"] == 1
+    assert found["semantic_rank"] is None and found["snippet"] == hit.snippet
+    keyword = CliRunner().invoke(main, ["search", url, "herons", "--mode", "keyword"])
+    assert keyword.output == CliRunner().invoke(main, ["search", url, "herons"]).output
+    for mode in ("semantic", "hybrid"):
+        refused = CliRunner().invoke(main, ["search", url, "herons", "--mode", mode])
+        assert refused.exit_code == 4 and refused.output.count("\n") == 1, refused.output
+        assert f"--mode {mode}" in refused.output and "--mode keyword" in refused.output
 
 
 def test_the_cli_reports_a_missing_database_in_one_line(pg_server: Any) -> None:

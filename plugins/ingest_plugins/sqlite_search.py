@@ -2,6 +2,8 @@
 
 The ``sqlite`` plugin adds the command through ``ingest_register_commands``; this module
 knows the sink's tables (:mod:`ingest_plugins.sqlite_sink`) and reads them, never writes.
+The command's semantic and hybrid modes (``--mode``) are :mod:`ingest_plugins.hybrid_search`'s,
+which builds on the keyword search here.
 The command also takes a ``postgresql://`` URL, which it hands to the ``postgresql`` plugin's
 search (:mod:`ingest_plugins.postgres.search`): one ``ingest search`` for every store, with
 the same output.
@@ -16,22 +18,27 @@ order), punctuation cannot form operators, and no query is a syntax error. A wor
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, final
+from typing import TYPE_CHECKING, Any
 
 import click
 from ingest import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from ingest_plugins.hybrid_search import Mode
 
 __all__ = [
     "SearchHit",
     "check_query",
     "format_hits",
     "hits_from_rows",
+    "open_database",
     "search",
     "search_command",
     "to_fts_query",
@@ -55,7 +62,6 @@ LIMIT :limit
 """
 
 
-@final
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     """One matching chunk.
@@ -150,7 +156,7 @@ def search(
     match = query if raw else to_fts_query(query)
     if not match:
         return []
-    connection = _open(db_path)
+    connection = open_database(db_path)
     try:
         rows = connection.execute(
             _QUERY,
@@ -231,8 +237,14 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _open(db_path: Path) -> sqlite3.Connection:
-    """A read-only connection to an ingest database, or a UsageError naming the file."""
+def open_database(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection to a database of the ``sqlite`` sink.
+
+    :param db_path: the database file.
+    :returns: the open connection; the caller closes it.
+    :raises UsageError: naming the file, when it is missing, not a file, not an SQLite
+        database, or lacks the sink's tables.
+    """
     what = str(db_path)
     if not db_path.exists():
         raise UsageError(f"no database at {what!r}: make one with `ingest run ... --sink "
@@ -267,21 +279,41 @@ def _open(db_path: Path) -> sqlite3.Connection:
 @click.command("search")
 @click.argument("store", metavar="STORE")
 @click.argument("query")
-@click.option("--limit", default=10, show_default=True, help="How many chunks to show.")
-def search_command(store: str, query: str, limit: int) -> None:
-    """Search the chunks of an SQLite sink's file (bm25 ranking) or of a postgresql:// URL's
-    schema, printing source and page."""
+@click.option("-n", "--limit", default=10, show_default=True, help="How many chunks to show.")
+@click.option(
+    "--mode",
+    # The modes of ingest_plugins.hybrid_search.MODES, spelled out: that module imports this
+    # one, and the command must load without numpy.
+    type=click.Choice(["auto", "keyword", "semantic", "hybrid"]),
+    default="auto",
+    show_default=True,
+    help="keyword: bm25; semantic: vectors; hybrid: both, fused; auto: hybrid when the "
+    "store has vectors.",
+)
+@click.option("--model", metavar="LABEL[@DIM]", help="Which stored vectors, if several.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def search_command(
+    store: str, query: str, limit: int, mode: Mode, model: str | None, as_json: bool
+) -> None:
+    """Search the chunks of an SQLite sink's file or of a postgresql:// URL's schema by words,
+    meaning or both; print source and page."""
+    from ingest_plugins.hybrid_search import format_hits as format_found
     from ingest_plugins.postgres.target import is_url
 
     if is_url(store):
         # One command for every store: a URL is the postgresql plugin's to search.
-        from ingest_plugins.postgres.search import search as search_postgres
+        from ingest_plugins.postgres.search import search_modes as search_postgres
 
-        hits = search_postgres(store, query, limit=limit)
+        hits = search_postgres(store, query, mode=mode, limit=limit, model=model)
     else:
-        hits = search(Path(store), query, limit=limit)
-    if not hits:
-        click.echo(f"no match for {query!r}")
-        sys.exit(int(ExitCode.FAILED))
-    click.echo(format_hits(hits))
+        from ingest_plugins.hybrid_search import search as search_modes
 
+        hits = search_modes(Path(store), query, mode=mode, limit=limit, model=model)
+    if as_json:
+        click.echo(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
+    elif hits:
+        click.echo(format_found(hits))
+    else:
+        click.echo(f"no match for {query!r}")
+    if not hits:
+        sys.exit(int(ExitCode.FAILED))

@@ -26,9 +26,10 @@ from ingest_plugins.sqlite_search import check_query, hits_from_rows
 if TYPE_CHECKING:
     import psycopg
 
+    from ingest_plugins.hybrid_search import Hit, Mode
     from ingest_plugins.sqlite_search import SearchHit
 
-__all__ = ["search", "to_tsquery_text"]
+__all__ = ["search", "search_modes", "to_tsquery_text"]
 
 # Words around the matches in a snippet, about what FTS5's 24 tokens give.
 _SNIPPET_WORDS = (12, 24)
@@ -140,6 +141,37 @@ def search(
         except psycopg.Error as exc:
             raise UsageError(f"cannot search {target.shown!r}: {target.scrub(str(exc))}") from None
     return hits_from_rows(rows)
+
+
+def search_modes(
+    url: str, query: str, *, mode: Mode = "auto", limit: int = 10, model: str | None = None
+) -> list[Hit]:
+    """What ``ingest search URL QUERY --mode MODE`` finds: the hits of :func:`search` as the
+    SQLite store's modes give them (:class:`ingest_plugins.hybrid_search.Hit`).
+
+    A PostgreSQL store is searched by its words: ``keyword``, and ``auto``, which is keyword
+    search here whether or not the schema holds vectors.
+
+    :param url: as for :func:`search`.
+    :param query: as for :func:`search`.
+    :param mode: ``auto`` or ``keyword``.
+    :param limit: as for :func:`search`.
+    :param model: which stored vectors; no mode here uses them.
+    :returns: the hits, best first.
+    :raises UsageError: for ``semantic`` or ``hybrid``, which a PostgreSQL store does not
+        have, an unknown mode, and as :func:`search`.
+    """
+    from ingest_plugins.hybrid_search import MODES, from_keyword
+
+    if mode not in MODES:
+        raise UsageError(f"unknown search mode {mode!r}: {', '.join(MODES)}")
+    if mode in ("semantic", "hybrid"):
+        raise UsageError(
+            f"--mode {mode} searches the vectors of an SQLite store; a postgresql store is "
+            "searched by its words: --mode keyword"
+        )
+    del model  # the keyword ranking uses no vectors, as for an SQLite store
+    return [from_keyword(hit) for hit in search(url, query, limit=limit)]
 
 
 def _headline_options(highlight: tuple[str, str]) -> str:
