@@ -6,7 +6,6 @@ reason, where the server programs or psycopg are missing.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from array import array
@@ -19,10 +18,9 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from helpers import EXAMPLES
-from ingest import mask_secrets
+from ingest import Embedding, mask_secrets
 from ingest.cli import main
 from ingest.errors import UsageError
-from ingest.model import Chunk
 from ingest.testing import SinkReport, check_sink, sample_document
 from ingest_plugins.postgres import Target, is_url, open_sink
 from ingest_plugins.postgres.sink import PostgresSink
@@ -205,28 +203,10 @@ def test_text_postgresql_cannot_hold_is_stored_with_replacement_characters(
     ]
 
 
-@dataclasses.dataclass(slots=True)
-class _Embedding:
-    model: str
-    vector: array[float]
-
-
-@dataclasses.dataclass(slots=True)
-class _EmbeddedChunk(Chunk):
-    """A chunk as the embed stage leaves it: with ``embedding`` (model and float32 vector)."""
-
-    embedding: _Embedding | None = None
-
-
 def test_chunk_vectors_are_stored_as_float4_arrays_with_their_model(sink: PostgresSink) -> None:
     url = sink.target.conninfo
     document = make_doc("vectors", ["one", "two"])
-    first, second = document.chunks
-    document.chunks = [
-        _EmbeddedChunk(**{f.name: getattr(first, f.name) for f in dataclasses.fields(Chunk)},
-                       embedding=_Embedding("test/model", array("f", [0.5, -1.25, 3.0]))),
-        second,
-    ]  # fmt: skip
+    document.chunks[0].embedding = Embedding("test/model", array("f", [0.5, -1.25, 3.0]))
     sink.write([document])
     assert rows(url, "SELECT idx, embedding, embedding_model FROM ingest.chunks ORDER BY idx") == [
         (0, [0.5, -1.25, 3.0], "test/model"),

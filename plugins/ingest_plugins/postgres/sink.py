@@ -349,7 +349,7 @@ def _rows(batch: Sequence[Document]) -> Rows:
         )
         for c in document.chunks:
             # Vectors come with the embed stage; a chunk made without one stores NULL.
-            embedding = getattr(c, "embedding", None)
+            embedding = c.embedding
             vector = list(embedding.vector) if embedding is not None else None
             model = embedding.model if embedding is not None else None
             chunks.append(
