@@ -10,15 +10,30 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from helpers import MISSING_EMBED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ingest.cli import main
 from ingest.errors import UsageError
+from ingest_plugins.fusion import DEPTH, Hit, Mode
 from ingest_plugins.hybrid_search import format_hits as format_found
+from ingest_plugins.hybrid_search import search as search_sqlite_modes
 from ingest_plugins.postgres import open_sink
-from ingest_plugins.postgres.search import search, search_modes, to_tsquery_text
+from ingest_plugins.postgres import vectors as pg_vectors
+from ingest_plugins.postgres.search import (
+    PostgresSearcher,
+    PostgresStore,
+    search,
+    search_modes,
+    to_tsquery_text,
+)
 from ingest_plugins.sqlite_search import SearchHit
 from ingest_plugins.sqlite_search import search as search_sqlite
+from ingest_plugins.sqlite_sink import SqliteSink
+from ingest_plugins.vectors import reciprocal_rank_fusion
+from plugins.toy_embedder import NAME as TOY
+from searchdocs import TEXTS
+from searchdocs import make_doc as make_embedded_doc
 from test_search import FILLER, build_db, make_doc
 
 
@@ -161,7 +176,7 @@ def test_the_cli_prints_as_for_sqlite(url: str, sqlite_db: Path) -> None:
     assert none.exit_code == 1 and none.output == "no match for 'zebras'\n"
 
 
-def test_the_cli_gives_json_and_keyword_search_only(url: str) -> None:
+def test_the_cli_gives_json_and_refuses_vectors_a_schema_lacks(url: str) -> None:
     result = CliRunner().invoke(main, ["search", url, "herons", "--json", "-n", "1"])
     assert result.exit_code == 0, result.output
     [found] = json.loads(result.output)
@@ -173,7 +188,8 @@ def test_the_cli_gives_json_and_keyword_search_only(url: str) -> None:
     for mode in ("semantic", "hybrid"):
         refused = CliRunner().invoke(main, ["search", url, "herons", "--mode", mode])
         assert refused.exit_code == 4 and refused.output.count("\n") == 1, refused.output
-        assert f"--mode {mode}" in refused.output and "--mode keyword" in refused.output
+        assert "holds no chunk vectors: ingest with --embed NAME" in refused.output
+        assert f"--sink {url}, or search with --mode keyword" in refused.output
 
 
 def test_the_cli_reports_a_missing_database_in_one_line(pg_server: Any) -> None:
@@ -183,3 +199,169 @@ def test_the_cli_reports_a_missing_database_in_one_line(pg_server: Any) -> None:
     assert result.output.count("\n") == 1
     assert 'database "no_such_db" does not exist' in result.output
     assert "pw-xyz-1" not in result.output and "postgres:**********@" in result.output
+
+
+# -- semantic, hybrid and auto: the same store in SQLite and PostgreSQL ------------------------
+
+# Chunks sharing words with the others, so every ranking holds several chunks.
+RIVER = [
+    "the river rose after the spring rain and the weir overflowed",
+    "herons and egrets fish below the weir when the river is low",
+    "a footbridge crosses the river near the old mill",
+]
+# Queries whose keyword rankings agree between the stores' full-text engines. Elsewhere they
+# differ by design: FTS5 ranks by bm25 over every token, unstemmed; PostgreSQL by ts_rank_cd
+# over English stems, stop words dropped ("herons" finds "heron" there, "the" nothing).
+AGREEING = [
+    "council", "sourdough kitchen", "floods", "footbridge budget", "sourdough", "bread",
+    "overnight kitchen bread",
+]  # fmt: skip
+# And some where they do not: the semantic ranking is the same whatever the words.
+DISAGREEING = ["herons weir", "river spring", "the river", "forty nests in the heron colony"]
+
+
+def twin_docs(label: str | None = TOY) -> list[Any]:
+    docs = {**TEXTS, "river": RIVER}
+    return [make_embedded_doc(name, texts, label=label) for name, texts in docs.items()]
+
+
+@pytest.fixture(scope="module")
+def twins(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """One set of documents with toy vectors, in a PostgreSQL schema and an SQLite file."""
+    pytest.importorskip("numpy", reason=MISSING_EMBED)
+    store = pg_server.create_database("twins")
+    with open_sink(store) as sink:
+        sink.write(twin_docs())
+    path = tmp_path_factory.mktemp("twins") / "store.db"
+    with SqliteSink(path) as sink:
+        sink.write(twin_docs())
+    return str(store), path
+
+
+def ranks(hits: list[Hit]) -> list[tuple[str, int | None, int | None]]:
+    return [(h.chunk_id, h.keyword_rank, h.semantic_rank) for h in hits]
+
+
+@pytest.mark.parametrize("query", AGREEING + DISAGREEING)
+def test_semantic_hits_are_the_sqlite_stores(twins: tuple[str, Path], query: str) -> None:
+    """Both stores encode the same vectors alike: the same hits, scores and snippets."""
+    url, path = twins
+    found = search_modes(url, query, mode="semantic", limit=20)
+    assert len(found) == 8 and found == search_sqlite_modes(path, query, mode="semantic", limit=20)
+
+
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid", "auto"])
+@pytest.mark.parametrize("query", AGREEING)
+def test_every_mode_finds_as_in_sqlite(twins: tuple[str, Path], query: str, mode: Mode) -> None:
+    url, path = twins
+    found = search_modes(url, query, mode=mode)
+    expected = search_sqlite_modes(path, query, mode=mode)
+    assert found and ranks(found) == ranks(expected)
+    if mode != "keyword":  # keyword scores are bm25 in one store, ts_rank_cd in the other
+        assert [h.score for h in found] == pytest.approx([h.score for h in expected], abs=1e-7)
+
+
+@pytest.mark.parametrize("query", DISAGREEING)
+def test_hybrid_fuses_the_stores_own_keyword_rankings(twins: tuple[str, Path], query: str) -> None:
+    url, _ = twins
+    hybrid = search_modes(url, query, mode="hybrid", limit=20)
+    semantic = search_modes(url, query, mode="semantic", limit=20)
+    with contextlib.closing(PostgresStore(url)) as store:
+        every = store.ranking(query, DEPTH, every=True)
+        some = store.ranking(query, DEPTH, every=False)
+    fused = reciprocal_rank_fusion([every, some, [h.chunk_id for h in semantic]], limit=20)
+    assert [h.chunk_id for h in hybrid] == [chunk_id for chunk_id, _ in fused]
+    assert {h.chunk_id: h.keyword_rank for h in hybrid if h.keyword_rank} == {
+        chunk_id: rank for rank, chunk_id in enumerate(some, 1)
+    }
+    assert all("[" in h.snippet for h in hybrid if h.keyword_rank)  # ts_headline's marks
+
+
+def test_auto_is_hybrid_with_vectors_and_keyword_without(
+    twins: tuple[str, Path], pg_url: str
+) -> None:
+    url, _ = twins
+    (first, *_) = search_modes(url, "sourdough")
+    assert first.keyword_rank == 1 and first.semantic_rank == 1
+    with open_sink(pg_url) as sink:
+        sink.write([make_embedded_doc("bakery", TEXTS["bakery"], label=None)])
+    (hit,) = search_modes(pg_url, "sourdough")
+    assert hit.semantic_rank is None and hit.keyword_rank == 1
+    for mode in ("semantic", "hybrid"):
+        with pytest.raises(UsageError, match=r"holds no chunk vectors: ingest with --embed NAME"):
+            search_modes(pg_url, "bread", mode=mode)  # type: ignore[arg-type]  # both modes
+
+
+def test_two_models_are_refused_as_in_sqlite(pg_url: str, tmp_path: Path) -> None:
+    pytest.importorskip("numpy", reason=MISSING_EMBED)
+    salted = make_embedded_doc("bakery", TEXTS["bakery"], label=f"{TOY}/salted", salt="salted")
+    path = tmp_path / "store.db"
+    for sink in (open_sink(pg_url), SqliteSink(path)):
+        with sink:
+            sink.write(
+                [
+                    make_embedded_doc(name, texts)
+                    for name, texts in TEXTS.items()
+                    if name != "bakery"
+                ]
+            )
+            sink.write([salted])
+    with pytest.raises(UsageError) as in_sqlite:
+        search_sqlite_modes(path, "sourdough bread", mode="hybrid")
+    with pytest.raises(UsageError) as in_postgres:
+        search_modes(pg_url, "sourdough bread", mode="hybrid")
+    assert str(in_postgres.value) == str(in_sqlite.value).replace(str(path), pg_url)
+    assert f"holds vectors of 2 models ({TOY}@32: 4 chunks, {TOY}/salted@32: 1 chunks)" in str(
+        in_postgres.value
+    )
+    (hit,) = search_modes(pg_url, TEXTS["bakery"][0], mode="semantic", model=f"{TOY}/salted")
+    assert hit.source == "papers/bakery.pdf" and 0.999 < hit.score <= 1.0 + 1e-6
+    with pytest.raises(UsageError, match=r"no vectors of model 'other'; it holds"):
+        search_modes(pg_url, "bread", mode="semantic", model="other")
+
+
+def test_vectors_are_read_batch_by_batch(
+    twins: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, path = twins
+    monkeypatch.setattr(pg_vectors, "BATCH", 3)  # 8 vectors: batches of 3, 3 and 2
+    with PostgresSearcher(url) as searcher:
+        found = searcher.search("footbridge budget", mode="semantic", limit=20)
+        index = searcher._index
+        assert searcher.search("bread", mode="hybrid") == search_sqlite_modes(path, "bread")
+        assert searcher._index is index and searcher.has_vectors  # read once
+    assert found == search_sqlite_modes(path, "footbridge budget", mode="semantic", limit=20)
+    with pytest.raises(UsageError, match="is closed"):
+        searcher.search("bread", mode="semantic")
+
+
+def test_a_damaged_vector_is_a_one_line_error(pg_url: str, pg_server: Any) -> None:
+    pytest.importorskip("numpy", reason=MISSING_EMBED)
+    with open_sink(pg_url) as sink:
+        sink.write([make_embedded_doc(name, texts) for name, texts in TEXTS.items()])
+    database = pg_url.rsplit("/", 1)[-1]
+    pg_server.execute(
+        "UPDATE ingest.chunks SET embedding[2] = NULL WHERE idx = 1", database=database
+    )
+    result = CliRunner().invoke(main, ["search", pg_url, "bread", "--mode", "semantic"])
+    assert result.exit_code == 4 and result.output.count("\n") == 1, result.output
+    assert "are damaged; search again" in result.output
+
+
+def test_the_cli_prints_fused_hits_and_json_as_for_sqlite(twins: tuple[str, Path]) -> None:
+    url, path = twins
+    runner = CliRunner()
+    for args in (["--mode", "hybrid"], ["--json", "-n", "3"], ["--mode", "semantic", "--json"]):
+        done = runner.invoke(main, ["search", url, "footbridge budget", *args])
+        in_sqlite = runner.invoke(main, ["search", str(path), "footbridge budget", *args])
+        assert done.exit_code == 0 == in_sqlite.exit_code, done.output
+        if "--json" in args:
+            hits, expected = json.loads(done.output), json.loads(in_sqlite.output)
+            assert [{**h, "score": round(h["score"], 6), "snippet": ""} for h in hits] == [
+                {**h, "score": round(h["score"], 6), "snippet": ""} for h in expected
+            ]
+        else:
+            lines = done.output.splitlines()
+            assert lines[0].startswith(" 1. papers/bridge.pdf, p. 1 \u2014 Bridge  (score 0.04")
+            assert lines[0].endswith("; keyword 1, semantic 1)") and "[footbridge]" in lines[1]
+            assert lines[::2] == in_sqlite.output.splitlines()[::2]
