@@ -35,8 +35,8 @@ if TYPE_CHECKING:
     import psycopg
 
     from ingest_plugins.fusion import ChunkRow, Hit, Mode
-    from ingest_plugins.postgres.vectors import PostgresVectors
     from ingest_plugins.sqlite_search import SearchHit
+    from ingest_plugins.sqlite_vectors import StoredVectors
 
 __all__ = ["PostgresSearcher", "PostgresStore", "search", "search_modes", "to_tsquery_text"]
 
@@ -249,7 +249,7 @@ class PostgresStore:
         except self._psycopg.Error as exc:
             raise self._error(exc) from None
 
-    def vectors(self, label: str, dim: int) -> PostgresVectors:
+    def vectors(self, label: str, dim: int) -> StoredVectors:
         """Every vector of one model, streamed and encoded (:mod:`.vectors`)."""
         from ingest_plugins.postgres.vectors import load_vectors
 

@@ -15,17 +15,15 @@ in one ``REPEATABLE READ`` transaction, so a run writing meanwhile cannot make t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, final
+from typing import TYPE_CHECKING, Any
 
 from ingest_plugins.postgres.schema import q
+from ingest_plugins.sqlite_vectors import StoredVectors
 
 if TYPE_CHECKING:
-    import numpy as np
     import psycopg
 
-__all__ = ["BATCH", "PostgresVectors", "load_vectors", "stored_models"]
+__all__ = ["BATCH", "load_vectors", "stored_models"]
 
 #: Rows fetched from the server-side cursor at a time.
 BATCH = 4096
@@ -34,37 +32,6 @@ BATCH = 4096
 _HEADER = 20
 # Each element: its length (4) and a big-endian float4.
 _ELEMENT = 8
-
-
-@final
-@dataclass(frozen=True)
-class PostgresVectors:
-    """Every vector of one model in a schema, in one matrix, rows ordered by document and
-    chunk index.
-
-    :param codes: ``n x dim`` int8.
-    :param scales: ``n`` float32.
-    :param doc_ids: the document of each row of :attr:`offsets`.
-    :param offsets: ``len(doc_ids) + 1`` positions: the vectors of ``doc_ids[i]`` are rows
-        ``offsets[i]`` to ``offsets[i + 1]``.
-    :param indexes: ``n`` chunk indexes, one per row.
-    """
-
-    codes: np.ndarray
-    scales: np.ndarray
-    doc_ids: Sequence[str]
-    offsets: np.ndarray
-    indexes: np.ndarray
-
-    def chunk_ids(self, positions: Sequence[int]) -> list[str]:
-        """The chunk ids (``doc_id:index``) of the rows at ``positions``."""
-        import numpy as np
-
-        rows = np.searchsorted(self.offsets, np.asarray(positions), side="right") - 1
-        return [
-            f"{self.doc_ids[row]}:{int(self.indexes[position])}"
-            for row, position in zip(rows.tolist(), positions, strict=True)
-        ]
 
 
 def stored_models(connection: psycopg.Connection[Any], schema: str) -> list[tuple[str, int, int]]:
@@ -83,8 +50,9 @@ def stored_models(connection: psycopg.Connection[Any], schema: str) -> list[tupl
 
 def load_vectors(
     connection: psycopg.Connection[Any], schema: str, label: str, dim: int
-) -> PostgresVectors:
-    """Read and encode every vector of one model, a batch at a time.
+) -> StoredVectors:
+    """Read and encode every vector of one model, a batch at a time: rows ordered by
+    document and chunk index, with the chunk index of each (:attr:`StoredVectors.indexes`).
 
     :param connection: an open connection in autocommit mode, not in a transaction.
     :param schema: the schema the sink wrote.
@@ -140,4 +108,5 @@ def load_vectors(
     if position != total:
         raise ValueError("the stored vectors changed while they were read")
     offsets.append(position)
-    return PostgresVectors(codes, scales, doc_ids, np.asarray(offsets, dtype=np.int64), indexes)
+    offsets_array = np.asarray(offsets, dtype=np.int64)
+    return StoredVectors(label, dim, codes, scales, doc_ids, offsets_array, indexes)
