@@ -20,9 +20,11 @@ from ingest.model import (
     Chunk,
     Document,
     Failure,
+    LogEntry,
     Metadata,
     Page,
     Source,
+    display_path,
 )
 from ingest.result import ExitCode, RunResult
 
@@ -72,6 +74,7 @@ __all__ = [
     "Failure",
     "IngestError",
     "IngestPluginManager",
+    "LogEntry",
     "Metadata",
     "Page",
     "PluginError",
@@ -84,6 +87,7 @@ __all__ = [
     "UsageError",
     "__version__",
     "arun",
+    "display_path",
     "hookimpl",
     "run",
     "run_sync",

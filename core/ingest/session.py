@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.cache import RunCache, open_run_cache
 from ingest.errors import UsageError
 from ingest.interrupt import GracefulStop
-from ingest.model import Document, Failure, Source
+from ingest.model import Document, Failure, Source, display_path
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
@@ -160,8 +161,10 @@ class Session:
                 raise UsageError(f"no collector understands the input {raw!r}")
             for item in found:
                 given = item.source if isinstance(item, Failure) else item.path
-                key = Path(given).resolve()
-                if key in seen_paths or not select(str(given)):
+                # realpath, not Path.resolve(): a symlink loop must fail alone (it is a
+                # Failure already), not raise here.
+                key = Path(os.path.realpath(given))
+                if key in seen_paths or not select(display_path(given)):
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
@@ -170,7 +173,7 @@ class Session:
                     continue
                 twin = seen_content.get(item.content_id)
                 if twin is not None:
-                    self._record_skip(item, f"same content as {twin}")
+                    self._record_skip(item, f"same content as {display_path(twin)}")
                     continue
                 seen_content[item.content_id] = item.path
                 self.sources.append(item)

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ingest import hookimpl
+from ingest import display_path, hookimpl
 
 if TYPE_CHECKING:
     from ingest import IngestPluginManager, ProgressEvent, RunResult, Session, Settings
@@ -57,9 +57,9 @@ class SummaryReporter:
         if result.collect_only:
             for source in session.sources:
                 extractor = session.claims.get(source.path) or "no extractor"
-                write(f"{source.path}  [{extractor}]  {source.doc_id[:12]}\n")
+                write(f"{display_path(source.path)}  [{extractor}]  {source.doc_id[:12]}\n")
             for failure in result.failures:
-                write(f"{failure.source}  [{failure.reason}]  {failure.message}\n")
+                write(f"{display_path(failure.source)}  [{failure.reason}]  {failure.message}\n")
         else:
             if result.failures and verbosity >= 0:
                 write(_rule("failures"))
@@ -68,7 +68,7 @@ class SummaryReporter:
             if result.skipped_sources and verbosity > 0:
                 write(_rule("skipped"))
                 for path, why in result.skipped_sources:
-                    write(f"SKIPPED {path}: {why}\n")
+                    write(f"SKIPPED {display_path(path)}: {why}\n")
             if verbosity > 0 and result.sinks:
                 write(f"sinks: {', '.join(result.sinks)}\n")
         line = result.summary_line()
@@ -159,10 +159,10 @@ class JsonReporter:
         """Write the event as one line."""
         record: dict[str, Any] = {"event": event.kind, "state": event.state}
         if event.source is not None:
-            record["source"] = str(event.source.path)
+            record["source"] = display_path(event.source.path)
             record["doc_id"] = event.source.doc_id
         if event.failure is not None:
-            record["source"] = str(event.failure.source)
+            record["source"] = display_path(event.failure.source)
             record["reason"] = event.failure.reason
             record["message"] = event.failure.message
             record["plugin"] = event.failure.plugin

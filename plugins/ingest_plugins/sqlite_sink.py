@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, hookimpl
+from ingest import UsageError, display_path, hookimpl
 
 if TYPE_CHECKING:
     import click
@@ -294,7 +294,7 @@ def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> Non
         {
             **{key: _text(value) for key, value in metadata.items()},
             "doc_id": doc_id,
-            "source": _text(str(source.path)),
+            "source": display_path(source.path),
             "content_id": source.content_id,
             "size": source.size,
             "media_type": source.media_type,

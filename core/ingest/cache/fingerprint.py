@@ -14,8 +14,9 @@ The output fingerprint (:func:`output_fingerprint`) hashes two things (issue #6)
   the ``pdfium`` plugin extracts). A plugin that belongs to no installed distribution (a
   local module, ``-p mypkg.myplugin`` from a checkout) counts by a hash of its source file.
 
-The claim key (:func:`claim_key`) does the same for collection: the collect patterns and
-the versions of the plugins that claim files (``ingest_collect_file``).
+The claim key (:func:`claim_key`) does the same for collection: the collect patterns (and
+whether they match case-sensitively) and the versions of the plugins that claim files
+(``ingest_collect_file``).
 
 An editable install keeps its version while its code changes: use ``--force`` after editing
 a first-party plugin.
@@ -83,6 +84,7 @@ def claim_key(settings: Settings, manager: IngestPluginManager) -> str:
         {
             "format": _FORMAT,
             "patterns": settings.collect.patterns,
+            "case_sensitive": settings.collect.case_sensitive,
             "plugins": _versions(manager, ("ingest_collect_file",), skip=_NOT_CLAIMING),
         }
     )[:32]

@@ -80,6 +80,10 @@ class CollectSettings(_Section):
         default_factory=lambda: ["*.pdf"],
         description="File name globs that a folder walk picks up.",
     )
+    case_sensitive: bool = Field(
+        default=False,
+        description="Match patterns case-sensitively; by default `*.pdf` takes `A.PDF` too.",
+    )
     select: str | None = Field(
         default=None, description="Keep only paths matching this pytest -k style expression."
     )
