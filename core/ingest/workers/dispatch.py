@@ -82,7 +82,12 @@ Finished = tuple["Source", Document | Failure]
 
 
 class Pool(Protocol):
-    """What the dispatcher needs of a pool of workers."""
+    """What the dispatcher needs of a pool of workers.
+
+    A pool may also have ``grow(waiting: int)``, called with the number of tasks that no
+    worker took yet, to start workers as the work needs them
+    (:meth:`ingest.workers.pool.WorkerPool.grow`); a pool without it is used as it is.
+    """
 
     @property
     def idle(self) -> int:
@@ -260,8 +265,17 @@ class Dispatcher:
             task_id = next(self._ids)
             if not self.pool.submit(task_id, queued.task, queued.budget):
                 queue.appendleft(queued)
-                return
+                break
             self._running[task_id] = queued
+        grow = getattr(self.pool, "grow", None)
+        if grow is not None:
+            waiting = sum(
+                1
+                for queued in (*self._urgent, *self._fresh)
+                if not queued.doc.done and queued.attempt == queued.doc.attempt
+            )
+            if waiting:
+                grow(waiting)
 
     # -- answers ----------------------------------------------------------------------------
 

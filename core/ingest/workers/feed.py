@@ -33,6 +33,8 @@ class SourceFeed(Iterator["Source"]):
         ordered = sorted(sources, key=lambda s: -s.size) if largest_first else list(sources)
         self._items = iter(ordered)
         self._stop = stop
+        #: How many sources the feed holds in all.
+        self.total = len(ordered)
         #: Bytes of the sources not yet handed out.
         self.remaining_bytes = sum(source.size for source in ordered)
         #: Sources handed out so far.
