@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_configure_level_from_env()
+# Quietly: worker processes import ingest too; a run reports a bad value, once.
+_configure_level_from_env(warn=False)
 
 # Loaded on first use: the event loop, the pipeline and pydantic are not needed by
 # `ingest --help` or by a plugin module that only imports `hookimpl`.

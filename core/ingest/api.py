@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest.config import LoadedSettings, SettingsStack
+from ingest.log import apply_log_level
 from ingest.manager import IngestPluginManager, build_manager, with_executor_plugin
 from ingest.result import RunResult
 from ingest.session import Session
@@ -116,6 +117,7 @@ def prepare(
         else:
             manager.register(plugin)
     loaded = stack.load(manager.collect_sections())
+    apply_log_level(loaded.settings.log_level, stack.environ)
     manager.hook.ingest_configure(settings=loaded.settings, manager=manager, role="driver")
     return Prepared(manager=manager, loaded=loaded)
 

@@ -212,6 +212,11 @@ def main() -> None:
     type=click.Choice(["auto", "bar", "log", "json", "none"]),
     help="How to show progress.",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Level of ingest's log (wins over INGEST_LOG_LEVEL, log_level, LOG_LEVEL, -v/-q).",
+)
 @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less detail (repeatable).")
 @click.option("--trace-hooks", is_flag=True, help="Log every hook call to stderr.")
@@ -244,6 +249,7 @@ def run(
     timeout: float | None,
     max_memory: str | None,
     progress: str | None,
+    log_level: str | None,
     verbose: int,
     quiet: int,
     trace_hooks: bool,
@@ -268,6 +274,7 @@ def run(
         "run.timeout": timeout,
         "run.max_memory": max_memory,
         "progress": progress,
+        "log_level": log_level,
     }
 
     def body() -> int:

@@ -205,7 +205,9 @@ class Settings(_Section):
         default="auto", description="How progress is shown; auto picks a bar on a terminal."
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
-        default=None, description="Logging threshold, any case; empty to leave logging alone."
+        default=None,
+        description="Level of ingest's log, any case (`--log-level`); wins over `LOG_LEVEL`, "
+        "then `-v`/`-q`; empty to leave it to them.",
     )
 
     @field_validator("log_level", mode="before")
