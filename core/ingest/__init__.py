@@ -11,7 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ingest.errors import ConfigError, DocumentError, IngestError, PluginError, UsageError
+from ingest.errors import (
+    ConfigError,
+    DocumentError,
+    IngestError,
+    PluginError,
+    UsageError,
+    WriteError,
+)
 from ingest.hookspecs import hookimpl
 from ingest.log import configure_level_from_env as _configure_level_from_env
 from ingest.model import (
@@ -35,6 +42,7 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
+    from ingest.storage import explain_write_error, no_leftovers
 
 __version__ = "0.1.0"
 
@@ -49,6 +57,8 @@ _LAZY = {
     "run_sync": "ingest.bridge",
     "run_sync_many": "ingest.bridge",
     "shutdown_executors": "ingest.bridge",
+    "explain_write_error": "ingest.storage",
+    "no_leftovers": "ingest.storage",
     "ProgressTracker": "ingest.progress",
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
@@ -86,10 +96,13 @@ __all__ = [
     "Settings",
     "Source",
     "UsageError",
+    "WriteError",
     "__version__",
     "arun",
     "display_path",
+    "explain_write_error",
     "hookimpl",
+    "no_leftovers",
     "run",
     "run_sync",
     "run_sync_many",

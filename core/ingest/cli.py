@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ingest import __version__
-from ingest.errors import PluginError, UsageError
+from ingest.errors import PluginError, UsageError, WriteError
 from ingest.result import ExitCode
 
 _common_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
@@ -64,6 +64,8 @@ def _mapped_errors() -> Iterator[None]:
         raise
     except UsageError as exc:
         _fail(str(exc))
+    except WriteError as exc:
+        _fail(str(exc), ExitCode.WRITE_ERROR)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))

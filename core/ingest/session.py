@@ -16,13 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.cache import RunCache, open_run_cache
-from ingest.errors import UsageError
+from ingest.errors import UsageError, WriteError
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, Source, display_path
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
+from ingest.storage import explain_write_error
 from ingest.workers.feed import SourceFeed
+from ingest.workers.pipeline import plugin_in_traceback
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -37,6 +39,9 @@ logger = logging.getLogger("ingest.session")
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
+
+#: Sink objects are registered as plugins under this prefix and their ``scheme:target``.
+SINK_PREFIX = "sink:"
 
 
 class Session:
@@ -130,6 +135,10 @@ class Session:
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
+        except WriteError as exc:
+            self.result.stopped_early = True
+            exc.result = self.result
+            raise
         except UsageError:
             # Sinks still close in ingest_session_finish, but reporters print no summary
             # for a run that never started: the CLI prints the error alone.
@@ -206,7 +215,7 @@ class Session:
             if sink is None:
                 _require(scheme, schemes, f"sink (in {spec!r})")
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
-            self.manager.register(sink, name=f"sink:{spec}")
+            self.manager.register(sink, name=f"{SINK_PREFIX}{spec}")
             self.result.sinks.append(spec)
 
     def _backend(self) -> ExecutorBackend:
@@ -236,9 +245,10 @@ class Session:
                 batch.append(outcome)
                 batch_chars += sum(len(page.text) for page in outcome.pages)
                 if len(batch) >= self.settings.run.batch_size or batch_chars >= BATCH_MAX_CHARS:
-                    self._flush(batch)
-                    batch = []
-                    batch_chars = 0
+                    # Handed over before the write: a batch a sink refused is not written
+                    # again by the final flush below.
+                    full, batch, batch_chars = batch, [], 0
+                    self._flush(full)
         finally:
             # Whatever stopped the loop (end, --maxfail, Ctrl-C), what was done is kept.
             if batch:
@@ -248,9 +258,15 @@ class Session:
         # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
         # know is written again by the final flush (issue #6, exactly once).
         with self.stop.critical():
-            self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+            try:
+                self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
+            except Exception as exc:
+                raise self._sink_error(exc, batch) from exc
             if self.cache is not None:
-                self.cache.commit(batch)  # only after every sink returned: exactly once
+                try:
+                    self.cache.commit(batch)  # only after every sink returned: exactly once
+                except Exception as exc:
+                    raise self._cache_error(exc, "record a batch as ingested") from exc
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -259,11 +275,43 @@ class Session:
             self.tracker.update_sync(1, pages=pages)
             self._emit("ingested", source=document.source, pages=pages)
 
+    def _sink_error(self, exc: Exception, batch: list[Document]) -> WriteError:
+        """The error that stops the run when a sink refuses a batch: which sink, its
+        target, why, and what is kept."""
+        name = plugin_in_traceback(self.manager, exc.__traceback__)
+        sink = self.manager.get_plugin(name) if name else None
+        spec = name.removeprefix(SINK_PREFIX) if name else None
+        target = getattr(sink, "path", None)
+        if target is None and spec is not None and name and name.startswith(SINK_PREFIX):
+            target = spec.partition(":")[2] or None
+        what = f"sink {spec}" if name and name.startswith(SINK_PREFIX) else f"plugin {name}"
+        if name is None:
+            what = "a sink"
+        where = f" ({display_path(target)})" if target else ""
+        cause = explain_write_error(exc, target)
+        kept = self.result.ingested
+        return WriteError(
+            f"{what}{where} could not write a batch of {len(batch)} documents: {cause}; "
+            f"the run stopped. The {kept} documents written before are kept, and a rerun "
+            "writes the rest."
+        )
+
+    def _cache_error(self, exc: Exception, doing: str) -> WriteError:
+        path = self.cache.store.path if self.cache is not None else None
+        cause = explain_write_error(exc, path)
+        where = f" ({display_path(path)})" if path else ""
+        return WriteError(f"the cache{where} could not {doing}: {cause}; the run stopped")
+
     def _record_failure(self, failure: Failure) -> None:
         self.result.failed += 1
         self.result.failures.append(failure)
+        if failure.traceback:
+            logger.debug("%s failed:\n%s", display_path(failure.source), failure.traceback)
         if self.cache is not None:
-            self.cache.fail(failure)  # kept for --lf
+            try:
+                self.cache.fail(failure)  # kept for --lf
+            except Exception as exc:
+                raise self._cache_error(exc, "record a failure") from exc
         self.tracker.update_sync(1, failed=1)
         self._emit("failed", failure=failure)
 

@@ -45,7 +45,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, hookimpl
+from ingest import UsageError, explain_write_error, hookimpl, no_leftovers
 
 if TYPE_CHECKING:
     from ingest import Document
@@ -123,11 +123,12 @@ class JsonlSink:
         self._fd = -1
         self._marker_fd = -1
         self._ids: set[str] = set()
-        try:
-            self._open()
-        except BaseException:
-            self.close()
-            raise
+        with no_leftovers(self.path, self.commit_path):
+            try:
+                self._open()
+            except BaseException:
+                self.close()  # before no_leftovers removes the files this open made
+                raise
 
     def __repr__(self) -> str:
         return f"<JsonlSink {str(self.path)!r}>"
@@ -218,7 +219,7 @@ class JsonlSink:
             self._fd = os.open(self.path, _OPEN_FLAGS | os.O_APPEND, 0o644)
             self._marker_fd = os.open(self.commit_path, _OPEN_FLAGS, 0o644)
         except OSError as exc:
-            raise UsageError(f"{what}: cannot open: {exc.strerror or exc}") from exc
+            raise UsageError(f"{what}: cannot open: {explain_write_error(exc, self.path)}") from exc
         if fcntl is not None:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

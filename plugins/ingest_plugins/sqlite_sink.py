@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, display_path, hookimpl
+from ingest import UsageError, display_path, explain_write_error, hookimpl, no_leftovers
 
 if TYPE_CHECKING:
     import click
@@ -179,12 +179,17 @@ class SqliteSink:
         except OSError as exc:
             raise UsageError(f"{what}: cannot create its folder: {exc.strerror or exc}") from exc
         try:
-            self._connect()
+            with no_leftovers(path, f"{path}-wal", f"{path}-shm"):
+                self._open()
         except sqlite3.Error as exc:
-            self.close()
-            raise UsageError(f"{what}: cannot open or create the database: {exc}") from exc
+            cause = explain_write_error(exc, path)
+            raise UsageError(f"{what}: cannot open or create the database: {cause}") from exc
+
+    def _open(self) -> None:
+        try:
+            self._connect()
         except BaseException:
-            self.close()
+            self.close()  # before no_leftovers removes the files this open made
             raise
 
     def __repr__(self) -> str:

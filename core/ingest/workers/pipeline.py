@@ -186,7 +186,7 @@ def failure_from_exception(
     is deepest in the traceback, else ``default_plugin``.
     """
     if isinstance(exc, DocumentError):
-        plugin = exc.plugin or _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+        plugin = exc.plugin or plugin_in_traceback(manager, exc.__traceback__) or default_plugin
         return Failure(
             source=source.path,
             reason=exc.reason,
@@ -195,7 +195,7 @@ def failure_from_exception(
             exc_type=None,
             doc_id=source.doc_id,
         )
-    plugin = _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+    plugin = plugin_in_traceback(manager, exc.__traceback__) or default_plugin
     message = str(exc) or repr(exc)
     if isinstance(exc, MemoryError):
         reason = "memory"
@@ -213,9 +213,10 @@ def failure_from_exception(
     )
 
 
-def _plugin_in_traceback(
+def plugin_in_traceback(
     manager: IngestPluginManager, tb: TracebackType | None
 ) -> str | None:
+    """The registered plugin whose code is deepest in ``tb``, or ``None``."""
     found: str | None = None
     for frame, _ in traceback.walk_tb(tb):
         # A method of a plugin object names its plugin exactly; several plugins may share a
