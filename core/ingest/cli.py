@@ -219,6 +219,13 @@ def main() -> None:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
     help="Level of ingest's log (wins over INGEST_LOG_LEVEL, log_level, LOG_LEVEL, -v/-q).",
 )
+@click.option(
+    "--tb",
+    type=click.Choice(["auto", "long", "short", "line", "no"]),
+    default="auto",
+    show_default=True,
+    help="How failures' tracebacks are shown (auto: the line; short with -v, long with -vv).",
+)
 @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less detail (repeatable).")
 @click.option("--trace-hooks", is_flag=True, help="Log every hook call to stderr.")
@@ -252,6 +259,7 @@ def run(
     max_memory: str | None,
     progress: str | None,
     log_level: str | None,
+    tb: str,
     verbose: int,
     quiet: int,
     trace_hooks: bool,
@@ -294,6 +302,7 @@ def run(
         session = prepared.session(
             collect_only=collect_only,
             verbosity=verbose - quiet,
+            tb=tb,
             force=force,
             last_failed=last_failed,
             cache_clear=cache_clear,

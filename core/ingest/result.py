@@ -45,6 +45,9 @@ class RunResult:
     skipped_sources: list[tuple[Path, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sinks: list[str] = field(default_factory=list)
+    #: Library log records captured while documents were processed, by library (the
+    #: logger's first part: ``pypdf``); each document's own are on its events and failure.
+    captured_logs: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     stopped_early: bool = False
     collect_only: bool = False

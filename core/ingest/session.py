@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.cache import RunCache, open_run_cache
 from ingest.errors import UsageError, WriteError
 from ingest.interrupt import GracefulStop
-from ingest.model import Document, Failure, Source, display_path
+from ingest.model import Document, Failure, LogEntry, Source, display_path
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
@@ -43,6 +43,9 @@ BATCH_MAX_CHARS = 250_000
 #: Sink objects are registered as plugins under this prefix and their ``scheme:target``.
 SINK_PREFIX = "sink:"
 
+#: The values of ``--tb``, as pytest's.
+TB_STYLES = ("auto", "long", "short", "line", "no")
+
 
 class Session:
     """One ``ingest run`` on the driver.
@@ -52,6 +55,9 @@ class Session:
     :param rootdir: where relative sink targets and the cache live.
     :param collect_only: list what would be ingested, parse nothing.
     :param verbosity: ``-v`` count minus ``-q`` count, for reporters.
+    :param tb: how reporters show a failure's traceback (``--tb``): ``auto`` (the line
+        where it was raised; short with ``-v``, long with ``-vv``), ``long``, ``short``,
+        ``line`` or ``no``.
     :param force: process every document, even those the cache has as ingested (``--force``).
     :param last_failed: process only the documents that failed last time (``--lf``).
     :param cache_clear: empty the cache before the run (``--cache-clear``).
@@ -65,15 +71,19 @@ class Session:
         rootdir: Path | None = None,
         collect_only: bool = False,
         verbosity: int = 0,
+        tb: str = "auto",
         force: bool = False,
         last_failed: bool = False,
         cache_clear: bool = False,
     ) -> None:
+        if tb not in TB_STYLES:
+            raise UsageError(f"--tb={tb}: not one of {', '.join(TB_STYLES)}")
         self.manager = manager
         self.settings = settings
         self.rootdir = rootdir or Path.cwd()
         self.collect_only = collect_only
         self.verbosity = verbosity
+        self.tb = tb
         self.tracker = ProgressTracker()
         self.result = RunResult(collect_only=collect_only)
         self.sources: list[Source] = []
@@ -82,6 +92,8 @@ class Session:
         #: For ``--collect-only``: the extractor that would take each source.
         self.claims: dict[Path, str | None] = {}
         self.cache_options = {"force": force, "last_failed": last_failed, "clear": cache_clear}
+        #: Pages and work already counted of the documents in progress, by path.
+        self._in_progress: dict[Path, list[float]] = {}
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
@@ -233,9 +245,17 @@ class Session:
         batch: list[Document] = []
         batch_chars = 0
         maxfail = self.settings.run.maxfail
+        # Progress follows the bytes of the documents, done as their pages are extracted.
+        self.tracker.add_work(sum(source.size for source in self.sources))
         try:
-            feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
-            for _source, outcome in backend.run(feed):
+            feed = SourceFeed(
+                self.sources,
+                self.stop,
+                largest_first=backend.largest_first,
+                on_pages=self._pages_done,
+            )
+            for source, outcome in backend.run(feed):
+                self._work_done(source, outcome)
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
                     if maxfail and self.result.failed >= maxfail:
@@ -272,8 +292,30 @@ class Session:
             self.result.ingested += 1
             self.result.pages += pages
             self.result.chunks += len(document.chunks)
-            self.tracker.update_sync(1, pages=pages)
-            self._emit("ingested", source=document.source, pages=pages)
+            self._count_logs(document.logs)
+            self._emit("ingested", source=document.source, pages=pages, logs=document.logs)
+
+    def _pages_done(self, source: Source, pages: int, page_count: int) -> None:
+        """Pages of a document in progress were extracted: progress moves now, not when the
+        whole document is done (a long one takes many seconds)."""
+        counted = self._in_progress.setdefault(source.path, [0, 0.0])
+        work = source.size * pages / page_count if page_count > 0 else 0.0
+        work = max(0.0, min(work, source.size - counted[1]))
+        counted[0] += pages
+        counted[1] += work
+        self.tracker.update_sync(0, pages=pages, work=work)
+        self._emit("pages", source=source, pages=pages)
+
+    def _work_done(self, source: Source, outcome: Document | Failure) -> None:
+        """Count a document as done, with what is left of its pages and work, as soon as it
+        comes back (a failure counts itself in :meth:`_record_failure`), not when its batch
+        is written."""
+        pages, work = self._in_progress.pop(source.path, (0, 0.0))
+        done = isinstance(outcome, Document)
+        rest = len(outcome.pages) - int(pages) if isinstance(outcome, Document) else 0
+        self.tracker.update_sync(
+            1 if done else 0, pages=max(0, rest), work=max(0.0, source.size - work)
+        )
 
     def _sink_error(self, exc: Exception, batch: list[Document]) -> WriteError:
         """The error that stops the run when a sink refuses a batch: which sink, its
@@ -302,9 +344,16 @@ class Session:
         where = f" ({display_path(path)})" if path else ""
         return WriteError(f"the cache{where} could not {doing}: {cause}; the run stopped")
 
+    def _count_logs(self, logs: list[LogEntry]) -> None:
+        counts = self.result.captured_logs
+        for entry in logs:
+            library = entry.logger.partition(".")[0]
+            counts[library] = counts.get(library, 0) + entry.count
+
     def _record_failure(self, failure: Failure) -> None:
         self.result.failed += 1
         self.result.failures.append(failure)
+        self._count_logs(failure.logs)
         if failure.traceback:
             logger.debug("%s failed:\n%s", display_path(failure.source), failure.traceback)
         if self.cache is not None:

@@ -5,9 +5,10 @@ The output fingerprint (:func:`output_fingerprint`) hashes two things (issue #6)
 * **The settings that shape records**: every setting except those that only say what to read,
   where to write, how fast, or what to show: ``plugins`` (what they change is counted by
   version below), ``collect``, ``sinks`` (the cache keys sinks separately), ``run``,
-  ``cache``, ``progress``, ``log_level`` and ``extract.password`` (it decides whether an
-  encrypted file opens, not what its text is). Everything else counts, plugin sections
-  included, so a setting added later invalidates the cache rather than being ignored.
+  ``cache``, ``progress``, ``progress_interval``, ``log_level`` and ``extract.password`` (it
+  decides whether an encrypted file opens, not what its text is). Everything else counts,
+  plugin sections included, so a setting added later invalidates the cache rather than being
+  ignored.
 * **The code that shapes records**: every loaded plugin that implements ``ingest_extract``
   or ``ingest_transform``, by name, with its distribution's version and the installed
   versions of that distribution's direct requirements (a pypdfium2 upgrade changes the text
@@ -43,7 +44,7 @@ __all__ = ["NOT_OUTPUT", "claim_key", "digest", "output_fingerprint", "plugin_ve
 
 #: Top-level settings that do not change what a document's records contain.
 NOT_OUTPUT: frozenset[str] = frozenset(
-    {"plugins", "collect", "sinks", "run", "cache", "progress", "log_level"}
+    {"plugins", "collect", "sinks", "run", "cache", "progress", "progress_interval", "log_level"}
 )
 _OUTPUT_HOOKS = ("ingest_extract", "ingest_transform")
 # The cache's own stat plugin answers ingest_collect_file; it is not a claim of its own.

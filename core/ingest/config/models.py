@@ -204,6 +204,9 @@ class Settings(_Section):
     progress: Literal["auto", "bar", "log", "json", "none"] = Field(
         default="auto", description="How progress is shown; auto picks a bar on a terminal."
     )
+    progress_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two progress lines of `progress: log`."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
         default=None,
         description="Level of ingest's log, any case (`--log-level`); wins over `LOG_LEVEL`, "
