@@ -105,9 +105,8 @@ class SummaryReporter:
     @hookimpl
     def ingest_progress(self, event: ProgressEvent) -> None:
         """Keep the library log records of ingested documents, when ``-v`` shows them."""
-        if event.kind == "ingested" and event.logs and event.source is not None:
-            if self.verbosity > 0:
-                self.document_logs.append((event.source.path, event.logs))
+        if self.verbosity > 0 and event.kind == "ingested" and event.logs and event.source:
+            self.document_logs.append((event.source.path, event.logs))
 
     @hookimpl(trylast=True)
     def ingest_session_finish(self, session: Session, result: RunResult) -> None:

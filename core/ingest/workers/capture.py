@@ -94,7 +94,8 @@ class LogCapture(logging.Handler):
         """The records kept, in the order they first came."""
         kept = list(self._entries.values())
         if self._dropped:
-            kept.append(LogEntry(MORE_LOGGER, "WARNING", "further records, not kept", self._dropped))
+            more = "further records, not kept"
+            kept.append(LogEntry(MORE_LOGGER, "WARNING", more, self._dropped))
         return kept
 
 
