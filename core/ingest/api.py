@@ -19,7 +19,7 @@ from typing import Any
 
 from ingest.config import LoadedSettings, SettingsStack
 from ingest.log import apply_log_level
-from ingest.manager import IngestPluginManager, build_manager, with_executor_plugin
+from ingest.manager import IngestPluginManager, build_manager, with_component_plugins
 from ingest.result import RunResult
 from ingest.session import Session
 
@@ -61,11 +61,12 @@ class Prepared:
 
 def load_plugins(stack: SettingsStack, *, trace_hooks: bool = False) -> IngestPluginManager:
     """A plugin manager with the plugins ``stack`` names: ``-p``, ``plugins`` in every layer,
-    and the plugin of the executor the run names (``--executor dask`` loads ``dask``).
+    and the installed plugin of each component the run names (``--executor dask`` loads
+    ``dask``, ``--sink csv:out.csv`` a plugin named ``csv``, as ``-p`` would).
 
     :raises ingest.errors.UsageError: for an unknown plugin or an invalid ``plugins`` value.
     """
-    specs = with_executor_plugin(stack.plugins(), stack.executor())
+    specs = with_component_plugins(stack.plugins(), stack.components())
     trace = trace_hooks or stack_env_flag(stack, TRACE_ENV)
     return build_manager(specs, trace=trace)
 
@@ -85,6 +86,7 @@ def prepare(
     overrides: Sequence[str] = (),
     trace_hooks: bool = False,
     extra_plugins: Sequence[object | tuple[str, object]] = (),
+    cli_flags: Mapping[str, str] | None = None,
 ) -> Prepared:
     """Load plugins, read and validate the settings, and call ``ingest_configure``.
 
@@ -99,6 +101,8 @@ def prepare(
     :param extra_plugins: plugin objects to register as they are, or ``(name, object)`` to
         give one a plugin name (tests, embedding); they exist only in this process, so use
         them with ``run.workers = 0``.
+    :param cli_flags: dotted key to the flag that sets it, for messages and origins
+        (``{"sinks": "--sink"}``); by default ``--`` and the key's last part.
     :raises ingest.errors.UsageError: for any plugin or configuration problem.
     """
     layered_cli = dict(cli or {})
@@ -110,7 +114,7 @@ def prepare(
         environ=environ,
         cli=layered_cli,
         overrides=overrides,
-        cli_flags={"plugins": "-p"} if plugins else None,
+        cli_flags={**({"plugins": "-p"} if plugins else {}), **(cli_flags or {})},
     )
     manager = load_plugins(stack, trace_hooks=trace_hooks)
     for plugin in extra_plugins:

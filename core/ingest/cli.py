@@ -179,6 +179,16 @@ def main() -> None:
     """Turn piles of PDFs into clean text, pages and chunks in a store."""
 
 
+#: The flag of each setting ``ingest run`` sets, where it is not ``--`` and the key's last part.
+RUN_FLAGS = {
+    "collect.inputs": "PATHS",
+    "collect.select": "-k",
+    "sinks": "--sink",
+    "run.maxfail": "--maxfail",
+    "dask.ship_bytes": "--ship-bytes",
+}
+
+
 @main.command()
 @click.argument("paths", nargs=-1)
 @_with_common
@@ -298,6 +308,7 @@ def run(
             cli=cli,
             overrides=overrides,
             trace_hooks=trace_hooks,
+            cli_flags=RUN_FLAGS,
         )
         session = prepared.session(
             collect_only=collect_only,
@@ -336,7 +347,7 @@ def plugins(
             click.echo(json.dumps([info_as_dict(i) for i in infos], indent=2))
             return 0
         for info in infos:
-            state = "loaded" if info.loaded else "available"
+            state = "loaded" if info.loaded else "import failed" if info.error else "available"
             origin = f"{info.distribution} {info.version}" if info.distribution else "local"
             tag = " (built-in)" if info.builtin else ""
             click.echo(f"{info.name}{tag}: {info.module} [{origin}] {state}")
@@ -357,6 +368,7 @@ def info_as_dict(info: Any) -> dict[str, Any]:
         "distribution": info.distribution,
         "version": info.version,
         "loaded": info.loaded,
+        "state": "loaded" if info.loaded else "import failed" if info.error else "available",
         "builtin": info.builtin,
         "hooks": list(info.hooks),
         "error": info.error,

@@ -31,8 +31,10 @@ def display_path(path: str | os.PathLike[str]) -> str:
     A file name that is not valid UTF-8 reaches Python with its bad bytes as lone
     surrogates, which no terminal, JSON reader or SQLite column accepts; those bytes are
     shown as ``\\xNN`` escapes instead. Every other path comes back as ``str(path)``.
+    Messages that may quote such a name (an exception's, a library's log record) go through
+    it too.
 
-    :param path: the path, as collected.
+    :param path: the path (or any text), as collected.
     :returns: printable text naming the path.
     """
     text = os.fspath(path)
@@ -274,7 +276,7 @@ class Failure:
         """One line for the summary: ``path: reason: message [plugin]``."""
         where = f" [plugin {self.plugin}]" if self.plugin else ""
         kind = f"{self.exc_type}: " if self.exc_type else ""
-        return f"{display_path(self.source)}: {self.reason}: {kind}{self.message}{where}"
+        return display_path(f"{self.source}: {self.reason}: {kind}{self.message}{where}")
 
     def location(self) -> str | None:
         """``file.py:12``, where the exception was raised (the last frame), if known."""

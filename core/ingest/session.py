@@ -110,10 +110,10 @@ class Session:
             ("extract.extractor", self.settings.extract.extractor),
             *(("extract.fallback", n) for n in self.settings.extract.fallback),
         ]:
-            _require(name, extractors, f"extractor (setting {key})")
+            _require(name, extractors, f"extractor (setting {key})", self.manager)
         transforms = self.manager.plugins_with_hook("ingest_transform")
         for step in self.settings.transforms:
-            _require(step, transforms, "transform step (setting transforms)")
+            _require(step, transforms, "transform step (setting transforms)", self.manager)
 
     # -- the run ------------------------------------------------------------------------
 
@@ -225,7 +225,7 @@ class Session:
                 scheme=scheme, target=target, settings=self.settings, rootdir=self.rootdir
             )
             if sink is None:
-                _require(scheme, schemes, f"sink (in {spec!r})")
+                _require(scheme, schemes, f"sink (in {spec!r})", self.manager)
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
             self.manager.register(sink, name=f"{SINK_PREFIX}{spec}")
             self.result.sinks.append(spec)
@@ -237,7 +237,8 @@ class Session:
             name=name, settings=self.settings, manager=self.manager
         )
         if backend is None:
-            _require(name, self.manager.plugins_with_hook("ingest_executor"), "executor")
+            executors = self.manager.plugins_with_hook("ingest_executor")
+            _require(name, executors, "executor", self.manager)
             raise UsageError(f"plugin {name!r} provided no executor backend")
         return backend
 
@@ -375,9 +376,18 @@ class Session:
         self.manager.hook.ingest_progress(event=event)
 
 
-def _require(name: str, available: list[str], what: str) -> None:
+def _require(
+    name: str, available: list[str], what: str, manager: IngestPluginManager
+) -> None:
     if name in available:
         return
     close = difflib.get_close_matches(name, available, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UsageError(f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}")
+    message = f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}"
+    others = manager.not_loaded()
+    if others:
+        message += (
+            f"; installed but not loaded: {', '.join(others)} (load one with -p NAME, if it "
+            "provides this)"
+        )
+    raise UsageError(message)

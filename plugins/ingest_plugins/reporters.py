@@ -154,15 +154,21 @@ class SummaryReporter:
                 for entry in entries:
                     self.out.write(f"{_INDENT}{entry.describe()}\n")
             return
-        shown = sum(entry.count for failure in result.failures for entry in failure.logs)
-        total = sum(result.captured_logs.values())
-        if verbosity == 0 and total > shown:
+        # The failures showed their own records; the line counts the others.
+        counts = dict(result.captured_logs)
+        for failure in result.failures:
+            for entry in failure.logs:
+                library = entry.logger.partition(".")[0]
+                counts[library] = counts.get(library, 0) - entry.count
+        counts = {name: count for name, count in counts.items() if count > 0}
+        if verbosity == 0 and counts:
             by_library = ", ".join(
                 f"{'other' if name == '*' else name}: {count}"
-                for name, count in sorted(result.captured_logs.items(), key=lambda i: -i[1])
+                for name, count in sorted(counts.items(), key=lambda item: -item[1])
             )
             self.out.write(
-                f"{total - shown} library log records captured ({by_library}); -v shows them\n"
+                f"{sum(counts.values())} library log records captured ({by_library}); "
+                "-v shows them\n"
             )
 
 
@@ -176,6 +182,7 @@ class LogReporter(SummaryReporter):
         self.log = out
         self.interval = interval
         self._tracker: ProgressTracker | None = None
+        self._session: Session | None = None
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -185,6 +192,7 @@ class LogReporter(SummaryReporter):
         """Learn how much to show, and where the progress is counted."""
         super().ingest_session_start(session)
         self._tracker = session.tracker
+        self._session = session
 
     @hookimpl
     def ingest_progress(self, event: ProgressEvent) -> None:
@@ -203,7 +211,8 @@ class LogReporter(SummaryReporter):
             # Only after an opening line: a run stopped by a usage error has neither.
             self._stop.set()
             self._ticker.join()
-            self._write(event.state)
+            if self._session is None or not self._session.aborted:
+                self._write(event.state)
 
     def _tick(self) -> None:
         while not self._stop.wait(self.interval):

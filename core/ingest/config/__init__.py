@@ -120,8 +120,16 @@ def load_settings(
     return SettingsStack(**inputs).load(sections)
 
 
-#: The settings known before any plugin is loaded: they decide which plugins load.
-_EARLY_KEYS = ("plugins", "run.executor")
+#: The settings known before any plugin is loaded: they decide which plugins load (those
+#: named, and those whose name picks a component: executor, extractors, transforms, sinks).
+_EARLY_KEYS = (
+    "plugins",
+    "run.executor",
+    "extract.extractor",
+    "extract.fallback",
+    "transforms",
+    "sinks",
+)
 
 
 @final
@@ -187,6 +195,25 @@ class SettingsStack:
         :raises ConfigError: the value is invalid.
         """
         return self._early_settings().run.executor
+
+    def components(self) -> list[str]:
+        """The plugin names the settings pick components by, in order: the executor, the
+        extractor and its fallbacks, the transform steps, and the schemes of the sinks.
+
+        :raises ConfigError: one of these settings is invalid.
+        """
+        early = self._early_settings()
+        return list(
+            dict.fromkeys(
+                [
+                    early.run.executor,
+                    early.extract.extractor,
+                    *early.extract.fallback,
+                    *early.transforms,
+                    *(sink.partition(":")[0] for sink in early.sinks),
+                ]
+            )
+        )
 
     def load(self, sections: Mapping[str, type[BaseModel]] = _NO_SECTIONS) -> LoadedSettings:
         """Merge and validate every layer, with the loaded plugins' sections.

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 import pluggy
 
 import ingest
-from ingest.model import Document, Failure, LogEntry
+from ingest.model import Document, Failure, LogEntry, display_path
 from ingest.workers.tasks import Partial
 
 __all__ = [
@@ -81,6 +81,7 @@ class LogCapture(logging.Handler):
             message = record.getMessage()
         except Exception:  # a library's bad format string must not fail the document
             message = str(record.msg)
+        message = display_path(message)  # it may quote a file name that is not UTF-8
         key = (record.name, record.levelname, message)
         entry = self._entries.get(key)
         if entry is not None:
