@@ -286,8 +286,8 @@ class IngestPluginManager(pluggy.PluginManager):
                 close = difflib.get_close_matches(name, choices, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise PluginError(
-                    f"unknown plugin {name!r}: neither an installed plugin nor an importable "
-                    f"module{hint} installed: {', '.join(choices) or 'none'}"
+                    f"unknown plugin {name!r}{hint} installed: {', '.join(choices) or 'none'} "
+                    "(and no module of that name to import)"
                 ) from None
             raise PluginError(import_failure(name, target, exc)) from exc
         except Exception as exc:
