@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ingest.config import LoadedSettings, SettingsStack
@@ -128,6 +130,34 @@ def prepare(
     return Prepared(manager=manager, loaded=loaded)
 
 
+def split_plugins(
+    plugins: Sequence[str | object | tuple[str, object]],
+) -> tuple[list[str], list[object | tuple[str, object]]]:
+    """Plugin specs apart from plugin objects, for :func:`prepare`.
+
+    A module object that can be imported under its own name becomes that name, so worker
+    processes load it too (``ingest.run(paths, plugins=[my_module])`` with ``--workers``);
+    other objects (instances, ``(name, object)`` pairs, ``__main__``) stay objects, which
+    exist only in this process.
+
+    :returns: ``(specs, objects)``.
+    """
+    specs: list[str] = []
+    objects: list[object | tuple[str, object]] = []
+    for plugin in plugins:
+        if isinstance(plugin, str):
+            specs.append(plugin)
+        elif (
+            isinstance(plugin, ModuleType)
+            and plugin.__name__ != "__main__"
+            and sys.modules.get(plugin.__name__) is plugin
+        ):
+            specs.append(plugin.__name__)
+        else:
+            objects.append(plugin)
+    return specs, objects
+
+
 def settings_as_cli(
     paths: PathsArg | None, settings: Mapping[str, Any], overrides: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -169,8 +199,10 @@ def run(
     ``run(["papers"], extract={"extractor": "pypdf"}, sinks=["sqlite:corpus.db"])``) and
     ``overrides`` (dotted keys, e.g. ``{"chunk.size": 500}``).
 
-    :param plugins: plugin specs (names, dotted module paths, ``no:NAME``), plugin objects,
-        or ``(name, object)`` pairs; objects exist only in this process (``run.workers=0``).
+    :param plugins: plugin specs (names, module paths, ``no:NAME``), modules, other plugin
+        objects, or ``(name, object)`` pairs. An importable module is loaded by its name (in
+        worker processes too); other objects exist only in this process
+        (``run.workers=0``).
     :param collect_only: list what would be ingested, parse nothing (``--collect-only``).
     :param force: redo documents the cache has as ingested (``--force``).
     :param last_failed: redo only what failed last time (``--lf``).
@@ -178,8 +210,7 @@ def run(
     :returns: the :class:`~ingest.result.RunResult` (counts, failures, sinks written).
     :raises ingest.errors.UsageError: for a plugin or configuration problem.
     """
-    specs = [p for p in plugins if isinstance(p, str)]
-    objects = [p for p in plugins if not isinstance(p, str)]
+    specs, objects = split_plugins(plugins)
     prepared = prepare(
         plugins=specs,
         config_file=config_file,
