@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 INGEST = Path(sys.executable).with_name("ingest")
+TESTS = Path(__file__).resolve().parent
 
 #: Without these capabilities root obeys file permissions like any user.
 _DROP = "-dac_override,-dac_read_search"
@@ -61,10 +62,12 @@ def run_ingest(
         def limit() -> None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
 
+    # Test plugins load by dotted path (plugins.chatty), from this folder, as in-process.
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
     return subprocess.run(
         [*prefix, str(INGEST), *map(os.fspath, args)],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,

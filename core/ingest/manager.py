@@ -59,6 +59,7 @@ ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"collect", "inprocess"})
 _HOOK_PREFIX = "ingest_"
 # Frames of the import machinery say nothing about where a plugin's import failed.
 _IMPORTLIB = os.path.dirname(importlib.__file__) + os.sep
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,7 +424,7 @@ def _raised_at(exc: BaseException) -> str | None:
     frames = [
         frame
         for frame in traceback.extract_tb(exc.__traceback__)
-        if not frame.filename.startswith(("<frozen", _IMPORTLIB))
+        if not frame.filename.startswith(("<frozen", _IMPORTLIB, _OWN))
     ]
     return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
 
