@@ -183,7 +183,8 @@ def test_a_real_parsers_warnings_are_captured(tmp_path: Path) -> None:
     assert found is not None
     pdf.write_bytes(data[: found.start(1)] + str(int(found[1]) + 7).encode() + data[found.end(1) :])
     out = f"jsonl:{tmp_path / 'o.jsonl'}"
-    args = ["run", pdf, "--extractor", "pypdf", "--workers", "1", "--sink", out, "--progress", "log"]
+    args = ["run", pdf, "--extractor", "pypdf", "--workers", "1", "--sink", out]
+    args += ["--progress", "log"]
     quiet = run_ingest(args, cwd=tmp_path)
     assert quiet.returncode == 0, quiet.stderr
     assert "startxref" not in quiet.stderr
