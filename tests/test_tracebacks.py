@@ -89,8 +89,8 @@ def invoke(docs: Path, tmp_path: Path, *args: str) -> Result:
     return CliRunner().invoke(
         main,
         [
-            "run", str(docs), "-p", FAULTS, "--workers", "0", "--progress", "none",
-            "--sink", f"jsonl:{tmp_path / 'o.jsonl'}", "--force", "-o", "extract.fallback=[]", *args,
+            "run", str(docs), "-p", FAULTS, "--workers", "0", "--progress", "none", "--force",
+            "--sink", f"jsonl:{tmp_path / 'o.jsonl'}", "-o", "extract.fallback=[]", *args,
         ],
         catch_exceptions=False,
     )
