@@ -3,6 +3,7 @@ document started eight), and starts more only when page ranges wait for one."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -27,10 +28,8 @@ def peak_workers(args: list[str], cwd: Path) -> tuple[int, str]:
     def watch() -> None:
         nonlocal peak
         while not done.is_set():
-            try:
+            with contextlib.suppress(psutil.Error):  # the run may end between two looks
                 peak = max(peak, len(watched.children(recursive=False)))
-            except psutil.Error:
-                pass
             time.sleep(0.01)
 
     watcher = threading.Thread(target=watch, daemon=True)
