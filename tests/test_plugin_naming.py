@@ -281,16 +281,16 @@ def test_every_section_refuses_unknown_keys(
     site: Path, where: list[str], expected: str
 ) -> None:
     """A plugin's model that does not forbid extra keys let ``-o section.typo=1`` pass."""
-    (site / "naming_loose.py").write_text(LOOSE)
-    result = invoke("config", "-p", "naming_loose", *where)
+    install(site, "loose", "naming_loose", LOOSE)
+    result = invoke("config", "-p", "loose", *where)
     assert result.exit_code == 4, result.output
     assert f"  {expected}" in result.stderr.splitlines()
 
 
 def test_an_unknown_key_in_the_config_file_names_its_line(site: Path, tmp_path: Path) -> None:
-    (site / "naming_loose.py").write_text(LOOSE)
+    install(site, "loose", "naming_loose", LOOSE)
     config = tmp_path / "ingest.yaml"
-    config.write_text("plugins: [naming_loose]\nloose:\n  level: 2\n  colour: red\n", "utf-8")
+    config.write_text("plugins: [loose]\nloose:\n  level: 2\n  colour: red\n", "utf-8")
     result = invoke("config", "-c", str(config))
     assert result.exit_code == 4
     assert f"  {config}:4: loose.colour: unknown setting" in result.stderr
