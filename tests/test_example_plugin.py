@@ -327,4 +327,4 @@ def test_the_plugins_own_tests_pass_against_the_installed_plugin(
     )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert re.search(r"\b7 passed\b", completed.stdout), completed.stdout
+    assert re.search(r"\b8 passed\b", completed.stdout), completed.stdout

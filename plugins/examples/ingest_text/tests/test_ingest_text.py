@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from ingest import ConfigError
-from ingest.testing import PipelineRun, Runner
+from ingest.testing import IngestCli, PipelineRun, Runner
 
 
 def _text_of(run: PipelineRun) -> str:
@@ -112,3 +112,12 @@ def test_without_the_plugin_text_files_are_not_collected(
 
     assert run.result.collected == 0
     assert run.records == []
+
+
+def test_a_file_that_is_not_ascii_fails_alone(ingest_cli: IngestCli) -> None:
+    """The real ``ingest`` command, in-process: its exit code and output as a user sees them."""
+    (ingest_cli.path / "menu.txt").write_bytes(b"caf\xff\xfe")
+    run = ingest_cli.run("run", "menu.txt", "-p", "text", "-o", "text.encoding=ascii")
+    assert run.ret == 1
+    run.stdout.re_match_lines([r"FAILED menu\.txt: unreadable: .*menu\.txt.* \[plugin text\]"])
+    run.assert_outcomes(failed=1)
