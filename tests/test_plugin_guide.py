@@ -46,7 +46,10 @@ def test_the_readme_has_both_examples() -> None:
     assert set(examples()) == {"ingest_pagewise", "ingest_csv"}
 
 
-WORDS = "heron egret kingfisher cormorant plover curlew dunlin godwit avocet stilt".split()
+WORDS = [
+    "heron", "egret", "kingfisher", "cormorant", "plover",
+    "curlew", "dunlin", "godwit", "avocet", "stilt",
+]
 
 
 def page_text(number: int) -> str:
