@@ -155,7 +155,8 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
     * ``plugins=()``: specs, modules (loaded by name), other plugin objects and
       ``(name, object)`` pairs;
     * ``cache=False``: no cache; ``True`` keeps one in the test's temporary folder, shared
-      by the calls of one test, so a second call can skip what the first ingested;
+      by the calls of one test (with one default JSONL sink for them all), so a second call
+      skips what the first ingested;
     * ``force=False``, ``last_failed=False``, ``cache_clear=False``: ``--force``, ``--lf``,
       ``--cache-clear``;
     * ``raise_on_failure=False``: ``True`` stops at the first failed document and raises
@@ -183,7 +184,11 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
     ) -> PipelineRun:
         from ingest.api import prepare, settings_as_cli, split_plugins
 
-        output = tmp_path / f"ingest-run-{next(counter)}.jsonl"
+        # With the cache, one file for every call: the cache knows documents per sink, so a
+        # later call skips only what an earlier one wrote to the same sink.
+        output = tmp_path / (
+            "ingest-cached.jsonl" if cache else f"ingest-run-{next(counter)}.jsonl"
+        )
         recorder = EventRecorder()
         cli: dict[str, Any] = {
             "run.workers": 0,
