@@ -269,6 +269,10 @@ def ingest_sink(batch: Sequence[Document], settings: Settings) -> None:
     :param settings: the run's settings.
     :returns: nothing; all implementations are called. ``async def`` sinks run on the
         persistent loop.
+    :raises Exception: when the batch cannot be written (disk full, read-only...): keep
+        nothing of it. The run then stops with one error naming the sink, its target (the
+        sink object's ``path`` attribute, else the target of its spec) and the cause, and
+        exits 6; what was committed before stays.
 
     .. versionadded:: 0.1
     """
@@ -281,13 +285,15 @@ def ingest_sink(batch: Sequence[Document], settings: Settings) -> None:
 
 @hookspec
 def ingest_progress(event: ProgressEvent) -> None:
-    """Hear every event of a run: collected, started, ingested, skipped, failed, finished.
+    """Hear every event of a run: collected, pages, ingested, skipped, failed, finished.
 
     Called on the driver, in the thread that runs the session, for each event in order.
     Reporters (terminal bar, JSON lines, log lines) implement it; keep it cheap.
 
-    :param event: ``event.kind``, ``event.source``, ``event.failure``, ``event.pages`` and
-        ``event.state`` (a :meth:`~ingest.progress.ProgressTracker.get_state` snapshot).
+    :param event: ``event.kind``, ``event.source``, ``event.failure``, ``event.pages``,
+        ``event.logs`` and ``event.state`` (a
+        :meth:`~ingest.progress.ProgressTracker.get_state` snapshot). ``pages`` events come
+        while a long document is read in page ranges, as each range is done.
     :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1
