@@ -352,6 +352,8 @@ class Session:
             counts[library] = counts.get(library, 0) + entry.count
 
     def _record_failure(self, failure: Failure) -> None:
+        # A message may quote a file name that is not UTF-8; failures are stored and shown.
+        failure.message = display_path(failure.message)
         self.result.failed += 1
         self.result.failures.append(failure)
         self._count_logs(failure.logs)
