@@ -176,6 +176,7 @@ def test_ingest_plugins_json_shows_its_hooks_and_loaded_with_p(site: Path, tmp_p
         "distribution": PLUGIN_META["name"],
         "version": PLUGIN_META["version"],
         "loaded": True,
+        "state": "loaded",
         "builtin": False,
         "hooks": PLUGIN_HOOKS,
         "error": None,
