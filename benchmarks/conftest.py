@@ -1,4 +1,4 @@
-"""Benchmark harness for ``ingest.bridge`` (issue #2): per-call cost, table and targets.
+"""Benchmark harness for ``ingest.bridge``: per-call cost, table and targets.
 
 Each benchmark runs ``calls`` coroutines per round; pytest-benchmark's median round time
 divided by ``calls`` is the per-call cost recorded here. ``test_targets`` (always moved to
@@ -24,6 +24,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--bench-no-pin",
         action="store_true",
         help="do not pin the benchmark process to one CPU",
+    )
+    group.addoption(
+        "--bench-rewrite-mib",
+        type=int,
+        default=1024,
+        help="size of the JSONL file whose rewrite is timed (test_rerun_bench; 1024: 1 GiB)",
     )
     group.addoption(
         "--bench-scale",

@@ -1,4 +1,4 @@
-"""Pages per second of ``ingest run --executor dask`` against ``--workers 2`` (issue #8).
+"""Pages per second of ``ingest run --executor dask`` against ``--workers 2``.
 
 Two inputs, from ../shared/corpus (77 files, 570 pages; the examples repeated 40 times when
 it is absent):
@@ -40,6 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
 from pytest_benchmark.fixture import BenchmarkFixture
 
 REPO = Path(__file__).resolve().parents[1]

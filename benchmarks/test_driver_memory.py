@@ -1,4 +1,4 @@
-"""The driver's memory does not grow with the corpus (issue #6): peak RSS, 10 vs 1,000 documents.
+"""The driver's memory does not grow with the corpus: peak RSS, 10 vs 1,000 documents.
 
 Both runs are the real ``ingest run`` (pdfium, ``--workers 2``, a JSONL sink, the cache on) in
 a subprocess that records its own peak RSS (``ru_maxrss`` of the driver alone: the workers are
@@ -9,9 +9,9 @@ content"). The 10-document run takes the first ten of that cycle, which are amon
 files, so the comparison is the unfavourable one: the 1,000-document run also meets every
 large document of the corpus.
 
-What still grows in the driver, by design: the JSONL sink's set of chunk ids (about 100 bytes
-a chunk, ~16,000 chunks here), the run's list of sources, and batches of finished documents
-waiting for the sinks (``run.batch_size`` documents at most).
+What still grows in the driver, by design: the JSONL sink's index of documents (about 100 bytes
+a document, read when a run writes), the run's list of sources, and batches of finished
+documents waiting for the sinks (``run.batch_size`` documents at most).
 
 Run: ``pytest benchmarks/test_driver_memory.py -s`` (about a minute; 400 MB of copies in a
 temporary folder, deleted afterwards).

@@ -1,4 +1,4 @@
-"""What OCR costs (issue #7): seconds per OCR'd page for each engine, and nothing for text.
+"""What OCR costs: seconds per OCR'd page for each engine, and nothing for text.
 
 * ``test_seconds_per_ocr_page``: a 3-page image-only PDF (A4 pages of 12 pt prose at
   300 dpi, 35 lines and about 2,300 characters each) extracted with ``--plugin ocr`` in-process, the
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from pytest_benchmark.fixture import BenchmarkFixture
+from helpers import MISSING_OCR
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+pytest.importorskip("rapidocr_onnxruntime", reason=MISSING_OCR)
 
 import ingest
 from fpdf import FPDF
@@ -32,8 +31,7 @@ from ingest.api import prepare
 from ingest.model import Document, Source
 from ingest.workers.pipeline import process_source
 from ocrgen import Scan, scanned_pdf
-
-pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra is not installed")
+from pytest_benchmark.fixture import BenchmarkFixture
 
 ROUNDS = 5
 TARGET = 1.05

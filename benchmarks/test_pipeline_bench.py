@@ -1,4 +1,4 @@
-"""The framework's own overhead: ``ingest run --workers 0`` against a bare parser loop (issue #5).
+"""The framework's own overhead: ``ingest run --workers 0`` against a bare parser loop.
 
 For each extractor, on ../shared/corpus (77 files, 570 pages), one process each side:
 

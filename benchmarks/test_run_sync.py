@@ -1,4 +1,4 @@
-"""Per-call cost of running a small coroutine from sync code (issue #2).
+"""Per-call cost of running a small coroutine from sync code.
 
 Contenders, each over the same two kinds of coroutine (``return 1``; one ``sleep(0)`` then
 ``return 1``): our ``run_sync`` and ``run_sync_many``, ``asyncio.run`` per call, a new loop per
@@ -250,7 +250,7 @@ def test_floor_send(
 
 
 def test_targets(results: Results) -> None:
-    """Issue #2's speed goals, as ratios of per-call medians from this same run.
+    """The speed goals, as ratios of per-call medians from this same run.
 
     A ratio over its target is measured once more with the two contenders interleaved; the
     target fails only if that re-check fails too.

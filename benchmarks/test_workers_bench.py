@@ -1,4 +1,4 @@
-"""Pages per second of ``ingest run --workers 2`` against a bare parser loop (issue #6).
+"""Pages per second of ``ingest run --workers 2`` against a bare parser loop.
 
 For pypdf and for pdfminer, on ../shared/corpus (77 files, 570 pages):
 

@@ -1,4 +1,4 @@
-"""Generators of hostile PDFs for the worker tests (issue #6, "Hostile input").
+"""Generators of hostile PDFs for the worker tests (see test_hostile.py).
 
 Each function writes one small file at the path it is given and returns the path:
 

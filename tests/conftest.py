@@ -1,4 +1,7 @@
-"""Shared fixtures: a clean environment for every test and the shared corpus paths."""
+"""Shared fixtures: a clean environment for every test, the shared corpus, a Dask cluster.
+
+Fixtures only: what tests import (paths, small helpers) is in :mod:`helpers`.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-CORPUS = SHARED / "corpus"
-HOSTILE = SHARED / "hostile"
-EXAMPLES = REPO / "examples"
+from helpers import CORPUS, HOSTILE, MISSING_DASK
 
 
 @pytest.fixture(autouse=True)
@@ -29,15 +27,6 @@ def _clean_environment(
             monkeypatch.delenv(name)
     monkeypatch.setenv("INGEST_CACHE__DIR", str(tmp_path / ".ingest_cache"))
     yield
-
-
-def env_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> Path:
-    """An empty file in ``tmp_path`` whose path is in the environment variable ``variable``:
-    where a test plugin running in worker processes writes what it saw."""
-    log = tmp_path / f"{variable.lower()}.log"
-    log.touch()
-    monkeypatch.setenv(variable, str(log))
-    return log
 
 
 @pytest.fixture
@@ -61,7 +50,7 @@ def dask_cluster() -> Iterator[Any]:
     """A real Dask ``LocalCluster`` of 2 single-threaded worker processes for one test
     module; afterwards nothing it started may be left. Per module, not per session: its
     worker processes keep what they imported (the modules' probe plugins share a name)."""
-    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    distributed = pytest.importorskip("distributed", reason=MISSING_DASK)
     psutil = pytest.importorskip("psutil")
     with distributed.LocalCluster(
         n_workers=2,

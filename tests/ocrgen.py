@@ -1,4 +1,4 @@
-"""Scanned-looking PDFs with known text, for the OCR tests (issue #7).
+"""Scanned-looking PDFs with known text, for the OCR tests.
 
 Text is drawn with a real TrueType font (DejaVu Serif when the system has it, else the
 Aileron font Pillow ships) onto a white A4 image at 300 dpi, and the image is placed over a

@@ -1,4 +1,4 @@
-"""Tests for ``ingest.bridge``: the sync-to-async bridge of issue #2.
+"""Tests for ``ingest.bridge``: the sync-to-async bridge.
 
 Each test uses its own ``PersistentLoopExecutor`` unless it tests the module-level default,
 so a failure in one cannot leave a broken loop behind for the next.
@@ -96,7 +96,7 @@ def test_returns_the_result_and_runs_as_a_real_task(executor: PersistentLoopExec
 
 
 def test_loop_thread_is_a_named_daemon_started_once_by_concurrent_first_calls() -> None:
-    """Issue #2: the loop starts lazily, once, under a lock."""
+    """The loop starts lazily, once, under a lock."""
     ex = PersistentLoopExecutor(name="ingest-loop-once")
     barrier = threading.Barrier(8)
     idents: list[int] = []

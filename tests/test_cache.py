@@ -1,4 +1,4 @@
-"""The cache (issue #6): reruns skip unchanged documents before parsing, ``--force``, ``--lf``,
+"""The cache: reruns skip unchanged documents before parsing, ``--force``, ``--lf``,
 ``--cache-clear``, the stat cache, the output fingerprint, and Ctrl-C during dispatch.
 
 Runs are real sessions over real PDFs with a real SQLite cache, in-process (``--workers 0``)
@@ -237,7 +237,8 @@ def test_settings_that_shape_output_invalidate(aged: Path, tmp_path: Path) -> No
     other = run(tmp_path, [aged], chunk={"size": 300, "overlap": 10})
     assert (other.result.ingested, other.result.skipped) == (5, 0)
     back = run(tmp_path, [aged])
-    assert back.result.skipped == 5  # the first settings' entries are still there
+    assert back.result.ingested == 5  # the sink holds the size-300 records: made again
+    assert run(tmp_path, [aged]).result.skipped == 5
 
 
 def test_each_sink_is_tracked_on_its_own(aged: Path, tmp_path: Path) -> None:
@@ -276,19 +277,21 @@ def test_a_deleted_or_replaced_sink_file_is_written_again(
     with caplog.at_level("WARNING", logger="ingest.cache"):
         again = run(tmp_path, [aged], sinks=sinks)
     assert again.result.ingested == 5 and held() == 5
-    assert f"{target} is gone or was replaced" in caplog.text
-    # The other sink still held them: written once there all the same.
+    assert f"{scheme}:{target} holds other records than the last run left" in caplog.text
+    # The other sink still held them, byte for byte: left alone, not written twice.
     kept = (tmp_path / "kept.jsonl").read_text("utf-8").splitlines()
-    assert len(kept) == len(set(kept))
-    # Replaced by another file (a copy has a new inode): written again, no duplicate.
+    assert len(kept) == len(set(kept)) == 5
+    # Replaced by a copy: a JSONL file's marker names the file it describes (its inode), so
+    # it is written again, without a duplicate; a database carries its own store id, so its
+    # copy holds all the same records, and is trusted.
     copy = tmp_path / "copy"
     shutil.copy(target, copy)
     os.replace(copy, target)
-    assert run(tmp_path, [aged], sinks=sinks).result.ingested == 5
+    assert run(tmp_path, [aged], sinks=sinks).result.ingested == (5 if scheme == "jsonl" else 0)
     assert held() == 5
     if scheme == "jsonl":
         lines = target.read_text("utf-8").splitlines()
-        assert len(lines) == len(set(lines))
+        assert len(lines) == len(set(lines)) == 5
     # Untouched since: skipped as before.
     assert run(tmp_path, [aged], sinks=sinks).result.skipped == 5
 
@@ -304,11 +307,11 @@ def test_force_reprocesses_everything(aged: Path, tmp_path: Path) -> None:
 def test_cache_clear_empties_it(aged: Path, tmp_path: Path) -> None:
     run(tmp_path, [aged], chunk={"size": 300, "overlap": 10})
     run(tmp_path, [aged])
-    assert describe(tmp_path / ".ingest_cache")["contexts"] == 2
+    assert describe(tmp_path / ".ingest_cache")["fingerprints"] == 2
     cleared = run(tmp_path, [aged], cache_clear=True)
     assert cleared.result.ingested == 5 and cleared.stat_hits == (0, 5)
     counts = describe(tmp_path / ".ingest_cache")
-    assert counts["ingested"] == 5 and counts["contexts"] == 1  # emptied, then filled again
+    assert counts["held"] == 5 and counts["fingerprints"] == 1  # emptied, then filled again
 
 
 def test_last_failed_reruns_only_failures(docs: Path, tmp_path: Path) -> None:

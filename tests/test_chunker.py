@@ -244,6 +244,7 @@ def test_word_spans() -> None:
     assert word_spans(" a  bc\n\nd ") == [(1, 2), (4, 6), (8, 9)]
 
 
+@pytest.mark.slow  # three documents of 1,000 pages
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize(
     ("unit", "size", "overlap"), [("chars", 1000, 200), ("words", 200, 40), ("chars", 300, 290)]

@@ -1,4 +1,4 @@
-"""``ingest run`` end to end through the CLI (issue #5): summary, exit codes, sinks, -k, -x."""
+"""``ingest run`` end to end through the CLI: summary, exit codes, sinks, -k, -x."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from pathlib import Path
 import ingest
 import pytest
 from click.testing import CliRunner, Result
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from ingest.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def invoke(*args: str) -> Result:

@@ -12,10 +12,10 @@ from pathlib import Path
 import pdfgen
 import pytest
 from click.testing import CliRunner, Result
+from helpers import run_ingest
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest.cli import main
-from subprocess_run import run_ingest
 
 NOT_UTF8 = b"caf\xe9.pdf"
 

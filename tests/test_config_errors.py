@@ -1,6 +1,6 @@
 """Every way configuration can be wrong gets a ConfigError naming the file and line, the
 variable or the ``-o`` text, each bad key as a dotted path, and a did-you-mean; and ingest
-works without PyYAML except for YAML files (issue #4)."""
+works without PyYAML except for YAML files."""
 
 from __future__ import annotations
 

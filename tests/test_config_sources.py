@@ -1,5 +1,5 @@
 """Where settings come from: precedence of the layers, config file discovery, ``INGEST_*``
-variables, ``-o`` parsing and origin tracking (issue #4)."""
+variables, ``-o`` parsing and origin tracking."""
 
 from __future__ import annotations
 
@@ -352,7 +352,7 @@ def test_rows_cover_every_leaf_including_plugin_sections(tmp_path: Path) -> None
     keys = [key for key, _, _ in loaded.as_rows()]
     assert keys[:3] == ["plugins", "collect.inputs", "collect.patterns"]
     assert keys[-2:] == ["ocr.dpi", "ocr.languages"]
-    assert len(keys) == len(set(keys)) == 29
+    assert len(keys) == len(set(keys)) == 30
 
 
 def test_origin_of_an_unknown_key(tmp_path: Path) -> None:

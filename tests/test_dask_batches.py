@@ -13,10 +13,14 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
 import pdfgen
 import psutil
-import pytest
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from test_dask_executor import (
     FAULTS,
     assert_each_file_ingested_once,
@@ -27,6 +31,8 @@ from test_dask_executor import (
     spawn_driver,
     worker_pids,
 )
+
+pytestmark = pytest.mark.slow
 
 COUNT = re.compile(r"(\d+) ingest tasks sent in (\d+) Dask tasks \(at most (\d+) per Dask task\)")
 

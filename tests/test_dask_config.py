@@ -1,4 +1,4 @@
-"""The dask executor's settings and start-up (issue #8): naming the executor loads its
+"""The dask executor's settings and start-up: naming the executor loads its
 plugin, the ``dask`` section comes from every settings source, a missing extra or an
 unreachable scheduler fails at start in one line, and ``--executor dask`` alone runs on a
 LocalCluster of its own that leaves no process behind."""
@@ -14,13 +14,19 @@ import time
 import uuid
 from pathlib import Path
 
-import psutil
 import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
+import psutil
 from click.testing import CliRunner
-from conftest import EXAMPLES
+from helpers import EXAMPLES
 from ingest.api import prepare
 from ingest.cli import main
 from ingest.errors import ConfigError
+
+pytestmark = pytest.mark.slow
 
 RUN = [sys.executable, "-c", "from ingest.cli import main; main()", "run"]
 

@@ -1,4 +1,4 @@
-"""The Dask executor on a real cluster (issue #8): the same records as a local run, failures
+"""The Dask executor on a real cluster: the same records as a local run, failures
 included; shipped bytes; timeouts, memory caps and crashes on the cluster; a Dask worker
 killed mid-run loses no document.
 
@@ -23,13 +23,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+from helpers import MISSING_DASK
+
+pytest.importorskip("distributed", reason=MISSING_DASK)
+
 import pdfgen
 import psutil
-import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, HOSTILE
 from distributed import Client, LocalCluster
+from helpers import EXAMPLES, HOSTILE
 from ingest.cli import main
+
+pytestmark = pytest.mark.slow
 
 FAULTS = "plugins.worker_faults"
 

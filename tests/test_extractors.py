@@ -337,6 +337,7 @@ def test_corpus_page_range_matches_full_extraction(extract: Extract, corpus: Pat
     assert some == every[2:4]
 
 
+@pytest.mark.slow  # all 77 files
 def test_corpus_page_counts_with_pdfium(corpus: Path) -> None:
     """Every corpus file with the fastest extractor (about 2 s for all 570 pages)."""
     manifest = _manifest(corpus)

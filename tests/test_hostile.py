@@ -1,4 +1,4 @@
-"""Hostile input (issue #6): broken and malicious PDFs end in one outcome each, in bounded time.
+"""Hostile input: broken and malicious PDFs end in one outcome each, in bounded time.
 
 ``../shared/hostile`` holds 106 files from the test suites of qpdf, pdf.js, pypdf and
 pdfminer.six; :mod:`bombs` makes the rest (a 1 GiB Flate bomb, a 1 TiB ``/Length``, 10,000
@@ -17,6 +17,8 @@ import bombs
 import pytest
 from click.testing import CliRunner
 from ingest.cli import main
+
+pytestmark = pytest.mark.slow
 
 #: Reasons a hostile file may fail with; anything else (an internal error) is a bug.
 KNOWN_REASONS = {

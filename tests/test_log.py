@@ -1,4 +1,4 @@
-"""Tests for ``ingest.log``: LOG_LEVEL and the CLI's stderr handler (issue #2)."""
+"""Tests for ``ingest.log``: LOG_LEVEL and the CLI's stderr handler."""
 
 from __future__ import annotations
 

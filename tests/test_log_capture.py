@@ -12,8 +12,8 @@ from pathlib import Path
 import pdfgen
 import pytest
 from click.testing import CliRunner
+from helpers import run_ingest
 from ingest.cli import main
-from subprocess_run import run_ingest
 
 CHATTY = "plugins.chatty"
 CHAIN = f"transforms=[normalize,{CHATTY},chunk]"

@@ -1,4 +1,4 @@
-"""Plugin loading and its errors (issue #3): entry points, -p, no:, validation, tracing."""
+"""Plugin loading and its errors: entry points, -p, no:, validation, tracing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ocr plugin on real PDFs with real engines (issue #7).
+"""The ocr plugin on real PDFs with real engines.
 
 Pages are pictures of :data:`ocrgen.KNOWN_TEXT` at 300 dpi; what the engines read is held
 to a character error rate under 5%. Tesseract tests skip when the program is missing (CI
@@ -12,15 +12,19 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-import ingest
 import pytest
+from helpers import MISSING_OCR
+
+pytest.importorskip("rapidocr_onnxruntime", reason=MISSING_OCR)
+
+import ingest
 from ingest.api import prepare
 from ingest.model import Document, Failure, Source
 from ingest.workers.pipeline import process_source
 from ingest_plugins.ocr import fill_document
 from ocrgen import KNOWN_TEXT, UNICODE_FONT, Scan, Text, cer, scanned_pdf
 
-pytest.importorskip("rapidocr_onnxruntime", reason="the ocr extra is not installed")
+pytestmark = pytest.mark.slow
 
 needs_tesseract = pytest.mark.skipif(
     shutil.which("tesseract") is None,

@@ -1,4 +1,4 @@
-"""The ocr plugin's settings, its start-up errors and its engine hook (issue #7).
+"""The ocr plugin's settings, its start-up errors and its engine hook.
 
 The error paths run for real: a missing extra is a subprocess whose imports of the extra's
 modules are refused by a meta-path finder; a missing tesseract is a PATH without it.
@@ -13,6 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import MISSING_OCR
+
+pytest.importorskip("rapidocr_onnxruntime", reason=MISSING_OCR)
+
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest.api import prepare
@@ -137,6 +141,7 @@ def _env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+@pytest.mark.slow  # the real ingest command, twice, in subprocesses
 def test_without_the_extra_the_plugin_fails_at_start_naming_it(tmp_path: Path) -> None:
     blocker = tmp_path / "blocker"
     blocker.mkdir()
@@ -151,6 +156,7 @@ def test_without_the_extra_the_plugin_fails_at_start_naming_it(tmp_path: Path) -
     assert _ingest(tmp_path, env=_env(PYTHONPATH=str(blocker))).returncode == 5
 
 
+@pytest.mark.slow  # the real ingest command, twice, in subprocesses
 def test_engine_tesseract_without_the_program_on_path_fails_at_start(tmp_path: Path) -> None:
     path = os.pathsep.join(str(Path(p)) for p in {Path(sys.executable).parent})
     done = _ingest(tmp_path, "-p", "ocr", "-o", "ocr.engine=tesseract", env=_env(PATH=path))
@@ -162,6 +168,7 @@ def test_engine_tesseract_without_the_program_on_path_fails_at_start(tmp_path: P
     assert _ingest(tmp_path, "-p", "ocr", env=_env(PATH=path)).returncode == 5
 
 
+@pytest.mark.slow  # real OCR of a page
 @needs_tesseract
 def test_a_third_party_engine_is_made_once_and_used(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

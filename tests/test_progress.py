@@ -1,4 +1,4 @@
-"""Tests for ``ingest.progress.ProgressTracker`` (issue #2)."""
+"""Tests for ``ingest.progress.ProgressTracker``."""
 
 from __future__ import annotations
 

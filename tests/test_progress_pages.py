@@ -11,10 +11,10 @@ from typing import Any
 import ingest
 import pdfgen
 import pytest
+from helpers import run_ingest
 from hypothesis import given
 from hypothesis import strategies as st
 from ingest import ProgressTracker, hookimpl
-from subprocess_run import run_ingest
 
 LONG_PAGES = 60
 

@@ -1,4 +1,4 @@
-"""``-k`` expressions (issue #5): pytest-style and/or/not over path substrings."""
+"""``-k`` expressions: pytest-style and/or/not over path substrings."""
 
 from __future__ import annotations
 

@@ -9,16 +9,25 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+import zlib
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pluggy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from ingest import hookspecs
 from ingest.errors import UsageError
+from ingest.hookspecs import hookimpl
 from ingest.model import Chunk, Document, Metadata, Page, Source
+from ingest.testing import SinkReport, check_sink
 from ingest_plugins import jsonl_sink, sqlite_sink
+from ingest_plugins.jsonl_files import Index
 from ingest_plugins.jsonl_sink import JsonlSink
 from ingest_plugins.sqlite_sink import SqliteSink
 
@@ -62,7 +71,7 @@ def test_sinks_open_and_close_through_the_hooks(tmp_path: Path) -> None:
     for sink in sinks:
         manager.register(sink)
     document = make_doc("a", ["hello world"])
-    hook.ingest_sink(batch=[document], settings=None)
+    hook.ingest_sink(batch=[document], settings=None, deleted=[])
     hook.ingest_session_finish(session=None, result=None)
     assert all(sink.closed for sink in sinks)
     assert list(JsonlSink.read_records(tmp_path / "out.jsonl")) == records_of(document)
@@ -227,6 +236,7 @@ while True:
 """
 
 
+@pytest.mark.slow  # a writer in a subprocess, killed with SIGKILL
 def test_jsonl_survives_kill_9_with_whole_lines_and_whole_batches(tmp_path: Path) -> None:
     """A writer is SIGKILLed at five moments; each batch is then wholly present or absent."""
     path = tmp_path / "killed.jsonl"
@@ -384,3 +394,415 @@ def test_sqlite_close_is_idempotent(tmp_path: Path) -> None:
     sink.close()
     with pytest.raises(RuntimeError, match="closed"):
         sink.write([make_doc("a", ["x"])])
+
+
+# --------------------------------------------------------------------------------------------
+# The store mirrors the corpus: replace, delete, and notice what changed behind the sink
+# --------------------------------------------------------------------------------------------
+
+
+def jsonl_texts(path: Path) -> dict[str, list[str]]:
+    """The chunk texts of each document in a JSONL file; fails when a document's lines are
+    not together or a record is there twice."""
+    texts: dict[str, list[str]] = {}
+    order: list[str] = []
+    for record in JsonlSink.read_records(path):
+        doc_id = str(record["doc_id"])
+        if not order or order[-1] != doc_id:
+            assert doc_id not in texts, f"the lines of {doc_id} are not together"
+            order.append(doc_id)
+        texts.setdefault(doc_id, []).append(str(record["text"]))
+    ids = [r["chunk_id"] for r in JsonlSink.read_records(path)]
+    assert len(ids) == len(set(ids))
+    return texts
+
+
+def version(name: str, number: int) -> Document:
+    """Document ``name`` (one id whatever the version) chunked into ``number + 1`` chunks."""
+    return make_doc(name, [f"{name} version {number} part {part}" for part in range(number + 1)])
+
+
+def test_jsonl_a_document_written_again_replaces_its_records_at_the_end(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    with open_jsonl(tmp_path) as sink:
+        sink.write([version("a", 2), version("b", 0)])
+    with open_jsonl(tmp_path) as sink:
+        assert sink.write([version("a", 0)]) == 1
+        # Until the run ends, readers see the old version whole, never a mix.
+        old = [f"a version 2 part {part}" for part in range(3)]
+        assert jsonl_texts(path)[version("a", 0).doc_id] == old
+        assert sink.pending_path.exists()
+    assert jsonl_texts(path) == {
+        version("b", 0).doc_id: ["b version 0 part 0"],
+        version("a", 0).doc_id: ["a version 0 part 0"],
+    }
+    assert not sink.pending_path.exists() and sink.rewrites == 1
+
+
+def test_jsonl_a_deleted_document_goes_with_the_batch_that_replaces_it(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    old, new, other = version("old", 1), version("new", 1), version("other", 0)
+    with open_jsonl(tmp_path) as sink:
+        sink.write([old, other])
+    with open_jsonl(tmp_path) as sink:
+        sink.write([new], deleted=[old.doc_id, "not-held"])
+        # The new document waits with the old one's deletion: one or the other, never both.
+        assert set(jsonl_texts(path)) == {old.doc_id, other.doc_id}
+    assert set(jsonl_texts(path)) == {other.doc_id, new.doc_id}
+    with open_jsonl(tmp_path) as sink:
+        sink.write([], deleted=[other.doc_id])
+    assert set(jsonl_texts(path)) == {new.doc_id}
+
+
+def test_jsonl_a_run_that_adds_or_rewrites_the_same_bytes_does_not_rewrite(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.jsonl"
+    with open_jsonl(tmp_path) as sink:
+        sink.write([version("a", 1)])
+    inode = path.stat().st_ino
+    with open_jsonl(tmp_path) as sink:
+        sink.write([version("a", 1), version("b", 1)])  # a is there already, byte for byte
+        assert sink.skipped == 2 and sink.written == 2
+        sink.write([], deleted=["nothing-held"])
+    assert sink.rewrites == 0 and path.stat().st_ino == inode
+    assert len(jsonl_texts(path)) == 2
+
+
+def test_jsonl_state_counts_steps_and_is_kept_across_runs(tmp_path: Path) -> None:
+    with open_jsonl(tmp_path) as sink:
+        store, writes = sink.ingest_sink_state()
+        assert (len(store), writes) == (32, 0)
+        sink.write([version("a", 0)])
+        sink.write([version("a", 0)])  # nothing changed: not a step that counts
+        sink.write([version("a", 1)])
+        assert sink.ingest_sink_state() == (store, 2)
+    with open_jsonl(tmp_path) as sink:
+        assert sink.ingest_sink_state() == (store, 2)  # the rewrite changed nothing logical
+        sink.write([version("b", 0)], deleted=[version("a", 0).doc_id])
+        assert sink.ingest_sink_state() == (store, 3)
+
+
+def _damage_jsonl(path: Path, how: str) -> None:
+    marker = path.with_name(path.name + ".commit")
+    data = path.read_bytes()
+    if how == "emptied":
+        path.write_bytes(b"")
+    elif how == "truncated":
+        path.write_bytes(data[: data.index(b"\n") + 1])
+    elif how == "replaced":
+        copy = path.with_name("copy")
+        copy.write_bytes(data)
+        os.replace(copy, path)
+    elif how == "edited":  # the same length, one letter changed: the mtime gives it away
+        path.write_bytes(data.replace(b"part 0", b"part X", 1))
+    elif how == "marker-deleted":
+        marker.unlink()
+    elif how == "marker-torn":
+        marker.write_bytes(marker.read_bytes()[:40])
+
+
+@pytest.mark.parametrize(
+    "how", ["emptied", "truncated", "replaced", "edited", "marker-deleted", "marker-torn"]
+)
+def test_jsonl_a_file_changed_behind_its_back_becomes_a_new_store(
+    tmp_path: Path, how: str
+) -> None:
+    """The cache refills a sink whose store id changed; whatever is left is indexed, so the
+    documents written again replace their leftovers."""
+    path = tmp_path / "out.jsonl"
+    docs = [version(name, 2) for name in "abc"]
+    with open_jsonl(tmp_path) as sink:
+        sink.write(docs)
+        store = sink.state[0]
+    time.sleep(0.01)  # a tick of the file system's clock: an edit gets another mtime
+    _damage_jsonl(path, how)
+    with open_jsonl(tmp_path) as sink:
+        assert sink.state[0] != store and sink.state[1] == 0
+        assert sink.started_over
+        sink.write(docs)  # the refill
+    assert jsonl_texts(path) == {d.doc_id: [c.text for c in d.chunks] for d in docs}
+
+
+def test_jsonl_a_step_cut_short_by_a_kill_is_not_a_new_store(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    with open_jsonl(tmp_path) as sink:
+        sink.write([version("a", 1)])
+        store = sink.state
+    with path.open("ab") as handle:
+        handle.write(b'{"doc_id":"x","chunk_id":"x:0","text":"whole"}\n{"doc_id":"x","ch')
+    with open_jsonl(tmp_path) as sink:
+        assert sink.state == store and sink.repaired_bytes > 0 and not sink.started_over
+    assert list(jsonl_texts(path)) == [version("a", 1).doc_id]
+
+
+_KILL_BEFORE_CLOSE = r"""
+import hashlib, os, signal, sys
+from pathlib import Path
+from ingest.model import Chunk, Document, Metadata, Page, Source
+from ingest_plugins.jsonl_sink import JsonlSink
+
+def doc(name, text):
+    source = Source(Path(f"{name}.pdf"), hashlib.sha256(name.encode()).hexdigest(), 1)
+    document = Document(source, Metadata(page_count=1), [Page(1, text, "test")])
+    document.chunks = [Chunk(document.doc_id, 0, text, 1, 1, 0, len(text))]
+    return document
+
+sink = JsonlSink(Path(sys.argv[1]))
+sink.write([doc("a", "replaced text")], deleted=[doc("gone", "").doc_id])
+os.kill(os.getpid(), signal.SIGKILL)  # before close: the rewrite never ran
+"""
+
+
+def test_jsonl_pending_replacements_are_applied_by_the_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    with open_jsonl(tmp_path) as sink:
+        sink.write([make_doc("a", ["first text"]), make_doc("gone", ["bye"])])
+        store = sink.state[0]
+    script = tmp_path / "killed.py"
+    script.write_text(_KILL_BEFORE_CLOSE)
+    done = subprocess.run([sys.executable, str(script), str(path)], check=False)
+    assert done.returncode == -signal.SIGKILL
+    assert [r["text"] for r in JsonlSink.read_records(path)] == ["first text", "bye"]
+    with open_jsonl(tmp_path) as sink:
+        assert sink.rewrites == 1 and sink.state == (store, 2)
+    assert [r["text"] for r in JsonlSink.read_records(path)] == ["replaced text"]
+
+
+def test_jsonl_marker_of_an_earlier_version_is_honoured(tmp_path: Path) -> None:
+    """A file from before this marker format: its committed length still cuts an
+    uncommitted batch, and the sink starts a new store (the cache refills it)."""
+    path = tmp_path / "out.jsonl"
+    committed = b"".join(jsonl_sink.encode_record(r) for r in version("a", 1).chunk_records())
+    extra = b"".join(jsonl_sink.encode_record(r) for r in version("b", 0).chunk_records())
+    path.write_bytes(committed + extra)
+    inode = path.stat().st_ino
+    body = b"%d %d" % (len(committed), inode)
+    (tmp_path / "out.jsonl.commit").write_bytes(
+        b"ingest-jsonl-commit 1 %020d %020d %08x\n" % (len(committed), inode, zlib.crc32(body))
+    )
+    with open_jsonl(tmp_path) as sink:
+        assert sink.repaired_bytes == len(extra) and sink.started_over
+    assert list(jsonl_texts(path)) == [version("a", 1).doc_id]
+
+
+_names = st.sampled_from("abcde")
+_steps = st.lists(
+    st.tuples(
+        st.lists(st.tuples(_names, st.integers(0, 3)), max_size=4),  # documents and versions
+        st.lists(_names, max_size=2),  # deleted
+        st.booleans(),  # the run ends after this step
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(steps=_steps)
+def test_jsonl_holds_exactly_what_the_steps_left(steps: list[Any]) -> None:
+    """Any sequence of steps and runs: the file holds each document's last version, the
+    deleted ones not at all, each document's lines together."""
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        model: dict[str, int] = {}
+        sink = open_jsonl(root)
+        try:
+            for written, deleted, end_run in steps:
+                batch = {name: number for name, number in written}
+                gone = [name for name in deleted if name not in batch]
+                sink.write(
+                    [version(n, v) for n, v in batch.items()],
+                    deleted=[version(n, 0).doc_id for n in gone],
+                )
+                model.update(batch)
+                for name in gone:
+                    model.pop(name, None)
+                if end_run:
+                    sink.close()
+                    sink = open_jsonl(root)
+        finally:
+            sink.close()
+        expected = {
+            version(n, v).doc_id: [f"{n} version {v} part {p}" for p in range(v + 1)]
+            for n, v in model.items()
+        }
+        assert jsonl_texts(root / "out.jsonl") == expected
+
+
+def test_sqlite_deletes_documents_with_their_pages_chunks_and_index(tmp_path: Path) -> None:
+    db = tmp_path / "corpus.db"
+    gone, kept = make_doc("gone", ["walrus text", "more walrus"]), make_doc("kept", ["heron"])
+    with open_sqlite(tmp_path) as sink:
+        sink.write([gone, kept])
+        sink.write([], deleted=[gone.doc_id, "not-held"])
+    assert query(db, "SELECT doc_id FROM documents") == [(kept.doc_id,)]
+    assert query(db, "SELECT DISTINCT doc_id FROM pages") == [(kept.doc_id,)]
+    assert query(db, "SELECT DISTINCT doc_id FROM chunks") == [(kept.doc_id,)]
+    assert fts_count(db, "walrus") == 0 and fts_count(db, "heron") == 1
+    query(db, "INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('integrity-check', 1)")
+
+
+def test_sqlite_replace_and_delete_are_one_transaction(tmp_path: Path) -> None:
+    old, new = make_doc("old", ["old text"]), make_doc("new", ["x", "y"])
+    new.chunks[1].index = 0  # two chunks with one id: the step must fail whole
+    with open_sqlite(tmp_path) as sink:
+        sink.write([old])
+        with pytest.raises(sqlite3.IntegrityError):
+            sink.write([new], deleted=[old.doc_id])
+        assert sink.state[1] == 1  # the failed step did not count
+    assert query(tmp_path / "corpus.db", "SELECT doc_id FROM documents") == [(old.doc_id,)]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "DELETE FROM chunks WHERE idx = 0",
+        "UPDATE documents SET title = 'edited'",
+        "DELETE FROM pages",
+        "INSERT INTO documents (doc_id, source, content_id, size, media_type, page_count, "
+        "encrypted, metadata, chunk_count, ingested_at) VALUES ('x', 'x', 'x', 0, 'x', 0, 0, "
+        "'{}', 0, '')",
+    ],
+)
+def test_sqlite_rows_changed_outside_ingest_make_a_new_store(tmp_path: Path, change: str) -> None:
+    with open_sqlite(tmp_path) as sink:
+        sink.write([make_doc("a", ["one", "two"])])
+        state = sink.ingest_sink_state()
+    assert state[1] == 1
+    with open_sqlite(tmp_path) as sink:
+        assert sink.ingest_sink_state() == state  # untouched: the same store
+    with sqlite3.connect(tmp_path / "corpus.db") as db:  # as in the sqlite3 shell
+        db.execute(change)
+    db.close()
+    with open_sqlite(tmp_path) as sink:
+        assert sink.ingest_sink_state()[0] != state[0]
+        store = sink.ingest_sink_state()
+    with open_sqlite(tmp_path) as sink:
+        assert sink.ingest_sink_state() == store  # noticed once, then trusted again
+
+
+def test_sqlite_database_of_schema_1_is_upgraded_as_a_new_store(tmp_path: Path) -> None:
+    db = tmp_path / "corpus.db"
+    with open_sqlite(tmp_path) as sink:
+        sink.write([make_doc("a", ["one"])])
+        store = sink.state[0]
+    with sqlite3.connect(db) as connection:  # what version 1 of the sink left
+        connection.execute("DROP TABLE ingest_state")
+        for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE name LIKE '%_counted'"
+        ).fetchall():
+            connection.execute(f"DROP TRIGGER {name}")
+        connection.execute("PRAGMA user_version = 1")
+    connection.close()
+    with open_sqlite(tmp_path) as sink:
+        assert sink.state[0] != store and sink.state[1] == 0
+    assert query(db, "PRAGMA user_version") == [(sqlite_sink.SCHEMA_VERSION,)]
+    assert query(db, "SELECT count(*) FROM chunks") == [(1,)]
+
+
+# --------------------------------------------------------------------------------------------
+# ingest.testing.check_sink: the contract, as a sink author checks it
+# --------------------------------------------------------------------------------------------
+
+
+def _jsonl_held(path: Path) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for record in JsonlSink.read_records(path):
+        held.setdefault(str(record["doc_id"]), []).append(str(record["text"]))
+    return held
+
+
+def _sqlite_held(path: Path) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for doc_id, text in query(path, "SELECT doc_id, text FROM chunks ORDER BY doc_id, idx"):
+        held.setdefault(str(doc_id), []).append(str(text))
+    return held
+
+
+def test_check_sink_passes_the_jsonl_and_sqlite_sinks(tmp_path: Path) -> None:
+    report = check_sink(lambda: open_jsonl(tmp_path), lambda: _jsonl_held(tmp_path / "out.jsonl"))
+    assert report == SinkReport(deletes=True, states=True)
+    report = check_sink(lambda: open_sqlite(tmp_path), lambda: _sqlite_held(tmp_path / "corpus.db"))
+    assert report == SinkReport(deletes=True, states=True)
+
+
+class _AppendingSink:
+    """Keeps records in a list and appends whatever it is sent: it never replaces."""
+
+    records: ClassVar[list[tuple[str, str]]] = []
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        gone = set(deleted)
+        kept = [(d, t) for d, t in self.records if d not in gone]
+        self.records[:] = kept + [(c.doc_id, c.text) for d in batch for c in d.chunks]
+
+
+class _MiscountingSink(_AppendingSink):
+    """Replaces, but counts two writes a step."""
+
+    writes = 0
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        replaced = {d.doc_id for d in batch} | set(deleted)
+        self.records[:] = [(d, t) for d, t in self.records if d not in replaced]
+        self.records += [(c.doc_id, c.text) for d in batch for c in d.chunks]
+        type(self).writes += 2
+
+    @hookimpl
+    def ingest_sink_state(self) -> tuple[str, int]:
+        return "store", self.writes
+
+
+def _held_of(records: list[tuple[str, str]]) -> dict[str, list[str]]:
+    held: dict[str, list[str]] = {}
+    for doc_id, text in records:
+        held.setdefault(doc_id, []).append(text)
+    return held
+
+
+def test_check_sink_names_the_rule_a_sink_breaks() -> None:
+    _AppendingSink.records = []
+    with pytest.raises(AssertionError, match="after writing a again, chunked otherwise"):
+        check_sink(_AppendingSink, lambda: _held_of(_AppendingSink.records))
+    _MiscountingSink.records = []
+    with pytest.raises(AssertionError, match="a step counts once"):
+        check_sink(_MiscountingSink, lambda: _held_of(_MiscountingSink.records))
+
+
+def test_check_sink_reports_a_sink_that_cannot_delete(tmp_path: Path) -> None:
+    from plugins.appendonly import AppendOnlySink
+
+    class ReplacingOnly(AppendOnlySink):
+        """Replaces by rewriting its file, but takes no ``deleted``."""
+
+        @hookimpl
+        def ingest_sink(self, batch: Sequence[Document]) -> None:
+            ids = {d.doc_id for d in batch}
+            kept = [
+                line
+                for line in (self.path.read_text().splitlines() if self.path.exists() else [])
+                if json.loads(line)["doc_id"] not in ids
+            ]
+            fresh = [json.dumps(r) for d in batch for r in d.chunk_records()]
+            self.path.write_text("".join(f"{line}\n" for line in kept + fresh))
+
+    path = tmp_path / "a.jsonl"
+    report = check_sink(lambda: ReplacingOnly(path), lambda: _jsonl_held(path))
+    assert report == SinkReport(deletes=False, states=False)
+
+
+@given(
+    entries=st.lists(
+        st.tuples(st.text(min_size=1, max_size=12), st.integers(0, 2**40), st.integers(1, 2**20)),
+        max_size=20,
+    )
+)
+def test_jsonl_index_lines_round_trip_any_document_id(entries: list[tuple[str, int, int]]) -> None:
+    """Hashes are written as they are; any other id (tabs, quotes, newlines) as JSON."""
+    decoded = Index.decode(Index.encode(entries))
+    expected = Index()
+    for doc_id, offset, length in entries:
+        expected.add(doc_id, offset, length)
+    assert decoded == expected

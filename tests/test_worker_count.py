@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pdfgen
 import pytest
-from subprocess_run import INGEST
+from helpers import INGEST
 
 psutil = pytest.importorskip("psutil")
 

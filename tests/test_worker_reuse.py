@@ -1,4 +1,4 @@
-"""What a worker keeps between tasks (issue #6): the parsed file for the next page range of
+"""What a worker keeps between tasks: the parsed file for the next page range of
 a long document, given to the worker that read the previous range, and a collector tuned for
 parsers that allocate millions of small objects.
 
@@ -17,7 +17,7 @@ from typing import Any
 import pdfgen
 import pytest
 from click.testing import CliRunner
-from conftest import env_log
+from helpers import env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.manager import build_manager
@@ -27,6 +27,8 @@ from ingest.workers.pool import WorkerPool
 from ingest.workers.tasks import FirstTask, RangeTask
 from ingest_plugins import pdfminer_extractor, pypdf_extractor
 from ingest_plugins.pdf_common import LastOpened
+
+pytestmark = pytest.mark.slow
 
 PROBE = "plugins.worker_probe"
 

@@ -1,4 +1,4 @@
-"""Worker processes (issue #6): crashes, timeouts and memory fail one document each, large
+"""Worker processes: crashes, timeouts and memory fail one document each, large
 documents are split into page ranges and merged back, the window is bounded, close() kills.
 
 Real worker processes and real PDFs throughout. The misbehaving plugin
@@ -22,7 +22,7 @@ from typing import Any
 import pdfgen
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLES, env_log
+from helpers import EXAMPLES, env_log
 from ingest.cli import main
 from ingest.config import build_settings_model
 from ingest.errors import UsageError
@@ -31,6 +31,8 @@ from ingest.model import Document, Failure, Source
 from ingest.workers import SourceFeed
 from ingest.workers.dispatch import LOOKAHEAD_PER_WORKER
 from ingest_plugins.process import ProcessBackend
+
+pytestmark = pytest.mark.slow
 
 FAULTS = "plugins.worker_faults"
 
@@ -267,7 +269,7 @@ def test_a_long_document_amid_other_work_is_read_in_two_pieces(
     tmp_path: Path, extractions: Path
 ) -> None:
     """Splitting costs an open per range: while other documents keep the other worker busy,
-    the rest of a long document goes in one range (issue #6)."""
+    the rest of a long document goes in one range."""
     docs = tmp_path / "docs"
     docs.mkdir()
     pdfgen.text_pdf(docs / "a-long.pdf", [prose(n) for n in range(1, 41)])

@@ -248,6 +248,12 @@ RUN_FLAGS = {
     help="Reprocess only the documents that failed last time (all if none failed).",
 )
 @click.option("--cache-clear", is_flag=True, help="Empty the cache before the run.")
+@click.option(
+    "--prune",
+    is_flag=True,
+    default=None,
+    help="Remove from the sinks the records of files under PATHS that no longer exist.",
+)
 def run(
     paths: tuple[str, ...],
     plugins: tuple[str, ...],
@@ -276,6 +282,7 @@ def run(
     force: bool,
     last_failed: bool,
     cache_clear: bool,
+    prune: bool | None,
 ) -> None:
     """Ingest PATHS (files, folders, globs) into the configured sinks."""
     cli: dict[str, Any] = {
@@ -287,7 +294,7 @@ def run(
         "sinks": list(sinks) or None,
         "run.maxfail": 1 if exitfirst else maxfail,
         "run.workers": workers,
-        # A scheduler or shipped bytes only mean something to the dask executor (issue #8).
+        # A scheduler or shipped bytes only mean something to the dask executor.
         "run.executor": executor or ("dask" if scheduler or ship_bytes else None),
         "dask.scheduler": scheduler,
         "dask.ship_bytes": ship_bytes,
@@ -295,6 +302,7 @@ def run(
         "run.max_memory": max_memory,
         "progress": progress,
         "log_level": log_level,
+        "run.prune": prune,
     }
 
     def body() -> int:

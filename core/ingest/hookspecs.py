@@ -240,10 +240,12 @@ def ingest_transform(document: Document, settings: Settings, step: str) -> None:
 def ingest_sink_open(scheme: str, target: str, settings: Settings, rootdir: Path) -> object | None:
     """Open a sink named in the settings (``sinks: ["jsonl:out.jsonl"]``).
 
-    Called on the driver, once per configured sink, before collection. The plugin whose name
-    is ``scheme`` returns an object that the core registers as a plugin for the rest of the
-    run: it implements :func:`ingest_sink` (and usually :func:`ingest_session_finish`, to
-    close). Opening should create what the sink needs (file, tables) and fail early.
+    Called on the driver, once per configured sink, after collection and before the cache
+    decides what to skip, when the run has anything to write or delete or to verify. The
+    plugin whose name is ``scheme`` returns an object that the core registers as a plugin for
+    the rest of the run: it implements :func:`ingest_sink`, usually :func:`ingest_sink_state`
+    (so that a rerun notices records lost behind its back) and :func:`ingest_session_finish`
+    (to close). Opening should create what the sink needs (file, tables) and fail early.
 
     :param scheme: the part before the first ``:``.
     :param target: the part after it (a path, a URL...), as the user wrote it.
@@ -256,23 +258,65 @@ def ingest_sink_open(scheme: str, target: str, settings: Settings, rootdir: Path
 
 
 @hookspec
-def ingest_sink(batch: Sequence[Document], settings: Settings) -> None:
-    """Write a batch of finished documents (with pages and chunks).
+def ingest_sink(batch: Sequence[Document], settings: Settings, deleted: Sequence[str]) -> None:
+    """Write a batch of finished documents and remove the documents in ``deleted``, as one step.
 
     Called on the driver, in the order documents finish, batch after batch; every sink
-    receives every batch. When it returns, the batch must be durable: the core records the
-    documents as ingested in its cache only after every sink returned, so a run killed at any
-    moment and run again writes each record exactly once. Sinks must therefore upsert by id
-    or drop what a killed run left half-written.
+    receives every batch. The store mirrors the corpus: after a successful run a sink holds,
+    for every file under the run's inputs, exactly the records of its current content under
+    the current settings. So:
 
-    :param batch: the documents; never empty.
+    * **Replace**: each document replaces every record the sink holds for its ``doc_id``. A
+      document comes again when the settings or plugins that shape its records changed, or
+      when the sink is refilled, and must then lose the chunks it no longer has.
+    * **Delete**: every record of each id in ``deleted`` goes, in the same atomic step as the
+      batch. A file whose bytes changed arrives as its new document in ``batch`` and its old
+      one in ``deleted``: a reader of the sink sees one or the other, never both or neither.
+    * **Durable when it returns**: the core records the documents in its cache only after
+      every sink returned, so a run killed at any moment and run again sends again what the
+      sink may already hold; it must end up there once.
+
+    A sink that cannot delete leaves ``deleted`` out of its implementation's arguments. The
+    core never sends it an empty batch, and warns once per run, naming the sink, when
+    records it holds should have gone.
+
+    :param batch: the documents. Empty only for a step that deletes and writes nothing
+        (``--prune``, or a file whose new bytes were already stored from another path); such a
+        step goes only to the sinks whose implementation takes ``deleted``.
     :param settings: the run's settings.
+    :param deleted: ids of documents whose records must go; never the id of a document in
+        ``batch``, and possibly ids the sink does not hold (nothing to do for those).
     :returns: nothing; all implementations are called. ``async def`` sinks run on the
         persistent loop.
-    :raises Exception: when the batch cannot be written (disk full, read-only...): keep
+    :raises Exception: when the step cannot be written (disk full, read-only...): keep
         nothing of it. The run then stops with one error naming the sink, its target (the
         sink object's ``path`` attribute, else the target of its spec) and the cause, and
         exits 6; what was committed before stays.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
+def ingest_sink_state(settings: Settings) -> tuple[str, int] | None:
+    """Say which store an open sink is and how many writes it took, so that a rerun skips
+    only what the sink really holds.
+
+    Called on the driver on each sink object that :func:`ingest_sink_open` returned, alone
+    (not on every plugin): once after it opened, and after every :func:`ingest_sink` step.
+    The cache keeps the answer with what it recorded. On the next run, a different ``store``,
+    or a ``writes`` count other than the recorded one (or one more: a step the run was killed
+    after), means the sink changed behind the cache's back, and every document is written to
+    it again (a refill) rather than trusted.
+
+    :param settings: the run's settings.
+    :returns: ``(store, writes)``. ``store`` names what this sink holds and must change
+        whenever the sink finds records lost or changed behind its back (a file emptied, cut
+        short, replaced, edited by hand; whatever its own marker can detect). ``writes``
+        counts the :func:`ingest_sink` steps that changed it, kept across runs. ``None``
+        when the sink cannot tell: the cache then trusts what it recorded, and, for a sink
+        whose target is a file path, notices only that file being deleted or replaced. The
+        first non-``None`` result wins.
 
     .. versionadded:: 0.1
     """
@@ -288,12 +332,21 @@ def ingest_progress(event: ProgressEvent) -> None:
     """Hear every event of a run: collected, pages, ingested, skipped, failed, finished.
 
     Called on the driver, in the thread that runs the session, for each event in order.
-    Reporters (terminal bar, JSON lines, log lines) implement it; keep it cheap.
+    ``collected`` comes once, when collection ends (``event.message`` says how many). Every
+    collected file then gets exactly one of ``ingested`` (once the sinks hold it;
+    ``event.source``, ``event.pages``), ``skipped`` (``event.source``, ``event.message``:
+    why) or ``failed`` (``event.failure``); a file that fails or is skipped while being
+    collected (unreadable, or the same content as another) gets it before ``collected``.
+    While a long document is read in page ranges, ``pages`` events come as each range is
+    done (``event.source``, ``event.pages``: how many more), before its outcome.
+    ``finished`` comes last, even when the run was stopped. Reporters (terminal bar, JSON
+    lines, log lines) implement it; keep it cheap.
 
-    :param event: ``event.kind``, ``event.source``, ``event.failure``, ``event.pages``,
-        ``event.logs`` and ``event.state`` (a
-        :meth:`~ingest.progress.ProgressTracker.get_state` snapshot). ``pages`` events come
-        while a long document is read in page ranges, as each range is done.
+    :param event: ``event.kind`` (one of the six above), ``event.source``,
+        ``event.failure``, ``event.pages``, ``event.message``, ``event.logs`` (for
+        ``ingested``: what libraries logged while the document was made) and
+        ``event.state`` (a :meth:`~ingest.progress.ProgressTracker.get_state` snapshot
+        taken after the event).
     :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1

@@ -1,4 +1,4 @@
-"""Ctrl-C during dispatch: stop handing out work, keep what is done, exit 2 (issue #6).
+"""Ctrl-C during dispatch: stop handing out work, keep what is done, exit 2.
 
 The first SIGINT stops dispatch: no new document is handed to the backend, documents in
 flight get :data:`GRACE_S` seconds to finish, then are abandoned. A second SIGINT abandons

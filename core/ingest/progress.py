@@ -1,4 +1,4 @@
-"""Thread- and task-safe progress counting for a run (issue #2).
+"""Thread- and task-safe progress counting for a run.
 
 Workers report from threads (``update_sync``) and from coroutines (``update``); the terminal
 display and other plugins read :meth:`ProgressTracker.get_state` or subscribe to every change.

@@ -40,6 +40,10 @@ class RunResult:
     failed: int = 0
     pages: int = 0
     chunks: int = 0
+    #: Stored documents whose file no longer exists: deleted from the sinks (``--prune``),
+    #: or left there and counted (``gone``).
+    removed: int = 0
+    gone: int = 0
     duration_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     skipped_sources: list[tuple[Path, str]] = field(default_factory=list)
@@ -69,17 +73,22 @@ class RunResult:
         return self.pages / self.duration_s if self.duration_s > 0 else 0.0
 
     def summary_line(self) -> str:
-        """``42 ingested, 3 failed, 5 skipped in 12.3s (180 pages/s)``."""
+        """``42 ingested, 3 failed, 5 skipped, 1 removed in 12.3s (180 pages/s)``."""
         if self.collect_only:
             return f"{self.collected} collected in {self.duration_s:.2f}s"
         parts = [f"{self.ingested} ingested"]
         if self.failed:
             parts.append(f"{self.failed} failed")
         if self.skipped:
-            # "skipped (unchanged)" when every skip is a cache hit (issue #6).
+            # "skipped (unchanged)" when every skip is a cache hit.
             unchanged = sum(why == SKIP_UNCHANGED for _, why in self.skipped_sources)
             detail = "unchanged" if unchanged == self.skipped else f"{unchanged} unchanged"
             parts.append(f"{self.skipped} skipped" + (f" ({detail})" if unchanged else ""))
+        if self.removed:
+            parts.append(f"{self.removed} removed")
+        if self.gone:
+            pronoun = "it" if self.gone == 1 else "them"
+            parts.append(f"{self.gone} no longer on disk (--prune removes {pronoun})")
         line = f"{', '.join(parts)} in {self.duration_s:.1f}s ({self.pages_per_s:.0f} pages/s)"
         if self.interrupted:
             line += " (interrupted)"

@@ -12,19 +12,20 @@ import difflib
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ingest.cache import RunCache, open_run_cache
+from ingest.cache import SKIP_UNCHANGED, InputScope, RunCache, StorePlan, abspath, open_run_cache
 from ingest.errors import UsageError, WriteError
 from ingest.interrupt import GracefulStop
 from ingest.model import Document, Failure, LogEntry, Source, display_path
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
+from ingest.sinks import SinkSet
 from ingest.storage import explain_write_error
 from ingest.workers.feed import SourceFeed
-from ingest.workers.pipeline import plugin_in_traceback
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -35,13 +36,10 @@ logger = logging.getLogger("ingest.session")
 
 #: A batch goes to the sinks once its documents hold this much text, even with fewer than
 #: ``run.batch_size`` documents. Backends send the largest files first, and 16 of the
-#: corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
+#: test corpus's largest (510,000 characters each) held 35 MB in the driver: about 5 bytes per
 #: character, in pages, chunks and their records. This keeps a batch near 1 MB plus its
 #: last document.
 BATCH_MAX_CHARS = 250_000
-
-#: Sink objects are registered as plugins under this prefix and their ``scheme:target``.
-SINK_PREFIX = "sink:"
 
 #: The values of ``--tb``, as pytest's.
 TB_STYLES = ("auto", "long", "short", "line", "no")
@@ -97,6 +95,13 @@ class Session:
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
+        #: Every path collected (absolute) to its content id; ``None``: found, not readable.
+        self.collected: dict[str, str | None] = {}
+        #: What the run must delete from its sinks (known once collection is done).
+        self.plan = StorePlan()
+        #: The open sinks, in the order of ``settings.sinks``.
+        self.sinks = SinkSet(manager, settings)
+        self._unchanged: set[str] = set()
 
     # -- validation ---------------------------------------------------------------------
 
@@ -132,18 +137,27 @@ class Session:
                 self.manager, self.settings, self.rootdir, **self.cache_options
             )
             if not self.collect_only:
-                # Started before collection, so that worker start-up overlaps the walk.
+                # Started before collection, so that a backend able to warm up without
+                # knowing the documents overlaps the walk (the built-in ones start their
+                # workers in run(): never more workers than documents).
                 backend = self._backend()
                 backend.start()
             self.collect()
             if self.collect_only:
                 self._claim_extractors()
-            elif self.sources:
-                self._skip_cached()
+            else:
+                self._plan_store()
+                if self.sources or self._has_deletions():
+                    self._open_sinks()
+                    self._verify_sinks()
+                if self.sources:
+                    self._skip_cached()
             if self.sources and backend is not None:
-                self._open_sinks()
                 with self.stop:  # Ctrl-C now stops dispatch and keeps what is done
                     self._dispatch(backend)
+            if not self.collect_only and not self.stop.requested:
+                with self.stop:  # a Ctrl-C waits for the deleting step, then stops
+                    self._settle_store()
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
@@ -189,6 +203,9 @@ class Session:
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
+                self.collected[abspath(given)] = (
+                    None if isinstance(item, Failure) else item.content_id
+                )
                 if isinstance(item, Failure):
                     self._record_failure(item)
                     continue
@@ -209,6 +226,8 @@ class Session:
             return
         self.sources, skipped = self.cache.select(self.sources)
         for source, why in skipped:
+            if why == SKIP_UNCHANGED:
+                self._unchanged.add(source.content_id)
             self._record_skip(source, why)
 
     def _claim_extractors(self) -> None:
@@ -227,7 +246,7 @@ class Session:
             if sink is None:
                 _require(scheme, schemes, f"sink (in {spec!r})", self.manager)
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
-            self.manager.register(sink, name=f"{SINK_PREFIX}{spec}")
+            self.sinks.add(spec, sink)
             self.result.sinks.append(spec)
 
     def _backend(self) -> ExecutorBackend:
@@ -275,19 +294,33 @@ class Session:
             if batch:
                 self._flush(batch)
 
-    def _flush(self, batch: list[Document]) -> None:
-        # Ctrl-C waits until both are done: a batch some sinks wrote and the cache does not
-        # know is written again by the final flush (issue #6, exactly once).
+    def _flush(self, batch: list[Document], deleted: Sequence[str] | None = None) -> None:
+        if deleted is None:
+            deleted = self.plan.deletions_for(batch)
+        # Ctrl-C waits until all is done: a batch some sinks wrote and the cache does not
+        # know is written again by the final flush (exactly once).
         with self.stop.critical():
-            try:
-                self.manager.hook.ingest_sink(batch=batch, settings=self.settings)
-            except Exception as exc:
-                raise self._sink_error(exc, batch) from exc
             if self.cache is not None:
                 try:
-                    self.cache.commit(batch)  # only after every sink returned: exactly once
+                    self.cache.begin(batch, deleted)
+                except Exception as exc:
+                    raise self._cache_error(exc, "record the batch it is writing") from exc
+            try:
+                self.sinks.write(batch, deleted)
+            except WriteError as exc:
+                raise WriteError(
+                    f"{exc}. The {self.result.ingested} documents written before are kept, "
+                    "and a rerun writes the rest."
+                ) from exc
+            if self.cache is not None:
+                try:
+                    # Only after every sink returned: exactly once.
+                    self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
                 except Exception as exc:
                     raise self._cache_error(exc, "record a batch as ingested") from exc
+        for warning in self.sinks.warnings:
+            if warning not in self.result.warnings:
+                self.result.warnings.append(warning)
         for document in batch:
             pages = len(document.pages)
             self.result.ingested += 1
@@ -318,27 +351,6 @@ class Session:
             1 if done else 0, pages=max(0, rest), work=max(0.0, source.size - work)
         )
 
-    def _sink_error(self, exc: Exception, batch: list[Document]) -> WriteError:
-        """The error that stops the run when a sink refuses a batch: which sink, its
-        target, why, and what is kept."""
-        name = plugin_in_traceback(self.manager, exc.__traceback__)
-        sink = self.manager.get_plugin(name) if name else None
-        spec = name.removeprefix(SINK_PREFIX) if name else None
-        target = getattr(sink, "path", None)
-        if target is None and spec is not None and name and name.startswith(SINK_PREFIX):
-            target = spec.partition(":")[2] or None
-        what = f"sink {spec}" if name and name.startswith(SINK_PREFIX) else f"plugin {name}"
-        if name is None:
-            what = "a sink"
-        where = f" ({display_path(target)})" if target else ""
-        cause = explain_write_error(exc, target)
-        kept = self.result.ingested
-        return WriteError(
-            f"{what}{where} could not write a batch of {len(batch)} documents: {cause}; "
-            f"the run stopped. The {kept} documents written before are kept, and a rerun "
-            "writes the rest."
-        )
-
     def _cache_error(self, exc: Exception, doing: str) -> WriteError:
         path = self.cache.store.path if self.cache is not None else None
         cause = explain_write_error(exc, path)
@@ -350,6 +362,48 @@ class Session:
         for entry in logs:
             library = entry.logger.partition(".")[0]
             counts[library] = counts.get(library, 0) + entry.count
+
+    # -- the store mirrors the corpus ------------------------------------------------------
+
+    def _plan_store(self) -> None:
+        """Find the stored documents this run must delete: those of files whose bytes
+        changed, and those of files under the inputs that no longer exist."""
+        if self.cache is None:
+            return
+        scope = InputScope(
+            self.settings.collect.inputs, compile_selection(self.settings.collect.select)
+        )
+        self.plan = self.cache.plan(self.collected, scope)
+
+    def _has_deletions(self) -> bool:
+        return bool(self.plan.replaced) or (self.settings.run.prune and bool(self.plan.gone))
+
+    def _verify_sinks(self) -> None:
+        """Refill the sinks that lost or changed records since the cache last saw them."""
+        if self.cache is not None:
+            self.cache.check_sinks(self.sinks.states())
+
+    def _settle_store(self) -> None:
+        """At the end of the run: delete the old documents of files whose new bytes a sink
+        already held, and the documents of files that no longer exist (``--prune``), or
+        count those."""
+        deleted = self.plan.leftovers(self._unchanged)
+        gone = sorted(self.plan.gone)
+        if self.settings.run.prune:
+            deleted = sorted({*deleted, *gone})
+        else:
+            self.result.gone = len(gone)
+        if deleted and self.sinks:
+            self._flush([], deleted)
+            if self.settings.run.prune and len(self.sinks.cannot_delete) < len(self.sinks.specs):
+                self.result.removed = len(gone)
+
+    def _kept_sinks(self) -> list[str]:
+        """The cache's keys of the sinks that cannot delete."""
+        if self.cache is None:
+            return []
+        keys = dict(zip(self.sinks.specs, self.cache.sinks, strict=False))
+        return [keys[spec] for spec in self.sinks.cannot_delete]
 
     def _record_failure(self, failure: Failure) -> None:
         # A message may quote a file name that is not UTF-8; failures are stored and shown.

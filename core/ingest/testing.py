@@ -6,9 +6,14 @@ project that has ingest installed:
 * ``ingest_manager`` builds a plugin manager with the built-ins plus the plugins you name.
 * ``ingest_pipeline`` runs a whole pipeline in-process over given files and gives back the
   records every sink received, the failures (with their tracebacks) and every progress
-  event.
+  event. With ``store=NAME`` the runs of a test share one JSONL sink and the cache, so a
+  test can change a file, a setting or delete a file and check that a rerun replaces or
+  prunes what it must.
 * ``ingest_cli`` runs the real ``ingest`` command in-process and gives back its exit code and
   output, to match with :class:`pytest.LineMatcher` as pytester's ``runpytest`` does.
+* :func:`check_sink` drives a sink through the hooks exactly as a run does (replace, delete,
+  state, close and reopen) and fails, naming the rule, where it does not keep the contract
+  of ``ingest_sink`` and ``ingest_sink_state``.
 
 The environment's ``INGEST_*`` variables and ``LOG_LEVEL`` are ignored, so a developer's own
 settings never leak into a test; a config file is looked for from the test's temporary
@@ -17,6 +22,7 @@ folder upwards.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -33,6 +39,7 @@ import pytest
 from ingest.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from ingest.cache import SinkState
     from ingest.manager import IngestPluginManager
     from ingest.model import Document, Failure
     from ingest.progress import ProgressEvent
@@ -48,9 +55,12 @@ __all__ = [
     "IngestCli",
     "PipelineFailed",
     "PipelineRun",
+    "SinkReport",
+    "check_sink",
     "ingest_cli",
     "ingest_manager",
     "ingest_pipeline",
+    "sample_document",
 ]
 
 
@@ -101,7 +111,8 @@ class PipelineRun:
     """What ``ingest_pipeline`` returns: the result plus what was written and heard.
 
     :param records: the chunk records of every document the sinks received, as JSON (the
-        shape every sink writes), whichever sinks the run had.
+        shape every sink writes), whichever sinks the run had; with ``store=NAME``, every
+        record ``NAME.jsonl`` holds after the run.
     :param documents: those documents, with pages, chunks and captured library logs.
     :param output: the default JSONL sink's file (it exists only when that sink was used).
     :param failures: the failures, each with its traceback when an exception caused it.
@@ -156,17 +167,22 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
       ``(name, object)`` pairs;
     * ``cache=False``: no cache; ``True`` keeps one in the test's temporary folder, shared
       by the calls of one test (with one default JSONL sink for them all), so a second call
-      skips what the first ingested;
+      skips what the first ingested; a mapping is the ``cache`` section of the settings
+      (``cache={"enabled": True}`` with sinks of your own);
     * ``force=False``, ``last_failed=False``, ``cache_clear=False``: ``--force``, ``--lf``,
       ``--cache-clear``;
     * ``raise_on_failure=False``: ``True`` stops at the first failed document and raises
       :class:`PipelineFailed` with its message and traceback;
+    * ``store=None``: ``"NAME"`` makes the runs that name it share one JSONL file,
+      ``NAME.jsonl``, with the cache on, as reruns of ``ingest run`` do; the records are then
+      all the file holds after the run;
+    * ``prune=False``: ``--prune``;
     * ``collect_only=False``: ``--collect-only``.
 
     And these settings unless given: ``run={"workers": 0}`` (in this process, so plugin
     objects and breakpoints work), ``progress="none"``, and one JSONL sink in the test's
     temporary folder (:attr:`PipelineRun.output`). :attr:`PipelineRun.records` holds what
-    every sink received, whatever the sinks.
+    every sink received, whatever the sinks (with ``store``: what its file holds).
     """
     counter = iter(range(1_000_000))
 
@@ -175,26 +191,35 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
         *,
         plugins: Sequence[object | tuple[str, object]] = (),
         collect_only: bool = False,
-        cache: bool = False,
+        cache: bool | Mapping[str, Any] = False,
         force: bool = False,
         last_failed: bool = False,
         cache_clear: bool = False,
         raise_on_failure: bool = False,
+        store: str | None = None,
+        prune: bool = False,
         **settings: Any,
     ) -> PipelineRun:
         from ingest.api import prepare, settings_as_cli, split_plugins
 
+        if isinstance(cache, Mapping):  # the cache section of the settings, as any other
+            settings["cache"] = cache
+            cache = bool(cache.get("enabled", False))
         # With the cache, one file for every call: the cache knows documents per sink, so a
         # later call skips only what an earlier one wrote to the same sink.
-        output = tmp_path / (
-            "ingest-cached.jsonl" if cache else f"ingest-run-{next(counter)}.jsonl"
-        )
+        if store is not None:
+            output = tmp_path / f"{store}.jsonl"
+        elif cache:
+            output = tmp_path / "ingest-cached.jsonl"
+        else:
+            output = tmp_path / f"ingest-run-{next(counter)}.jsonl"
         recorder = EventRecorder()
         cli: dict[str, Any] = {
             "run.workers": 0,
+            "run.prune": prune,
             "sinks": [f"jsonl:{output}"],
             "progress": "none",
-            "cache.enabled": cache,
+            "cache.enabled": cache or store is not None,
             "cache.dir": str(tmp_path / ".ingest_cache"),
         }
         if raise_on_failure:
@@ -213,11 +238,18 @@ def ingest_pipeline(tmp_path: Path) -> Runner:
         result = session.run()
         if raise_on_failure and result.failures:
             raise PipelineFailed(result.failures[0])
-        records = [
-            json.loads(json.dumps(record, ensure_ascii=False, default=str))
-            for document in recorder.documents
-            for record in document.chunk_records()
-        ]
+        if store is not None:
+            records = (
+                [json.loads(line) for line in output.read_text("utf-8").splitlines()]
+                if output.exists()
+                else []
+            )
+        else:
+            records = [
+                json.loads(json.dumps(record, ensure_ascii=False, default=str))
+                for document in recorder.documents
+                for record in document.chunk_records()
+            ]
         return PipelineRun(
             result=result,
             records=records,
@@ -349,3 +381,105 @@ def _restored_logging() -> Iterator[None]:
     finally:
         logger.setLevel(level)
         logger.handlers[:] = handlers
+# --------------------------------------------------------------------------------------------
+# The sink contract
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SinkReport:
+    """What :func:`check_sink` found a sink able to do (each checked when present).
+
+    :param deletes: its ``ingest_sink`` takes ``deleted``, and deleting works.
+    :param states: it implements ``ingest_sink_state``, and its answers keep the rules.
+    """
+
+    deletes: bool
+    states: bool
+
+
+def sample_document(name: str, texts: Sequence[str]) -> Document:
+    """A document ``name`` (its id derived from the name, whatever the texts) with one page
+    and one chunk per text, for sink tests."""
+    from ingest.model import Chunk, Document, Metadata, Page, Source
+
+    source = Source(Path(f"{name}.txt"), hashlib.sha256(name.encode()).hexdigest(), 1)
+    pages = [Page(number=n, text=text, extractor="test") for n, text in enumerate(texts, 1)]
+    document = Document(source, Metadata(title=name, page_count=len(pages)), pages)
+    document.chunks = [
+        Chunk(document.doc_id, index, texts[index], number, number, start, end)
+        for index, (number, start, end) in enumerate(document.page_spans())
+    ]
+    return document
+
+
+def check_sink(
+    open_sink: Callable[[], object], held: Callable[[], Mapping[str, Sequence[str]]]
+) -> SinkReport:
+    """Drive a sink through the hooks as a run does, and check that it keeps the contract.
+
+    The sink is opened, given steps (``ingest_sink``), asked for its state
+    (``ingest_sink_state``) and closed (``ingest_session_finish``) several times, as
+    successive runs would: documents written, written again in another version (they must
+    replace the old one), the same bytes again (they must stay once), documents deleted with
+    a batch and alone (when ``ingest_sink`` takes ``deleted``; a sink that does not is
+    reported as unable to delete, and those steps are left out).
+
+    :param open_sink: opens the sink on the same store every time it is called, as
+        ``ingest_sink_open`` would for one target.
+    :param held: what the store holds once the sink is closed: each document id to the
+        texts of its chunks, in order.
+    :returns: what the sink can do.
+    :raises AssertionError: naming the rule the sink broke.
+    """
+    from ingest.config import Settings
+    from ingest.manager import IngestPluginManager
+    from ingest.sinks import SinkSet
+
+    def version(name: str, number: int) -> Document:
+        return sample_document(name, [f"{name} {number}.{part}" for part in range(number + 1)])
+
+    def expect(versions: Mapping[str, int], when: str) -> None:
+        wanted = {
+            version(name, number).doc_id: [f"{name} {number}.{p}" for p in range(number + 1)]
+            for name, number in versions.items()
+        }
+        found = {doc_id: list(texts) for doc_id, texts in held().items()}
+        assert found == wanted, f"after {when}, the sink holds {found}, not {wanted}"
+
+    report: SinkReport | None = None
+    previous: SinkState | None = None
+    steps: list[tuple[list[Document], list[str], dict[str, int], str]] = [
+        ([version("a", 2), version("b", 0)], [], {"a": 2, "b": 0}, "writing a and b"),
+        ([version("a", 0)], [], {"a": 0, "b": 0}, "writing a again, chunked otherwise"),
+        ([version("a", 0)], [], {"a": 0, "b": 0}, "writing a again, the same bytes"),
+        ([version("c", 1)], [version("b", 0).doc_id], {"a": 0, "c": 1}, "writing c, deleting b"),
+        ([], [version("c", 1).doc_id], {"a": 0}, "deleting c alone"),
+    ]
+    for batch, deleted, versions, when in steps:
+        manager = IngestPluginManager()
+        sinks = SinkSet(manager, Settings())
+        sinks.add("checked:store", open_sink())
+        deletes = not sinks.cannot_delete
+        if deleted and not deletes:
+            manager.hook.ingest_session_finish(session=None, result=None)
+            continue
+        [state] = sinks.states()
+        if previous is not None and state is not None:
+            assert state == previous, (
+                f"reopened before {when}, the sink says {state}, not {previous} as it did "
+                "when it closed: a store must keep its id and count"
+            )
+        sinks.write(batch, deleted)
+        [after] = sinks.states()
+        if state is not None and after is not None:
+            assert after[0] == state[0] and after[1] in (state[1], (state[1] or 0) + 1), (
+                f"after {when}, the sink says {after}, not the store {state[0]!r} with "
+                f"{state[1]} or one more write: a step counts once"
+            )
+        manager.hook.ingest_session_finish(session=None, result=None)
+        previous = after
+        expect(versions, when)
+        report = SinkReport(deletes=deletes, states=after is not None)
+    assert report is not None
+    return report

@@ -8,12 +8,16 @@ text, so they need one spelling of it. The rules, applied to each page in this o
 1. Line breaks: ``\\r\\n``, ``\\r`` and every other character :meth:`str.splitlines` breaks
    on (vertical tab, form feed, ``U+0085``, ``U+2028``, ``U+2029``...) become ``\\n``, so a
    form feed between two words does not glue them together.
-2. Invisible characters are removed: soft hyphens (``U+00AD``), zero-width spaces, the
+2. Extractor artefacts are resolved (:mod:`ingest_plugins.artefacts`): a hyphenation marker
+   (``U+FFFE``, ``U+0002``, a soft hyphen ``U+00AD``) at a line end joins the broken word
+   when the next line continues it, any other marker goes, and so do Unicode non-characters.
+   Extractors do this already; text from elsewhere gets the same rule here.
+3. Invisible characters are removed: soft hyphens (``U+00AD``), zero-width spaces, the
    word joiner and byte-order marks, and every control character except ``\\n`` and ``\\t``.
-   This happens before step 3 so that a removed character cannot hide a composition.
-3. Unicode NFKC: ligatures split (``ﬁ`` → ``fi``), full-width forms narrow (``U+FF21`` → ``A``),
+   This happens before step 4 so that a removed character cannot hide a composition.
+4. Unicode NFKC: ligatures split (``ﬁ`` → ``fi``), full-width forms narrow (``U+FF21`` → ``A``),
    non-breaking and other fixed-width spaces become plain spaces.
-4. Whitespace: any remaining non-newline whitespace (tabs included) becomes a space, runs of
+5. Whitespace: any remaining non-newline whitespace (tabs included) becomes a space, runs of
    spaces collapse to one, spaces at line ends go, more than one blank line in a row becomes
    a single blank line (a paragraph break stays a paragraph break), and the page is stripped.
 
@@ -28,6 +32,8 @@ import unicodedata
 from typing import TYPE_CHECKING
 
 from ingest import hookimpl
+
+from ingest_plugins.artefacts import clean_extracted_text
 
 if TYPE_CHECKING:
     from ingest import Document, Settings
@@ -61,7 +67,7 @@ def normalize_text(text: str) -> str:
     :param text: the raw text of a page.
     :returns: the normalized text; empty when the page held only whitespace and controls.
     """
-    text = _LINE_BREAKS.sub("\n", text).translate(_DELETE)
+    text = clean_extracted_text(_LINE_BREAKS.sub("\n", text)).translate(_DELETE)
     text = unicodedata.normalize("NFKC", text)
     text = _BLANK_RUNS.sub(" ", text)
     text = _TRAILING_SPACES.sub("", text)

@@ -21,10 +21,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from ingest import PDF_MEDIA_TYPE, Document, DocumentError
+from ingest import PDF_MEDIA_TYPE, Document, DocumentError, Page
+
+from ingest_plugins.artefacts import clean_extracted_text
 
 if TYPE_CHECKING:
-    from ingest import Metadata, Page, Source
+    from ingest import Metadata, Source
 
 T = TypeVar("T")
 
@@ -40,6 +42,7 @@ __all__ = [
     "clean_metadata_text",
     "encrypted_error",
     "extract_source",
+    "make_page",
     "normalize_newlines",
     "password_of",
     "pdf_date_to_iso",
@@ -121,7 +124,9 @@ def extract_source(
     name: str,
     extract: ExtractFunction,
 ) -> Document | None:
-    """The ``ingest_extract`` adapter every PDF extractor shares.
+    """The ``ingest_extract`` adapter every PDF extractor shares: extract, then run the
+    per-page quality check (:mod:`ingest_plugins.page_quality`), which reads implausible
+    pages again with the next extractor of the chain and keeps the better text.
 
     :param name: the extractor plugin's name.
     :param extract: its plain function, called with the settings it needs.
@@ -130,11 +135,19 @@ def extract_source(
     """
     if not claims(source, extractor, name):
         return None
-    metadata, page_list = extract(
-        source.path,
-        password=password_of(settings),
-        min_chars=settings.extract.min_chars_per_page,
-        pages=pages,
+    password = password_of(settings)
+    min_chars = settings.extract.min_chars_per_page
+    metadata, page_list = extract(source.path, password=password, min_chars=min_chars, pages=pages)
+    # Imported here: the check imports the other extractors' modules only when it needs one.
+    from ingest_plugins.page_quality import check_pages
+
+    check_pages(
+        page_list,
+        path=source.path,
+        settings=settings,
+        name=name,
+        password=password,
+        min_chars=min_chars,
     )
     return Document(source=source, metadata=metadata, pages=page_list)
 
@@ -147,7 +160,7 @@ class LastOpened(threading.local, Generic[T]):
     worker pool gives the next range of a file to the worker that read the previous one
     when it can. Opening again means parsing the cross-reference table, the page tree and
     the resources the pages share once more: 0.05 to 0.4 s of pypdf or pdfminer on the
-    corpus's largest files. One entry per thread (a parsed file is not safe to share between
+    test corpus's largest files. One entry per thread (a parsed file is not safe to share between
     threads); the file's identity, size and modification time are part of the key, so a
     file changed in between is opened afresh.
 
@@ -216,6 +229,24 @@ def select_pages(pages: range | None, page_count: int) -> list[int]:
     if pages is None:
         return list(range(1, page_count + 1))
     return sorted({number for number in pages if 1 <= number <= page_count})
+
+
+def make_page(number: int, raw_text: str, extractor: str, min_chars: int) -> Page:
+    """A page from an extractor's raw text: judged for OCR as it came (garbage characters
+    count there), then cleaned of extractor artefacts (hyphenation markers, non-characters;
+    :mod:`ingest_plugins.artefacts`) with ``\\n`` line ends.
+
+    :param number: the 1-based page number.
+    :param raw_text: the text as the PDF library returned it.
+    :param extractor: the extractor's name.
+    :param min_chars: see :func:`text_needs_ocr`.
+    :returns: the page.
+    """
+    text = normalize_newlines(raw_text)
+    needs_ocr = text_needs_ocr(text, min_chars)
+    return Page(
+        number=number, text=clean_extracted_text(text), extractor=extractor, needs_ocr=needs_ocr
+    )
 
 
 def normalize_newlines(text: str) -> str:

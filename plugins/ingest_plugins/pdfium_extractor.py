@@ -11,6 +11,7 @@ measure the bare parser on the same code path); the hooks only adapt it.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,17 +20,18 @@ import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 from ingest import Document, Metadata, Page, hookimpl
 
+from ingest_plugins.page_quality import QUALITY
 from ingest_plugins.pdf_common import (
     check_pdf_magic,
     claims,
     clean_metadata_text,
     encrypted_error,
     extract_source,
-    normalize_newlines,
+    make_page,
     pdf_date_to_iso,
     select_pages,
-    text_needs_ocr,
 )
+from ingest_plugins.pdfium_layout import page_text, unchecked
 
 if TYPE_CHECKING:
     from ingest import Settings, Source
@@ -115,14 +117,118 @@ def _page(document: pdfium.PdfDocument, number: int, min_chars: int) -> Page:
     try:
         textpage = page.get_textpage()
         try:
-            # The whole text layer in content order; get_text_bounded would drop text outside
-            # the page box, which readers still want indexed.
-            text = normalize_newlines(textpage.get_text_range())
+            # The whole text layer (get_text_bounded would drop text outside the page box,
+            # which readers still want indexed), its lines put in reading order.
+            text = page_text(textpage)
+            silent = silent_text_objects(page, textpage)
         finally:
             textpage.close()
     finally:
         page.close()
-    return Page(number=number, text=text, extractor=NAME, needs_ocr=text_needs_ocr(text, min_chars))
+    made = make_page(number, text, NAME, min_chars)
+    if silent is not None:
+        made.provenance[QUALITY] = {"reason": "glyphs-without-text", **silent}
+    return made
+
+
+#: Text objects read at most per page by :func:`silent_text_objects`.
+SAMPLE_OBJECTS = 200
+#: A page is flagged when this share of the text objects read produced no character...
+SILENT_SHARE = 0.05
+#: ...and at least this many did.
+MIN_SILENT = 3
+#: Objects without a box (a font PDFium could not load, or an empty string) count only when
+#: they are this share of the text objects read, at least this many, and the page has at
+#: least twice as many objects as characters.
+UNLOADED_SHARE = 0.6
+MIN_UNLOADED = 20
+
+_TEXT_OBJECT = pdfium_c.FPDF_PAGEOBJ_TEXT
+_FORM_OBJECT = pdfium_c.FPDF_PAGEOBJ_FORM
+_page_object = unchecked(pdfium_c.FPDFPage_GetObject, ctypes.c_void_p)
+_form_object = unchecked(pdfium_c.FPDFFormObj_GetObject, ctypes.c_void_p)
+_form_count = unchecked(pdfium_c.FPDFFormObj_CountObjects, ctypes.c_int)
+_object_type = unchecked(pdfium_c.FPDFPageObj_GetType, ctypes.c_int)
+_object_text = unchecked(pdfium_c.FPDFTextObj_GetText, ctypes.c_ulong)
+_object_bounds = unchecked(pdfium_c.FPDFPageObj_GetBounds, ctypes.c_int)
+_char_at = unchecked(pdfium_c.FPDFText_GetCharIndexAtPos, ctypes.c_int)
+# How far from an object's middle another object's character may stand (points): the offset
+# of a bold effect, or the gap between two glyphs of the object.
+_NEAR = ctypes.c_double(4.0)
+
+
+def silent_text_objects(
+    page: pdfium.PdfPage, textpage: pdfium.PdfTextPage
+) -> dict[str, int] | None:
+    """Count the text objects of a page that draw something but gave PDFium no character.
+
+    PDFium leaves out of a text page the glyphs of a font it cannot map to Unicode (a
+    CJK font without an embedded ``/ToUnicode`` and no system font to stand in), so the page
+    reads as plausible digits and punctuation. Such glyphs still belong to text objects: an
+    object with a box but no text, and no character of another object at its middle (text
+    drawn twice over itself for a bold effect is merged by PDFium, rightly), is the sign;
+    so are objects without text and without a box (PDFium could not load their font) when
+    they are most of the page's text objects and the page has far fewer characters than
+    objects (an empty string alone is common).
+    Only pages with about as many page objects as characters are looked at (a page of
+    mapped text has several characters per object), and at most :data:`SAMPLE_OBJECTS` text
+    objects, spread over the page.
+
+    :returns: ``{"text_objects": read, "silent_text_objects": without text}`` when at least
+        :data:`MIN_SILENT` and more than :data:`SILENT_SHARE` of those read are silent,
+        else ``None``.
+    """
+    count = pdfium_c.FPDFPage_CountObjects(page.raw)
+    chars = textpage.count_chars()
+    if count < MIN_SILENT or count < 0.4 * chars:
+        return None
+    left, bottom, right, top = (ctypes.c_float() for _ in range(4))
+    bounds = tuple(map(ctypes.byref, (left, bottom, right, top)))
+    text_handle = ctypes.c_void_p(ctypes.cast(textpage.raw, ctypes.c_void_p).value)
+    step = max(1, count // SAMPLE_OBJECTS)
+    todo: list[tuple[ctypes.c_void_p, int, int]] = [
+        (ctypes.c_void_p(ctypes.cast(page.raw, ctypes.c_void_p).value), count, 0)
+    ]
+    read = silent = unloaded = 0
+    while todo and read < SAMPLE_OBJECTS:
+        parent, size, depth = todo.pop()
+        get = _page_object if depth == 0 else _form_object
+        for index in range(0, size, step if depth == 0 else 1):
+            obj = ctypes.c_void_p(get(parent, index))
+            kind = _object_type(obj)
+            if kind == _FORM_OBJECT and depth < 4:
+                todo.append((obj, _form_count(obj), depth + 1))
+                continue
+            if kind != _TEXT_OBJECT:
+                continue
+            read += 1
+            # The length in bytes of the UTF-16 text with its terminator: 2 means none.
+            if _object_text(obj, text_handle, None, 0) > 2 or not _object_bounds(obj, *bounds):
+                continue
+            if right.value - left.value < 0.01 and top.value - bottom.value < 0.01:
+                # No box: glyphs of a font PDFium could not load, or an empty string.
+                unloaded += 1
+            elif (
+                # PDFium leaves out the glyphs of text drawn twice over itself (a bold
+                # effect): another object's characters stand where those would be.
+                _char_at(
+                    text_handle,
+                    ctypes.c_double((left.value + right.value) / 2),
+                    ctypes.c_double((bottom.value + top.value) / 2),
+                    _NEAR,
+                    _NEAR,
+                ) < 0
+            ):
+                silent += 1
+            if read >= SAMPLE_OBJECTS:
+                break
+    # Empty strings are common; glyphs without a font make up most of a page's text objects,
+    # on a page with far fewer characters than objects.
+    if unloaded >= MIN_UNLOADED and unloaded > UNLOADED_SHARE * read and count >= 2 * chars:
+        silent += unloaded
+    if silent >= MIN_SILENT and silent > SILENT_SHARE * read:
+        return {"text_objects": read, "silent_text_objects": silent}
+    return None
 
 
 @hookimpl

@@ -31,10 +31,9 @@ from ingest_plugins.pdf_common import (
     clean_metadata_text,
     encrypted_error,
     extract_source,
-    normalize_newlines,
+    make_page,
     pdf_date_to_iso,
     select_pages,
-    text_needs_ocr,
 )
 
 if TYPE_CHECKING:
@@ -112,9 +111,7 @@ def _read_pages(opened: _Opened, numbers: list[int], min_chars: int) -> list[Pag
     try:
         for number in numbers:
             interpreter.process_page(opened.pages[number - 1])
-            text = normalize_newlines(_layout_text(device.get_result()))
-            needs_ocr = text_needs_ocr(text, min_chars)
-            result.append(Page(number=number, text=text, extractor=NAME, needs_ocr=needs_ocr))
+            result.append(make_page(number, _layout_text(device.get_result()), NAME, min_chars))
     finally:
         device.close()
     return result

@@ -1,4 +1,4 @@
-"""The worker-process backend (``--workers N``, the default executor ``process``; issue #6).
+"""The worker-process backend (``--workers N``, the default executor ``process``).
 
 Documents are extracted and transformed in worker processes run by
 :class:`ingest.workers.pool.WorkerPool`: every task has a hard deadline, every worker a memory
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 NAME = "process"
 
 #: The memory cap per worker when ``run.max_memory`` is not set: 24 times the peak of the
-#: hungriest extractor on the largest file of ../shared/corpus (pdfminer, 85 MiB), yet far
+#: hungriest extractor on the largest file of the test corpus (pdfminer, 85 MiB), yet far
 #: below what takes a machine down. Lowered to an equal share of 3/4 of the RAM on small
 #: machines, so every worker at its cap at once still leaves room for the rest.
 DEFAULT_MEMORY_CAP = 2 << 30

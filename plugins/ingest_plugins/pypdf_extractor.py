@@ -22,10 +22,9 @@ from ingest_plugins.pdf_common import (
     clean_metadata_text,
     encrypted_error,
     extract_source,
-    normalize_newlines,
+    make_page,
     pdf_date_to_iso,
     select_pages,
-    text_needs_ocr,
 )
 
 if TYPE_CHECKING:
@@ -101,8 +100,7 @@ def _metadata(reader: PdfReader, *, encrypted: bool) -> Metadata:
 
 
 def _page(reader: PdfReader, number: int, min_chars: int) -> Page:
-    text = normalize_newlines(reader.pages[number - 1].extract_text())
-    return Page(number=number, text=text, extractor=NAME, needs_ocr=text_needs_ocr(text, min_chars))
+    return make_page(number, reader.pages[number - 1].extract_text(), NAME, min_chars)
 
 
 @hookimpl

@@ -336,6 +336,8 @@ class JsonReporter:
             "ingested": result.ingested,
             "failed": result.failed,
             "skipped": result.skipped,
+            "removed": result.removed,
+            "gone": result.gone,
             "pages": result.pages,
             "chunks": result.chunks,
             "duration_s": round(result.duration_s, 3),

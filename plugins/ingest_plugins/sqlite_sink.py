@@ -12,10 +12,22 @@ means ``ingest.db``; a folder is refused). Tables:
   point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
   by. Query it with ``ingest search DB QUERY`` (:mod:`ingest_plugins.sqlite_search`).
 
-Exactly-once: each batch is one transaction, committed before ``ingest_sink`` returns, and
-each document in it replaces what an earlier run wrote for the same ``doc_id`` (its pages and
-chunks are deleted, then inserted again; the delete trigger removes the old text from the
-index). A rerun after a kill therefore never duplicates a record.
+The store mirrors the corpus. Each step (``ingest_sink``) is one transaction, committed
+before the hook returns: every document of the batch replaces what the database holds for
+its ``doc_id`` (its pages and chunks are deleted, then inserted again), and every id in
+``deleted`` loses its document, pages and chunks. The index's delete trigger takes the old
+text out of ``chunks_fts`` in the same transaction, so a search never finds a record that is
+gone, and a reader (another connection) sees the database before or after a step, never
+within one. A rerun after a kill therefore never duplicates a record.
+
+What the database holds is vouched for by ``ingest_state``, one row: ``store`` (a random id
+made with the table) and ``writes`` (steps taken), which ``ingest_sink_state`` reports to the
+cache, and ``changes``, which triggers on ``documents``, ``pages`` and ``chunks`` count on
+every insert, update and delete. Each step ends by setting ``expected`` to ``changes``; on
+open, a difference means rows were changed outside ingest (a ``DELETE`` in the ``sqlite3``
+shell), and the sink takes a new ``store`` id, so the cache writes every document to it
+again. A deleted, emptied or replaced file has no such row, or another one: the same. Not
+detected: a change made with the triggers dropped, or to ``ingest_state`` itself.
 
 Durability: WAL with ``synchronous=FULL``. WAL with ``NORMAL`` already survives a killed
 process, but a power cut may roll back the last commits; the core records a batch in its cache
@@ -26,10 +38,12 @@ fsync of the WAL per batch, which the batch size amortises.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,10 +55,14 @@ if TYPE_CHECKING:
     import click
     from ingest import Document
 
+logger = logging.getLogger("ingest.sqlite")
+
 NAME = "sqlite"
 DEFAULT_FILENAME = "ingest.db"
-#: Stored in ``PRAGMA user_version``; a database from a newer schema is refused.
-SCHEMA_VERSION = 1
+#: Stored in ``PRAGMA user_version``; a database from a newer schema is refused. Version 1
+#: lacks ``ingest_state``: its first open in version 2 takes a new store id (a refill).
+SCHEMA_VERSION = 2
+_TRACKED = ("documents", "pages", "chunks")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS documents (
@@ -100,7 +118,23 @@ _SCHEMA = (
         INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
         INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
     END""",
+    """CREATE TABLE IF NOT EXISTS ingest_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        store TEXT NOT NULL,
+        writes INTEGER NOT NULL,
+        changes INTEGER NOT NULL,
+        expected INTEGER NOT NULL
+    )""",
+    # Every row change counts, whoever makes it; a step of this sink then records the count
+    # it left, so a change made outside ingest shows as a difference (see the docstring).
+    *(
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_{event.lower()}_counted AFTER {event}
+            ON {table} BEGIN UPDATE ingest_state SET changes = changes + 1; END"""
+        for table in _TRACKED
+        for event in ("INSERT", "UPDATE", "DELETE")
+    ),
 )
+_END_STEP = "UPDATE ingest_state SET writes = writes + 1, expected = changes"
 
 _UPSERT_DOCUMENT = """
 INSERT INTO documents (doc_id, source, content_id, size, media_type, title, author, subject,
@@ -168,6 +202,8 @@ class SqliteSink:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._connection: sqlite3.Connection | None = None
+        #: What :meth:`ingest_sink_state` reports: ``(store, writes)``.
+        self.state: tuple[str, int] = ("", 0)
         # The core may call hooks from the session thread or the loop thread; one lock
         # serialises them, since a connection must not run two transactions at once.
         self._lock = threading.Lock()
@@ -209,9 +245,14 @@ class SqliteSink:
     # -- hooks ---------------------------------------------------------------------------
 
     @hookimpl
-    def ingest_sink(self, batch: Sequence[Document]) -> None:
-        """Upsert the batch in one transaction; committed when this returns."""
-        self.write(batch)
+    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        """Replace the batch's documents and delete ``deleted`` in one transaction."""
+        self.write(batch, deleted)
+
+    @hookimpl
+    def ingest_sink_state(self) -> tuple[str, int]:
+        """Which store this database is, and how many steps it took."""
+        return self.state
 
     @hookimpl
     def ingest_session_finish(self) -> None:
@@ -220,12 +261,15 @@ class SqliteSink:
 
     # -- public API ----------------------------------------------------------------------
 
-    def write(self, batch: Sequence[Document]) -> None:
-        """Replace each document of ``batch`` (row, pages, chunks) in one transaction.
+    def write(self, batch: Sequence[Document], deleted: Sequence[str] = ()) -> None:
+        """Replace each document of ``batch`` (row, pages, chunks) and delete each document
+        of ``deleted``, in one transaction.
 
         :raises RuntimeError: if the sink is closed.
-        :raises sqlite3.Error: if the database refuses the batch; nothing of it is kept.
+        :raises sqlite3.Error: if the database refuses the step; nothing of it is kept.
         """
+        if not batch and not deleted:
+            return
         with self._lock:
             if self._connection is None:
                 raise RuntimeError(f"{self!r} is closed")
@@ -233,13 +277,18 @@ class SqliteSink:
             now = datetime.now(UTC).isoformat(timespec="seconds")
             connection.execute("BEGIN IMMEDIATE")
             try:
+                for doc_id in deleted:
+                    _delete(connection, doc_id)
                 for document in batch:
                     _upsert(connection, document, now)
+                connection.execute(_END_STEP)
                 connection.execute("COMMIT")
             except BaseException:
                 if connection.in_transaction:
                     connection.execute("ROLLBACK")
                 raise
+            store, writes = self.state
+            self.state = (store, writes + 1)
 
     def close(self) -> None:
         """Checkpoint and close the database; calling it again does nothing."""
@@ -283,11 +332,39 @@ class SqliteSink:
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.state = self._check_state(connection)
             connection.execute("COMMIT")
         except BaseException:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
+
+    def _check_state(self, connection: sqlite3.Connection) -> tuple[str, int]:
+        """The state row: made for a new database; a new store id when rows changed
+        outside ingest since its last step."""
+        row = connection.execute(
+            "SELECT store, writes, changes, expected FROM ingest_state"
+        ).fetchone()
+        if row is not None and row[2] == row[3]:
+            return str(row[0]), int(row[1])
+        store = uuid.uuid4().hex
+        if row is not None:
+            logger.info(
+                "sqlite sink %s: %d row changes were made outside ingest since its last run; "
+                "it counts as a new store",
+                self.path,
+                row[2] - row[3],
+            )
+        connection.execute("DELETE FROM ingest_state")
+        connection.execute("INSERT INTO ingest_state VALUES (1, ?, 0, 0, 0)", (store,))
+        return store, 0
+
+
+def _delete(connection: sqlite3.Connection, doc_id: str) -> None:
+    # Chunks first, row by row through the trigger that takes their text out of the index.
+    connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
 
 def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> None:

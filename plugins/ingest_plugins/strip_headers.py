@@ -1,33 +1,41 @@
 """The ``strip_headers`` transform: remove running headers and footers repeated on pages.
 
 A running header ("Journal of Things, Vol. 3"), footer ("Page 4 of 10") or bare page number
-is noise in every chunk it lands in, and it breaks sentences that flow across pages. The
-rule, for the pages that hold any text:
+is noise in every chunk it lands in, and it breaks sentences that flow across pages. Removing
+text is the one thing a transform must never get wrong, so a line goes only when all of this
+holds, for the pages that hold any text:
 
-* Only documents with at least :data:`MIN_PAGES` such pages are touched: with fewer, a
-  repetition is not evidence of anything.
-* The *edge zone* of a page is its first and last ``edge_lines`` non-empty lines; the rest
-  of its non-empty lines are its *body*.
-* Lines are compared by a key: surrounding whitespace stripped, inner runs of whitespace
-  collapsed and every run of digits replaced by ``#``, so that "Page 3 of 10" and "Page 4 of
-  10" (or the page numbers 3 and 4) are the same line.
-* A key is a running header or footer when it occurs in the edge zone of at least
-  ``max(MIN_PAGES, ceil(min_fraction * pages))`` pages and never in any page's body. The
-  second condition keeps a chapter title that is also the running header where it opens the
-  chapter, and a table of bare numbers when page numbers are also bare numbers: removing
-  body text is worse than keeping a header.
-* Only edge-zone lines with such a key are removed. On a page that lost a line, the blank
-  lines left at its start and end are removed too; other pages are returned unchanged.
+* The document has at least :data:`MIN_PAGES` such pages: with fewer, a repetition is not
+  evidence of anything.
+* The line is in the *edge zone* of its page: its first or last ``edge_lines`` non-empty
+  lines. The rest of the page's non-empty lines are its *body*.
+* The same line, compared by :func:`line_key` (whitespace collapsed, every page number
+  replaced by ``#``: digit runs and roman numerals, so ``3``, ``Page 3 of 9``, ``- 3 -``
+  and ``xii`` each match their counterparts on other pages), stands in the same zone at the
+  same place (one line up or down allowed) on enough other pages: at least
+  ``max(MIN_PAGES, ceil(min_fraction * n))`` of the ``n`` text pages, counted over all pages
+  or over the odd and the even pages separately, since books and journals alternate their
+  running heads (``47699 Federal Register`` on the left, ``Federal Register 47700`` on the
+  right).
+* Pages that repeat wholesale count once: pages that share at least half their lines are
+  one page for that count, so a document that prints the same page again (or the same text
+  laid out twice) loses nothing. (A running header and footer are two lines of a page.)
+* The line never occurs in any page's body: a chapter title that is also the running header
+  stays where the chapter opens, and a table of bare numbers keeps its numbers when page
+  numbers are bare numbers too.
 
-Pages without text (scans waiting for OCR) are neither counted nor changed.
+On a page that lost a line, the blank lines left at its start and end are removed too; other
+pages are returned unchanged. Pages without text (scans waiting for OCR) are neither counted
+nor changed.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ingest import hookimpl
@@ -40,32 +48,126 @@ NAME = "strip_headers"
 MIN_PAGES = 3
 EDGE_LINES = 3
 MIN_FRACTION = 0.5
+#: Pages sharing at least this share of their lines are one page for the count.
+SAME_PAGE = 0.5
+#: Pages compared pairwise at most: past this many distinct pages only equal ones merge.
+MAX_FUZZY_BODIES = 300
 
 _DIGITS = re.compile(r"\d+")
+# A roman numeral on its own up to 399 (i, iv, XII...), the page numbers of front matter;
+# without m and d, so that words such as "mix" stay words.
+_ROMAN = re.compile(
+    r"(?<![^\W\d_])(?=[ivxlc]+(?![^\W\d_])|[IVXLC]+(?![^\W\d_]))"
+    r"(?i:c{0,3}(?:x[cl]|l?x{0,3})(?:i[xv]|v?i{0,3}))(?![^\W\d_])"
+)
 
 
 def line_key(line: str) -> str:
     """The key under which lines count as the same running header or footer.
 
     :param line: one line of a page.
-    :returns: the line with whitespace collapsed and digit runs replaced by ``#``; empty for
-        a blank line.
+    :returns: the line with whitespace collapsed and page numbers (digit runs, roman
+        numerals standing alone) replaced by ``#``; empty for a blank line.
     """
-    return _DIGITS.sub("#", " ".join(line.split()))
+    text = " ".join(line.split())
+    text = _DIGITS.sub("#", text)
+    if any(char in "ivxlcIVXLC" for char in text):
+        text = _ROMAN.sub(lambda match: "#" if match.group() else "", text)
+    return text
 
 
-def _edge_indexes(lines: Sequence[str], edge_lines: int) -> tuple[set[int], list[int]]:
-    """Split a page's non-empty lines into edge zone and body.
+@dataclass(slots=True)
+class _Page:
+    """A page with text: its lines, where its edge zones are, its body's keys."""
 
-    :param lines: the page's lines.
-    :param edge_lines: how many non-empty lines at each end form the edge zone.
-    :returns: the indexes (into ``lines``) of the edge-zone lines, and of the body lines.
-    """
-    filled = [index for index, line in enumerate(lines) if line.strip()]
-    if len(filled) <= 2 * edge_lines:
-        return set(filled), []
-    edges = set(filled[:edge_lines]) | set(filled[-edge_lines:])
-    return edges, filled[edge_lines:-edge_lines]
+    index: int
+    lines: list[str]
+    top: list[int]  # indexes of the top zone's lines, top down
+    bottom: list[int]  # indexes of the bottom zone's lines, bottom up
+    filled: frozenset[str]  # the page's non-empty lines, whitespace collapsed
+    body_keys: frozenset[str]
+
+
+def _pages(texts: Sequence[str], edge_lines: int) -> list[_Page]:
+    pages: list[_Page] = []
+    for index, text in enumerate(texts):
+        lines = text.split("\n")
+        filled = [number for number, line in enumerate(lines) if line.strip()]
+        if not filled:
+            continue
+        top = filled[:edge_lines]
+        bottom = filled[::-1][:edge_lines]
+        inner = filled[edge_lines:-edge_lines] if len(filled) > 2 * edge_lines else []
+        body_keys = frozenset(line_key(lines[n]) for n in inner)
+        page_lines = frozenset(" ".join(lines[n].split()) for n in filled)
+        pages.append(_Page(index, lines, top, bottom, page_lines, body_keys))
+    return pages
+
+
+def _same_page_groups(pages: list[_Page]) -> list[int]:
+    """For each page, the number of the group of pages it repeats (pages sharing at least
+    :data:`SAME_PAGE` of their lines; equal pages always)."""
+    groups: list[int] = []
+    representatives: list[frozenset[str]] = []
+    exact: dict[frozenset[str], int] = {}
+    for page in pages:
+        body = page.filled
+        group = exact.get(body)
+        if group is None and body and len(representatives) <= MAX_FUZZY_BODIES:
+            for number, other in enumerate(representatives):
+                if other and len(body & other) >= SAME_PAGE * max(len(body), len(other)):
+                    group = number
+                    break
+        if group is None:
+            group = len(representatives)
+            representatives.append(body)
+        exact.setdefault(body, group)
+        groups.append(group)
+    return groups
+
+
+def _needed(pages: int, min_fraction: float) -> int:
+    return max(MIN_PAGES, math.ceil(min_fraction * pages))
+
+
+def _running(
+    texts: Sequence[str], edge_lines: int, min_fraction: float
+) -> dict[int, set[int]]:
+    """The lines to remove: for each page index, the indexes of its running lines."""
+    if edge_lines < 0:
+        raise ValueError(f"edge_lines must be >= 0, got {edge_lines}")
+    if not 0.0 <= min_fraction <= 1.0:
+        raise ValueError(f"min_fraction must be within [0, 1], got {min_fraction}")
+    pages = _pages(texts, edge_lines)
+    if len(pages) < MIN_PAGES or edge_lines == 0:
+        return {}
+    groups = _same_page_groups(pages)
+    body_keys: set[str] = set().union(*(page.body_keys for page in pages))
+    parity_pages = [sum(1 for page in pages if page.index % 2 == p) for p in (0, 1)]
+    need_all = _needed(len(pages), min_fraction)
+    need_parity = [_needed(count, min_fraction) for count in parity_pages]
+    # (zone, key) -> [(position in zone, page's place in `pages`)]
+    seen: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+    for place, page in enumerate(pages):
+        for zone, indexes in (("top", page.top), ("bottom", page.bottom)):
+            for position, number in enumerate(indexes):
+                key = line_key(page.lines[number])
+                if key and key not in body_keys:
+                    seen[(zone, key)].append((position, place))
+    found: dict[int, set[int]] = defaultdict(set)
+    for (zone, _key), where in seen.items():
+        if len({groups[place] for _, place in where}) < min(need_all, *need_parity):
+            continue  # cannot qualify anywhere: the common case, settled cheaply
+        for position, place in where:
+            near = [other for spot, other in where if abs(spot - position) <= 1]
+            parity = pages[place].index % 2
+            all_groups = {groups[other] for other in near}
+            parity_groups = {groups[other] for other in near if pages[other].index % 2 == parity}
+            if len(all_groups) >= need_all or len(parity_groups) >= need_parity[parity]:
+                page = pages[place]
+                indexes = page.top if zone == "top" else page.bottom
+                found[page.index].add(indexes[position])
+    return found
 
 
 def find_running_lines(
@@ -79,32 +181,17 @@ def find_running_lines(
     :param pages: the text of each page, in order.
     :param edge_lines: how many non-empty lines at the top and at the bottom of a page may be
         a header or footer.
-    :param min_fraction: the share of the pages with text a key must occur on.
-    :returns: the keys to remove; empty for documents with fewer than :data:`MIN_PAGES` pages
-        with text.
+    :param min_fraction: the share of the pages with text (or of the odd or the even ones) a
+        line must recur on.
+    :returns: the keys of the lines :func:`strip_running_lines` removes on some page; empty
+        for documents with fewer than :data:`MIN_PAGES` pages with text.
     :raises ValueError: if ``edge_lines`` is negative or ``min_fraction`` is not in [0, 1].
     """
-    if edge_lines < 0:
-        raise ValueError(f"edge_lines must be >= 0, got {edge_lines}")
-    if not 0.0 <= min_fraction <= 1.0:
-        raise ValueError(f"min_fraction must be within [0, 1], got {min_fraction}")
-    edge_counts: Counter[str] = Counter()
-    body_keys: set[str] = set()
-    text_pages = 0
-    for text in pages:
-        lines = text.split("\n")
-        edges, body = _edge_indexes(lines, edge_lines)
-        if not edges and not body:
-            continue
-        text_pages += 1
-        # A page counts once per key, however often the key occurs in its edge zone.
-        edge_counts.update({line_key(lines[index]) for index in edges})
-        body_keys.update(line_key(lines[index]) for index in body)
-    if text_pages < MIN_PAGES:
-        return frozenset()
-    needed = max(MIN_PAGES, math.ceil(min_fraction * text_pages))
+    running = _running(pages, edge_lines, min_fraction)
     return frozenset(
-        key for key, count in edge_counts.items() if count >= needed and key not in body_keys
+        line_key(pages[index].split("\n")[number])
+        for index, numbers in running.items()
+        for number in numbers
     )
 
 
@@ -119,22 +206,21 @@ def strip_running_lines(
     :param pages: the text of each page, in order.
     :param edge_lines: how many non-empty lines at the top and at the bottom of a page may be
         a header or footer.
-    :param min_fraction: the share of the pages with text a line must recur on.
+    :param min_fraction: the share of the pages with text (or of the odd or the even ones) a
+        line must recur on.
     :returns: the new text of each page, same length and order as ``pages``.
     :raises ValueError: as :func:`find_running_lines`.
     """
-    running = find_running_lines(pages, edge_lines=edge_lines, min_fraction=min_fraction)
+    running = _running(pages, edge_lines, min_fraction)
     if not running:
         return list(pages)
     result: list[str] = []
-    for text in pages:
-        lines = text.split("\n")
-        edges, _ = _edge_indexes(lines, edge_lines)
-        drop = {index for index in edges if line_key(lines[index]) in running}
+    for index, text in enumerate(pages):
+        drop = running.get(index)
         if not drop:
             result.append(text)
             continue
-        kept = [line for index, line in enumerate(lines) if index not in drop]
+        kept = [line for number, line in enumerate(text.split("\n")) if number not in drop]
         # Trim the blank lines that separated the removed header or footer from the body.
         first = next((i for i, line in enumerate(kept) if line.strip()), len(kept))
         last = next((i for i in range(len(kept), first, -1) if kept[i - 1].strip()), first)

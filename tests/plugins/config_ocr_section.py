@@ -1,9 +1,9 @@
 """A plugin settings section defined at module level, as a real plugin's would be.
 
 Imported by name (``config_ocr_section``) in tests of ``ingest.config`` that pickle settings
-into another process, which must import this model to rebuild them (issue #4).
+into another process, which must import this model to rebuild them.
 
-A stand-in for the real section (:class:`ingest_plugins.ocr.settings.OcrSettings`, issue #7),
+A stand-in for the real section (:class:`ingest_plugins.ocr.settings.OcrSettings`),
 kept apart on purpose: the config tests must not need the ``ocr`` extra, and this module has
 no hooks, so it never registers an ``ocr`` section next to the real plugin's.
 """

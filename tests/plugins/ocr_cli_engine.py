@@ -1,7 +1,7 @@
 """A third OCR engine, as a third party would add one: the tesseract program run directly.
 
 Used by name (``ocr.engine=ocr_cli_engine``) in tests/test_ocr_config.py to show that an
-engine outside the ocr plugin is found, made once and used (issue #7). It pipes a PNG into
+engine outside the ocr plugin is found, made once and used. It pipes a PNG into
 ``tesseract stdin stdout`` with no pytesseract in between, and reports no confidence.
 """
 

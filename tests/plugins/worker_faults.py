@@ -1,4 +1,4 @@
-"""A plugin that misbehaves on purpose, for the worker tests (issue #6).
+"""A plugin that misbehaves on purpose, for the worker tests.
 
 Loaded by dotted path (``-p plugins.worker_faults``), so worker processes import it by name.
 It does nothing to a file unless a word of the file's name asks for it:

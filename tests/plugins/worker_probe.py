@@ -1,4 +1,4 @@
-"""Reports how the worker process that extracts a document is set up (issue #6 tests).
+"""Reports how the worker process that extracts a document is set up.
 
 With ``WORKER_PROBE_LOG`` set to a file, every extraction appends a JSON line: the pid, the
 file's name, the asked range, the collector's thresholds and how many objects start-up froze.

@@ -1,4 +1,4 @@
-"""Run coroutines from synchronous code on one persistent event loop (issue #2).
+"""Run coroutines from synchronous code on one persistent event loop.
 
 Plugins are written as coroutines, while pluggy calls hooks synchronously. Starting a loop
 per call (``asyncio.run``) costs more than most coroutines do, so one loop runs for the life

@@ -1,32 +1,37 @@
-"""What was already ingested, so that a rerun skips it (issue #6).
+"""What each sink holds, so that a rerun does only what it must.
 
 The state store is one SQLite file, ``<rootdir>/<cache.dir>/cache.db`` (``.ingest_cache``
-beside the config file, or in the current directory). It holds three things:
+beside the config file, or in the current directory). It holds:
 
-* **ingested**: a content id per *context*, once every sink flushed that document. A context
-  is an output fingerprint (:func:`ingest.cache.fingerprint.output_fingerprint`) plus one sink.
-  Keying by sink means that a document written to ``jsonl:a.jsonl`` is not taken as present
-  in ``sqlite:b.db``: adding a sink re-ingests everything into it, and a document is skipped
-  only when it is recorded for every configured sink under the current fingerprint.
+* **held**: per sink, the documents it holds, each with the file its records name and the
+  output fingerprint (:func:`ingest.cache.fingerprint.output_fingerprint`) they were made
+  under. A source is skipped only when every configured sink holds its document, named
+  after this very file (compared as absolute paths), under the current fingerprint: adding
+  a sink writes everything to it, and changing a setting that shapes records rewrites them.
+* **sinks**: what each sink last said of itself (``ingest_sink_state``): which store it is
+  and how many writes it took. A sink that answers otherwise on the next run (emptied, cut
+  short, replaced, edited behind the cache's back, as far as its own marker can tell) is
+  refilled: everything the cache has for it becomes unknown, and every document is written
+  to it again. A sink that cannot tell is trusted, except that a sink whose target is a
+  file path is refilled when that file is gone or is another file.
 * **failures**: the last failure of each path (with its reason), for ``--lf``. A path leaves
   the list when it is ingested.
 * **stats**: path, size, mtime, ctime and inode to content id, so that collecting 100,000
   unchanged files does not read them all again to hash them
   (:class:`ingest.cache.precheck.StatCachePlugin`).
 
-Exactly once: the session calls :meth:`RunCache.commit` only after every sink returned from
-``ingest_sink`` for the batch. A run killed before that commit leaves documents that the
-sinks may hold but the cache does not know; the rerun processes them again, and the sinks
-drop (JSONL) or replace (SQLite) what they already hold. A run killed after it has nothing
-to redo. The cache itself may therefore lose its last commits (``synchronous=NORMAL``): that
-only costs rework, never a duplicate.
+From ``held`` and what a run collected, :meth:`RunCache.plan` finds the stored documents to
+delete (:mod:`ingest.cache.mirror`): those of files whose bytes changed, and those of files
+that no longer exist (``--prune``).
 
-A sink whose target is a file (the JSONL and SQLite sinks, or any plugin's) is also known
-by that file's identity (device and inode) as of its last commit. When the file is gone or
-was replaced by another since, what the cache holds for that sink is dropped, with a
-warning, and every document is written to it again: deleting ``ingest-out.jsonl`` and
-rerunning gives a full file, not an empty one. Truncating a file in place keeps its
-identity; rerun with ``--force`` after doing that.
+Exactly once: the session calls :meth:`RunCache.commit` only after every sink returned from
+``ingest_sink`` for the step. A run killed before that commit leaves documents that the sinks
+may hold but the cache does not know; the rerun processes them again and the sinks replace
+what they hold. Before each step the documents it replaces or deletes are recorded as
+unknown (:meth:`RunCache.begin`), so a kill between the sinks' step and the commit cannot
+leave the cache believing a sink holds a version it no longer holds. Sinks count the step in
+their ``writes``, and one write more than recorded is taken as that step. The cache itself may lose
+its last commits (``synchronous=NORMAL``): that only costs rework, never a duplicate.
 """
 
 from __future__ import annotations
@@ -35,11 +40,12 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, final
 
 from ingest.cache.fingerprint import claim_key, output_fingerprint
+from ingest.cache.mirror import InputScope, StorePlan
 from ingest.cache.precheck import StatCachePlugin, abspath
 from ingest.cache.store import CACHE_FILENAME, CacheStore, describe
 from ingest.errors import UsageError
@@ -55,7 +61,11 @@ __all__ = [
     "SKIP_NOT_FAILED",
     "SKIP_UNCHANGED",
     "CacheStore",
+    "InputScope",
     "RunCache",
+    "SinkState",
+    "StorePlan",
+    "abspath",
     "describe",
     "open_run_cache",
 ]
@@ -63,16 +73,21 @@ __all__ = [
 logger = logging.getLogger("ingest.cache")
 
 _NO_SINK = "(no sink)"
+#: The fingerprint of a document a sink may hold in a shape the cache cannot vouch for.
+_UNKNOWN = ""
+
+#: What a sink says of itself (``ingest_sink_state``): its store, and its writes.
+SinkState = tuple[str, int | None]
 
 
 @final
 class RunCache:
-    """One run's view of the cache: which sources to skip, and what to record.
+    """One run's view of the cache: what to skip, what to delete, and what to record.
 
     :param store: the open store.
     :param fingerprint: the output fingerprint (:func:`output_fingerprint`).
     :param described: the JSON the fingerprint hashes, kept to explain a cache miss.
-    :param sinks: the run's sinks, normalised (:func:`sink_key`).
+    :param sinks: the run's sinks, normalised (:func:`sink_key`), in the settings' order.
     :param force: process everything, still recording the results.
     :param last_failed: process only the documents that failed last time (``--lf``).
     """
@@ -91,9 +106,13 @@ class RunCache:
         self.fingerprint = fingerprint
         self.force = force
         self.last_failed = last_failed
-        self.contexts = [store.context(fingerprint, sink, described) for sink in sinks]
-        self._sink_files = {sink: path for sink in sinks if (path := _sink_file(sink))}
-        self._forget_lost_sinks()
+        store.remember_fingerprint(fingerprint, described)
+        #: The run's sinks, as keyed here, in the order of the settings.
+        self.sinks = list(sinks)
+        self._ids = [store.sink_id(sink) for sink in self.sinks]
+        self._in_sinks = f"({','.join(str(i) for i in self._ids)})"
+        #: The sinks found changed behind the cache's back this run, written again in full.
+        self.refilled: list[str] = []
         self.collector: StatCachePlugin | None = None
         #: Set when ``--lf`` found no failure to rerun, so everything runs (as pytest does).
         self.note: str | None = None
@@ -108,6 +127,38 @@ class RunCache:
                     self._failed_ids.add(doc_id)
             if not self._failed_paths:
                 self.note = "no previously failed documents; running all (--lf)"
+
+    def check_sinks(self, states: Sequence[SinkState | None]) -> None:
+        """Compare what each sink says of itself with what the cache recorded; refill those
+        that changed behind its back, and remember what they say now.
+
+        :param states: each sink's ``ingest_sink_state`` answer, in :attr:`sinks` order;
+            ``None`` when it cannot tell.
+        """
+        for sink, sink_id, given in zip(self.sinks, self._ids, states, strict=True):
+            state = _state_of(sink, given)
+            ((store, writes),) = self.store.query(
+                "SELECT store, writes FROM sinks WHERE id = ?", (sink_id,)
+            )
+            if state is None or store is None or _follows(state, (store, writes)):
+                if state is not None:
+                    self._set_state(sink_id, state)
+                continue
+            self.refilled.append(sink)
+            with self.store.transaction() as db:
+                lost = db.execute(
+                    "UPDATE held SET fingerprint = ? WHERE sink = ?", (_UNKNOWN, sink_id)
+                ).rowcount
+                db.execute(
+                    "UPDATE sinks SET store = ?, writes = ? WHERE id = ?", (*state, sink_id)
+                )
+            if lost:
+                logger.warning(
+                    "%s holds other records than the last run left (emptied, cut short, "
+                    "replaced or changed outside ingest): every document is written to it "
+                    "again",
+                    sink,
+                )
 
     def select(self, sources: Sequence[Source]) -> tuple[list[Source], list[tuple[Source, str]]]:
         """Split collected sources into those to process and those to skip, with why.
@@ -128,61 +179,91 @@ class RunCache:
             logger.warning(self.note)
         keep: list[Source] = []
         skipped: list[tuple[Source, str]] = []
-        marks = ",".join("?" * len(self.contexts))
-        sql = f"SELECT COUNT(*) FROM ingested WHERE content_id = ? AND context IN ({marks})"
+        sql = (
+            "SELECT COUNT(*) FROM held WHERE doc_id = ? AND content_id = ? AND path = ? "
+            f"AND fingerprint = ? AND sink IN {self._in_sinks}"
+        )
         for source in sources:
             if lf and not self._failed_last_time(source):
                 skipped.append((source, SKIP_NOT_FAILED))
             elif not self.force and self.store.query(
-                sql, (source.content_id, *self.contexts)
-            )[0][0] == len(self.contexts):
+                sql, (source.doc_id, source.content_id, abspath(source.path), self.fingerprint)
+            )[0][0] == len(self._ids):
                 skipped.append((source, SKIP_UNCHANGED))
             else:
                 keep.append(source)
         return keep, skipped
 
-    def _forget_lost_sinks(self) -> None:
-        """Drop what the cache holds for a sink whose file is gone or is another file now."""
-        for sink, path in self._sink_files.items():
-            rows = self.store.query("SELECT identity FROM sink_files WHERE sink = ?", (sink,))
-            if not rows or rows[0][0] == _identity(path):
-                continue
-            logger.warning(
-                "%s is gone or was replaced since the last run: every document is written "
-                "to it again",
-                path,
-            )
+    def plan(self, collected: Mapping[str, str | None], scope: InputScope) -> StorePlan:
+        """The stored documents this run must delete (see :mod:`ingest.cache.mirror`).
+
+        :param collected: every path the run collected (absolute) to its content id, or
+            ``None`` for a file found but not readable.
+        :param scope: the run's inputs.
+        """
+        stored = self.store.query(
+            f"SELECT DISTINCT doc_id, path FROM held WHERE sink IN {self._in_sinks}"
+        )
+        return StorePlan.build(stored, collected, scope)
+
+    def begin(self, batch: Sequence[Document], deleted: Collection[str] = ()) -> None:
+        """Before the sinks take a step: record its documents as unknown, so that a kill
+        before :meth:`commit` cannot leave the cache believing a sink holds a version it
+        replaced or deleted (a rerun with the earlier settings would skip it)."""
+        changing = [(_UNKNOWN, doc.doc_id) for doc in batch] + [(_UNKNOWN, d) for d in deleted]
+        if changing:
             with self.store.transaction() as db:
-                db.execute(
-                    "DELETE FROM ingested WHERE context IN "
-                    "(SELECT id FROM contexts WHERE sink = ?)",
-                    (sink,),
+                db.executemany(
+                    "UPDATE held SET fingerprint = ? WHERE doc_id = ? "
+                    f"AND sink IN {self._in_sinks}",
+                    changing,
                 )
-                db.execute("DELETE FROM sink_files WHERE sink = ?", (sink,))
 
-    def _failed_last_time(self, source: Source) -> bool:
-        return abspath(source.path) in self._failed_paths or source.doc_id in self._failed_ids
+    def commit(
+        self,
+        batch: Sequence[Document],
+        deleted: Collection[str] = (),
+        states: Sequence[SinkState | None] = (),
+        kept: Collection[str] = (),
+    ) -> None:
+        """Record a sink step; call only after every sink returned from it.
 
-    def commit(self, batch: Sequence[Document]) -> None:
-        """Record a batch as ingested; call only after every sink flushed it."""
+        :param batch: the documents every sink now holds.
+        :param deleted: the documents every sink but those in ``kept`` no longer holds.
+        :param states: each sink's ``ingest_sink_state`` after the step, in :attr:`sinks`
+            order (empty: not asked).
+        :param kept: the sinks (as in :attr:`sinks`) that cannot delete.
+        """
         now = time.time()
         rows = [
-            (doc.source.content_id, context, abspath(doc.source.path), now)
+            (sink_id, doc.doc_id, doc.source.content_id, abspath(doc.source.path),
+             self.fingerprint, now)
             for doc in batch
-            for context in self.contexts
-        ]
-        files = [
-            (sink, identity)
-            for sink, path in self._sink_files.items()
-            if (identity := _identity(path)) is not None
+            for sink_id in self._ids
+        ]  # fmt: skip
+        gone = [
+            (sink_id, doc_id)
+            for sink, sink_id in zip(self.sinks, self._ids, strict=True)
+            if sink not in kept
+            for doc_id in deleted
         ]
         with self.store.transaction() as db:
-            db.executemany("INSERT OR REPLACE INTO ingested VALUES (?, ?, ?, ?)", rows)
-            db.executemany("INSERT OR REPLACE INTO sink_files VALUES (?, ?)", files)
+            db.executemany("INSERT OR REPLACE INTO held VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("DELETE FROM held WHERE sink = ? AND doc_id = ?", gone)
             db.executemany(
                 "DELETE FROM failures WHERE path = ? OR doc_id = ?",
                 [(abspath(doc.source.path), doc.doc_id) for doc in batch],
             )
+        for sink, sink_id, given in zip(self.sinks, self._ids, states, strict=False):
+            if (state := _state_of(sink, given)) is not None:
+                self._set_state(sink_id, state)
+
+    def _set_state(self, sink_id: int, state: SinkState) -> None:
+        with self.store.transaction() as db:
+            db.execute("UPDATE sinks SET store = ?, writes = ? WHERE id = ?", (*state, sink_id))
+
+    def _failed_last_time(self, source: Source) -> bool:
+        return abspath(source.path) in self._failed_paths or source.doc_id in self._failed_ids
 
     def fail(self, failure: Failure) -> None:
         """Record a failure (replacing the path's previous one), for ``--lf``."""
@@ -202,6 +283,26 @@ class RunCache:
                     self.collector.unregister(manager)
         finally:
             self.store.close()
+
+
+def _state_of(sink: str, state: SinkState | None) -> SinkState | None:
+    """What a sink says of itself; for one that cannot tell and writes to a file, that
+    file's identity (so that deleting or replacing it still refills it)."""
+    if state is None and (path := _sink_file(sink)) is not None:
+        identity = _identity(path)
+        return (f"file {identity}", None) if identity else ("no file", None)
+    return state
+
+
+def _follows(state: SinkState, recorded: SinkState) -> bool:
+    """Whether a sink's state is the recorded one, or one write after it (a step a kill
+    interrupted between the sinks and the cache's commit)."""
+    store, writes = state
+    if store != recorded[0]:
+        return False
+    if writes is None or recorded[1] is None:
+        return writes == recorded[1]
+    return writes in (recorded[1], recorded[1] + 1)
 
 
 def sink_key(spec: str, rootdir: Path) -> str:
@@ -249,12 +350,18 @@ def open_run_cache(
 
     :param clear: empty the cache first (``--cache-clear``); done even when disabled, if a
         cache file exists.
-    :raises UsageError: ``--lf`` without a cache, or a cache that cannot be created.
+    :raises UsageError: ``--lf`` or ``--prune`` without a cache, or a cache that cannot be
+        created.
     """
     folder = (rootdir / Path(settings.cache.dir).expanduser()).absolute()
     if not settings.cache.enabled:
         if last_failed:
             raise UsageError("--lf needs the cache, but cache.enabled is false")
+        if settings.run.prune:
+            raise UsageError(
+                "--prune needs the cache (it knows what each sink holds), but cache.enabled "
+                "is false"
+            )
         if clear and (folder / CACHE_FILENAME).exists():
             store = CacheStore(folder)
             store.clear()

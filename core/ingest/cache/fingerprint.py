@@ -1,6 +1,6 @@
 """Fingerprints of what decides a run's output, so the cache knows when a rerun must redo work.
 
-The output fingerprint (:func:`output_fingerprint`) hashes two things (issue #6):
+The output fingerprint (:func:`output_fingerprint`) hashes two things:
 
 * **The settings that shape records**: every setting except those that only say what to read,
   where to write, how fast, or what to show: ``plugins`` (what they change is counted by

@@ -1,4 +1,4 @@
-"""The stat cache: collecting unchanged files without reading them again (issue #6).
+"""The stat cache: collecting unchanged files without reading them again.
 
 Collection hashes every file (the content id), which reads the whole corpus. On a rerun over
 100,000 unchanged files that read is most of the run, so the cache remembers, per path, the

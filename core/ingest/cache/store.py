@@ -23,22 +23,34 @@ logger = logging.getLogger("ingest.cache")
 
 CACHE_FILENAME = "cache.db"
 #: Stored in ``PRAGMA user_version``; any other version is discarded (it is only a cache).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS contexts (
+    # Each configured sink, and what it last said of itself (ingest_sink_state): which store
+    # it is and how many writes it took. NULL store: the sink cannot tell.
+    """CREATE TABLE IF NOT EXISTS sinks (
         id INTEGER PRIMARY KEY,
-        fingerprint TEXT NOT NULL,
-        sink TEXT NOT NULL,
-        described TEXT NOT NULL,
-        UNIQUE (fingerprint, sink)
+        sink TEXT NOT NULL UNIQUE,
+        store TEXT,
+        writes INTEGER
     )""",
-    """CREATE TABLE IF NOT EXISTS ingested (
+    # What each sink holds: a document, the file its records name, and the output fingerprint
+    # they were made under ('' when unknown: a document the sink may hold, in a shape the
+    # cache cannot vouch for, after a refill or a step a kill interrupted).
+    """CREATE TABLE IF NOT EXISTS held (
+        sink INTEGER NOT NULL REFERENCES sinks(id),
+        doc_id TEXT NOT NULL,
         content_id TEXT NOT NULL,
-        context INTEGER NOT NULL REFERENCES contexts(id),
         path TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
         at REAL NOT NULL,
-        PRIMARY KEY (content_id, context)
+        PRIMARY KEY (sink, doc_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS held_doc_id ON held(doc_id)",
+    # The settings and plugin versions each fingerprint stands for, to explain a cache miss.
+    """CREATE TABLE IF NOT EXISTS fingerprints (
+        fingerprint TEXT PRIMARY KEY,
+        described TEXT NOT NULL
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS failures (
         path TEXT PRIMARY KEY,
@@ -48,11 +60,6 @@ _SCHEMA = (
         at REAL NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS failures_doc_id ON failures(doc_id)",
-    # The identity ("device:inode") of each file-backed sink's target at its last commit.
-    """CREATE TABLE IF NOT EXISTS sink_files (
-        sink TEXT PRIMARY KEY,
-        identity TEXT NOT NULL
-    ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS stats (
         path TEXT PRIMARY KEY,
         size INTEGER NOT NULL,
@@ -64,7 +71,9 @@ _SCHEMA = (
         media_type TEXT NOT NULL
     ) WITHOUT ROWID""",
 )
-_TABLES = ("ingested", "contexts", "failures", "stats", "sink_files")
+_TABLES = ("held", "sinks", "fingerprints", "failures", "stats")
+# Tables of earlier schema versions, dropped with the rest when the version changes.
+_OLD_TABLES = ("ingested", "contexts", "sink_files")
 
 
 @final
@@ -114,7 +123,7 @@ class CacheStore:
             db.execute("BEGIN IMMEDIATE")
             (version,) = db.execute("PRAGMA user_version").fetchone()
             if version != SCHEMA_VERSION:
-                for table in _TABLES:
+                for table in (*_TABLES, *_OLD_TABLES):
                     db.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in _SCHEMA:
                 db.execute(statement)
@@ -140,17 +149,19 @@ class CacheStore:
         """Rows of a read-only query."""
         return self._db.execute(sql, params).fetchall()
 
-    def context(self, fingerprint: str, sink: str, described: str) -> int:
-        """The id of a (fingerprint, sink) context, created on first use."""
+    def sink_id(self, sink: str) -> int:
+        """The id of a sink (a :func:`~ingest.cache.sink_key`), created on first use."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO sinks (sink) VALUES (?)", (sink,))
+            row = db.execute("SELECT id FROM sinks WHERE sink = ?", (sink,)).fetchone()
+        return int(row[0])
+
+    def remember_fingerprint(self, fingerprint: str, described: str) -> None:
+        """Keep what a fingerprint stands for, to explain a later cache miss."""
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO contexts (fingerprint, sink, described) VALUES (?, ?, ?)",
-                (fingerprint, sink, described),
+                "INSERT OR IGNORE INTO fingerprints VALUES (?, ?)", (fingerprint, described)
             )
-            row = db.execute(
-                "SELECT id FROM contexts WHERE fingerprint = ? AND sink = ?", (fingerprint, sink)
-            ).fetchone()
-        return int(row[0])
 
     def clear(self) -> None:
         """Forget everything (``--cache-clear``)."""
@@ -169,7 +180,7 @@ def describe(folder: Path) -> dict[str, Any]:
     try:
         return {
             table: db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] for table in _TABLES
-        } | {"fingerprints": [json.loads(d) for (d,) in db.execute(
-            "SELECT DISTINCT described FROM contexts")]}
+        } | {"described": [json.loads(d) for (d,) in db.execute(
+            "SELECT described FROM fingerprints")]}
     finally:
         db.close()

@@ -3,7 +3,7 @@
 Sources, lowest to highest: built-in defaults < a config file (``ingest.yaml``,
 ``ingest.yml`` or ``[tool.ingest]`` in ``pyproject.toml``, found by walking up from the
 current directory, or ``-c FILE``) < ``INGEST_*`` environment variables < CLI flags <
-``-o key=value`` overrides. Plugins add sections with :func:`build_settings_model` (issue #4).
+``-o key=value`` overrides. Plugins add sections with :func:`build_settings_model`.
 
 This module must stay cheap to import (``ingest --help``): no PDF parser, no plugin manager,
 and YAML and TOML are imported only when a file is read.

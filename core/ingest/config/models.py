@@ -2,7 +2,7 @@
 
 Import them from :mod:`ingest.config`. Every model forbids unknown keys and validates
 assignments; :class:`Settings` copies itself safely (:meth:`Settings.with_overrides`) and
-pickles even when built with plugin sections, because workers receive it (issue #4).
+pickles even when built with plugin sections, because workers receive it.
 """
 
 from __future__ import annotations
@@ -159,6 +159,11 @@ class RunSettings(_Section):
     batch_size: int = Field(
         default=16, gt=0, description="Documents per batch handed to the sinks."
     )
+    prune: bool = Field(
+        default=False,
+        description="Remove from the sinks the records of files under the inputs that no "
+        "longer exist.",
+    )
 
 
 @final
@@ -228,7 +233,7 @@ class Settings(_Section):
         :returns: a new instance of the same class; ``self`` is never modified.
         :raises ConfigError: a change names an unknown key or fails validation.
         """
-        # Not model_copy(update=...): it neither validates nor copies deeply (issue #4).
+        # Not model_copy(update=...): it neither validates nor copies deeply.
         plain = {
             key: value.model_dump(round_trip=True) if isinstance(value, BaseModel) else value
             for key, value in changes.items()

@@ -2,7 +2,7 @@
 
 Used by :mod:`ingest.config.sources` to parse text from ``INGEST_*`` variables and ``-o``
 into the type a field expects, and to turn pydantic errors into one line per bad key with
-a did-you-mean for unknown keys (issue #4). Works on any model class, so plugin sections
+a did-you-mean for unknown keys. Works on any model class, so plugin sections
 are handled exactly like core ones.
 """
 

@@ -3,7 +3,7 @@
 Each source becomes a :class:`Layer`: nested data plus, for every key it sets, an origin such
 as ``file:/p/ingest.yaml:12`` or ``env:INGEST_CHUNK__SIZE``. Layers merge lowest to highest,
 and a validation error is reported against the layer that set the bad value, so the message
-names the file and line, the variable or the ``-o`` text (issue #4).
+names the file and line, the variable or the ``-o`` text.
 
 Nothing here knows the concrete settings models: functions take the model class, so plugin
 sections are handled exactly like core ones.

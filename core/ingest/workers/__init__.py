@@ -77,8 +77,9 @@ class ExecutorBackend(Protocol):
     def run(self, feed: SourceFeed) -> Iterator[tuple[Source, Document | Failure]]:
         """Process the sources of ``feed``, yielding each with its outcome as it completes.
 
-        Every source taken from the feed comes back exactly once. Stop taking sources when
-        ``feed.stopped`` is true (Ctrl-C): those already taken still come back.
+        Every source started comes back exactly once. Stop taking sources when
+        ``feed.stopped`` is true (Ctrl-C): a source taken but not started yet may then be
+        dropped (the run is interrupted and reruns it); one started still comes back.
         """
         ...
 

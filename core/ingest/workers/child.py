@@ -1,4 +1,4 @@
-"""The main loop of one worker process of the process backend (issue #6).
+"""The main loop of one worker process of the process backend.
 
 :class:`ingest.workers.pool.WorkerPool` starts ``python -c BOOT SOCKET_FD STAGE_FD
 PARENT_PID``: the worker reads a :class:`WorkerInit` from the socket, rebuilds the plugin
@@ -62,7 +62,7 @@ _PR_SET_PDEATHSIG = 1
 #: The worker's collector thresholds (CPython's default is ``(700, 10, 10)``). PDF parsers
 #: allocate millions of short-lived containers (pypdf's operands, pdfminer's layout
 #: objects); in a process holding all of ingest's modules, collecting the youngest generation
-#: every 700 of them cost pypdf 5 to 10% of its time on the corpus; every 5,000 costs a few
+#: every 700 of them cost pypdf 5 to 10% of its time on the test corpus; every 5,000 costs a few
 #: MiB more at peak.
 GC_THRESHOLDS = (5000, 10, 10)
 

@@ -1,4 +1,4 @@
-"""Documents to tasks and back: page ranges, merging, fallbacks, the window (issue #6).
+"""Documents to tasks and back: page ranges, merging, fallbacks, the window.
 
 :class:`Dispatcher` turns sources into the tasks of :mod:`ingest.workers.pipeline` and their answers
 into one outcome per source, for any pool of workers that can ``submit`` a task, ``wait``
@@ -10,7 +10,7 @@ for answers and say how many workers are ``idle`` (:class:`ingest.workers.pool.W
 * The rest of a longer one goes in one range task while other documents wait to keep the
   other workers busy, and in up to ``RANGES_PER_WORKER * workers`` ranges when they do not
   (towards the end of a run): every range opens the document again, which costs pypdf 0.1 to
-  0.2 s on the corpus's largest files, so splitting only pays where it shortens the tail.
+  0.2 s on the test corpus's largest files, so splitting only pays where it shortens the tail.
 * The pages come back in any order and are merged in order; one more task runs the
   transform chain on the whole document (chunks cross page boundaries, headers are found
   across pages).
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
     from ingest.model import LogEntry, Page, Source
-    from ingest.workers.feed import SourceFeed
+    from ingest.workers.feed import Feed
 
 #: Documents with more pages than this are split into ranges of about this many pages,
 #: when ``run.shard_pages`` is not set. 16 pages are 0.5 to 2 s of pypdf or pdfminer: the
@@ -220,9 +220,9 @@ class Dispatcher:
         self._ids = itertools.count()
         self._admitted = 0
         self._exhausted = False
-        self._feed: SourceFeed | None = None
+        self._feed: Feed | None = None
 
-    def run(self, feed: SourceFeed) -> Iterator[Finished]:
+    def run(self, feed: Feed) -> Iterator[Finished]:
         """Yield every source taken from ``feed`` once, with its outcome, in completion order."""
         window = 2 * self.limits.workers if self.limits.window is None else self.limits.window
         lookahead = LOOKAHEAD_PER_WORKER * self.limits.workers
@@ -243,7 +243,7 @@ class Dispatcher:
                     doc = _Doc(source=self._waiting.popleft(), chain=self.limits.chain)
                     self._fresh.append(self._first_task(doc))
                 # A window wider than the lookahead fills over several reads; the default
-                # window (no wider) always fills in one, as it did before windows were set.
+                # window (no wider) always fills in one.
                 if self._waiting or self._exhausted or self._admitted >= window:
                     break
             self._dispatch()

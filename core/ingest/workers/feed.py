@@ -11,11 +11,30 @@ files and a large one rarely has to be split (each split range opens the file ag
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Protocol, final
 
 if TYPE_CHECKING:
     from ingest.interrupt import GracefulStop
     from ingest.model import Source
+
+
+class Feed(Protocol):
+    """What a backend takes sources from: an iterator that also says what is left and
+    whether the run is stopping. :class:`SourceFeed` is the session's."""
+
+    def __iter__(self) -> Iterator[Source]: ...
+
+    def __next__(self) -> Source: ...
+
+    @property
+    def stopped(self) -> bool:
+        """A stop was requested: sources read ahead should be dropped, not started."""
+        ...
+
+    @property
+    def remaining_bytes(self) -> int:
+        """Bytes of the sources not handed out yet (0 when unknown)."""
+        ...
 
 
 @final

@@ -1,10 +1,11 @@
-"""What a worker does with a document: extract (with fallbacks), merge page ranges, transform.
+"""What a worker does with a document: extract (with fallbacks) and transform.
 
 The same steps serve every backend. The in-process backend calls :func:`process_source`
-for a whole document. Process backends split a large document into page ranges (issue #6):
-:func:`extract_first` reads the first range and learns the page count,
-:func:`extract_range` reads each other range (on any worker), :func:`merge_pages` puts the
-pages back in order, and :func:`transform_document` runs the chain on the whole document.
+for a whole document. Process backends split a large document into page ranges, and
+:func:`run_task` does one task of :mod:`ingest.workers.tasks` at a time: a ``FirstTask``
+reads the first range and learns the page count, a ``RangeTask`` reads one more range (on
+any worker), and a ``FinishTask`` runs :func:`transform_document` on the pages the driver
+merged back in order (:func:`ingest.workers.tasks.merge_pages`).
 
 Every exception becomes a :class:`~ingest.model.Failure` naming the plugin that raised, so
 one bad document never stops the others.

@@ -1,4 +1,4 @@
-"""A small supervisor of worker processes: one task each, hard deadlines, memory cap (issue #6).
+"""A small supervisor of worker processes: one task each, hard deadlines, memory cap.
 
 Why our own and not pebble or loky: every worker here has its own socket, so a worker killed
 at any instant (timeout, memory, segfault, the kernel's OOM killer) corrupts nothing shared.

@@ -1,4 +1,4 @@
-"""The Dask executor (``--executor dask``; issue #8): the same run, on a Dask cluster.
+"""The Dask executor (``--executor dask``): the same run, on a Dask cluster.
 
 ``ingest run papers/ --executor dask --scheduler tcp://host:8786`` sends the documents to an
 existing cluster; ``--executor dask`` alone starts a ``LocalCluster`` on this machine (one

@@ -47,7 +47,7 @@ logger = logging.getLogger("ingest.dask")
 
 #: Ingest tasks per Dask task at most. ~10 ms of cluster CPU per Dask task against ~20 ms
 #: of PDFium per typical document: 8 brings that share from ~50% to ~6%. Measured on the
-#: corpus repeated 4 times (364 ingest tasks; driver + cluster CPU, median of 3 runs): 14.6 s
+#: test corpus repeated 4 times (364 ingest tasks; driver + cluster CPU, median of 3 runs): 14.6 s
 #: with one task per Dask task, 12.8 s with batches of up to 4, 12.1 s with 8, against
 #: 10.0 s for ``--workers 2``. A batch of 8 PDFium documents answers within ~0.2 s, so the
 #: sinks do not stall; at the end of a run batches shrink anyway (see above).

@@ -1,4 +1,4 @@
-"""The ``ocr`` plugin: fill the pages whose text layer is missing or unusable (issue #7).
+"""The ``ocr`` plugin: fill the pages whose text layer is missing or unusable.
 
 Loaded only when named (``ingest run DIR --plugin ocr``). A hook wrapper around
 ``ingest_extract`` looks at the document the extractor made; the pages that need OCR (see

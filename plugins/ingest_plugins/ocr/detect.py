@@ -1,4 +1,4 @@
-"""Which pages need OCR, and why: decided from the text alone wherever possible (issue #7).
+"""Which pages need OCR, and why: decided from the text alone wherever possible.
 
 A page is OCR'd when (in this order of the reason recorded):
 
@@ -69,7 +69,7 @@ def clearly_readable(page: Page, *, min_chars: int, letters_per_sq_inch: float) 
     for every rule, so neither :func:`reason_from_text` nor the ``sparse`` rule can fire.
 
     A few microseconds for a dense ASCII page, where byte translation does the counting in
-    C (issue #7 wants text pages to cost nothing measurable); other pages take one regex
+    C (text pages must cost nothing measurable); other pages take one regex
     search. ``False`` means only "look closer", never "needs OCR".
     """
     text = page.text

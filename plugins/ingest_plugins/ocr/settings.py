@@ -1,4 +1,4 @@
-"""The ``ocr`` settings section (issue #7): a plain pydantic model, importable by name.
+"""The ``ocr`` settings section: a plain pydantic model, importable by name.
 
 Workers rebuild the settings class from the import path of each section, so this model must
 live at module level, and this module must stay cheap to import: it is read on the driver

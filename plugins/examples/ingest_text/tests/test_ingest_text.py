@@ -114,6 +114,86 @@ def test_without_the_plugin_text_files_are_not_collected(
     assert run.records == []
 
 
+# --------------------------------------------------------------------------------------------
+# Reruns: the store mirrors the files (ingest_pipeline's store= shares one sink and the cache)
+# --------------------------------------------------------------------------------------------
+
+
+def _texts(run: PipelineRun) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for record in run.records:
+        name = Path(record["source"]).name
+        texts[name] = f"{texts.get(name, '')} {record['text']}".strip()
+    return texts
+
+
+def test_an_edited_file_is_replaced_and_a_deleted_one_pruned(
+    tmp_path: Path, ingest_pipeline: Runner
+) -> None:
+    notes, guide = tmp_path / "notes.txt", tmp_path / "guide.md"
+    notes.write_text("Herons wade in shallow water.", encoding="utf-8")
+    guide.write_text("# Guide\n\nKingfishers dive.", encoding="utf-8")
+    first = ingest_pipeline([tmp_path], plugins=["text"], store="corpus")
+    assert first.result.ingested == 2
+
+    notes.write_text("Egrets roost in colonies.", encoding="utf-8")
+    edited = ingest_pipeline([tmp_path], plugins=["text"], store="corpus")
+    assert (edited.result.ingested, edited.result.skipped) == (1, 1)
+    assert _texts(edited)["notes.txt"] == "Egrets roost in colonies."  # the herons are gone
+
+    guide.unlink()
+    kept = ingest_pipeline([tmp_path], plugins=["text"], store="corpus")
+    assert kept.result.gone == 1 and "guide.md" in _texts(kept)
+    pruned = ingest_pipeline([tmp_path], plugins=["text"], store="corpus", prune=True)
+    assert pruned.result.removed == 1 and set(_texts(pruned)) == {"notes.txt"}
+
+
+def test_changing_an_encoding_setting_replaces_the_records(
+    tmp_path: Path, ingest_pipeline: Runner
+) -> None:
+    """The plugin's own settings shape its records: changing one rewrites them."""
+    menu = tmp_path / "menu.txt"
+    menu.write_bytes("Caf\u00e9 cr\u00e8me".encode("latin-1"))
+    replaced = ingest_pipeline([menu], plugins=["text"], store="menu", text={"errors": "replace"})
+    assert _texts(replaced)["menu.txt"] == "Caf\ufffd cr\ufffdme"
+    decoded = ingest_pipeline([menu], plugins=["text"], store="menu", text={"encoding": "latin-1"})
+    assert decoded.result.ingested == 1
+    assert _texts(decoded) == {"menu.txt": "Caf\u00e9 cr\u00e8me"}
+
+
+def test_the_text_sink_keeps_the_sink_contract(tmp_path: Path) -> None:
+    from ingest.testing import SinkReport, check_sink
+    from ingest_text.sink import TextFolderSink
+
+    folder = tmp_path / "out"
+
+    def held() -> dict[str, list[str]]:
+        return {p.stem: p.read_text("utf-8").split("\f") for p in folder.glob("*.txt")}
+
+    report = check_sink(lambda: TextFolderSink(folder), held)
+    assert report == SinkReport(deletes=True, states=True)
+
+
+def test_the_text_sink_is_filled_again_when_its_files_are_deleted(
+    tmp_path: Path, ingest_pipeline: Runner
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Alpha.\fBeta.", encoding="utf-8")
+    (docs / "b.txt").write_text("Gamma.", encoding="utf-8")
+    out = tmp_path / "out"
+
+    def run() -> Any:
+        sinks = [f"text:{out}"]
+        return ingest_pipeline([docs], plugins=["text"], sinks=sinks, cache={"enabled": True})
+
+    assert run().result.ingested == 2
+    assert run().result.skipped == 2
+    next(out.glob("*.txt")).unlink()  # lost behind the sink's back
+    assert run().result.ingested == 2
+    assert sorted(p.read_text("utf-8") for p in out.glob("*.txt")) == ["Alpha.\fBeta.", "Gamma."]
+
+
 def test_a_file_that_is_not_ascii_fails_alone(ingest_cli: IngestCli) -> None:
     """The real ``ingest`` command, in-process: its exit code and output as a user sees them."""
     (ingest_cli.path / "menu.txt").write_bytes(b"caf\xff\xfe")

@@ -10,7 +10,9 @@ It adds a file type with three hooks, the least a new file type needs:
 * :func:`ingest_extract_claim` tells ``--collect-only`` that ``text`` would take them.
 
 A fourth, :func:`ingest_register_settings`, declares the ``text`` settings section
-(:class:`TextSettings`).
+(:class:`TextSettings`). A fifth, :func:`~ingest_text.sink.ingest_sink_open`, opens the
+``text`` sink (:mod:`ingest_text.sink`), which writes each document back out as a text file:
+the worked example of a sink that replaces, deletes and says what it holds.
 
 Choices, so that the output is predictable:
 
@@ -39,6 +41,9 @@ from typing import TYPE_CHECKING, Literal
 
 from ingest import Document, DocumentError, Failure, Metadata, Page, Source, hookimpl
 from pydantic import BaseModel, ConfigDict, field_validator
+
+# Re-exported: the entry point names this module, whose ingest_* functions are the hooks.
+from ingest_text.sink import ingest_sink_open as ingest_sink_open
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,9 +1,14 @@
-"""Run the ``ingest`` command as a separate process, the way a user's shell does.
+"""Paths and small helpers the tests share; ``conftest.py`` holds only fixtures.
 
-For what an in-process run cannot show: a process started without the right to bypass file
-permissions (tests run as root in containers, and root reads a ``chmod 000`` folder), a
+:func:`run_ingest` runs the ``ingest`` command as a separate process, the way a user's shell
+does, for what an in-process run cannot show: a process started without the right to bypass
+file permissions (tests run as root in containers, and root reads a ``chmod 000`` folder), a
 process with a limit on file size (``ulimit -f``), the processes a run starts, and what a
 worker process prints to the terminal.
+
+Importable as ``helpers`` because pyproject puts ``tests/`` on ``sys.path``
+(``[tool.pytest.ini_options] pythonpath``), as it does for :mod:`pdfgen` and the other
+generators here.
 """
 
 from __future__ import annotations
@@ -18,8 +23,31 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]
+TESTS = REPO / "tests"
+#: The ``ingest`` command of this environment.
 INGEST = Path(sys.executable).with_name("ingest")
-TESTS = Path(__file__).resolve().parent
+SHARED = REPO.parent / "shared"
+CORPUS = SHARED / "corpus"
+HOSTILE = SHARED / "hostile"
+EXAMPLES = REPO / "examples"
+
+#: Skip reasons of the modules that need an extra (``pytest.importorskip`` at their top).
+MISSING_OCR = "the ocr extra is not installed: pip install 'ingest[ocr]'"
+MISSING_DASK = "the dask extra is not installed: pip install 'ingest[dask]'"
+
+
+def env_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str) -> Path:
+    """An empty file in ``tmp_path`` whose path is in the environment variable ``variable``:
+    where a test plugin running in worker processes writes what it saw.
+
+    :returns: the file's path.
+    """
+    log = tmp_path / f"{variable.lower()}.log"
+    log.touch()
+    monkeypatch.setenv(variable, str(log))
+    return log
+
 
 #: Without these capabilities root obeys file permissions like any user.
 _DROP = "-dac_override,-dac_read_search"
