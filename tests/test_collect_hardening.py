@@ -103,6 +103,7 @@ def test_a_symlink_to_itself_fails_alone_with_a_reason(docs: Path, tmp_path: Pat
     assert "1 ingested, 1 failed" in result.output
 
 
+@pytest.mark.slow  # the real ingest command in a subprocess
 def test_an_unreadable_folder_counts_as_a_failure(docs: Path, tmp_path: Path) -> None:
     """Its files were silently missing from the run, which could still exit 0."""
     hidden = docs / "private"

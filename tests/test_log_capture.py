@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from helpers import run_ingest
 from ingest.cli import main
 
+pytestmark = pytest.mark.slow
+
 CHATTY = "plugins.chatty"
 CHAIN = f"transforms=[normalize,{CHATTY},chunk]"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

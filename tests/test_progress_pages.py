@@ -16,6 +16,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from ingest import ProgressTracker, hookimpl
 
+pytestmark = pytest.mark.slow
+
 LONG_PAGES = 60
 
 

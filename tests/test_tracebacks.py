@@ -14,6 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 from ingest.cli import main
 
+pytestmark = pytest.mark.slow
+
 FAULTS = "plugins.worker_faults"
 FAULTS_FILE = Path(__file__).parent / "plugins" / "worker_faults.py"
 RAISED_AT = next(

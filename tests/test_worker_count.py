@@ -13,6 +13,8 @@ import pdfgen
 import pytest
 from helpers import INGEST
 
+pytestmark = pytest.mark.slow
+
 psutil = pytest.importorskip("psutil")
 
 

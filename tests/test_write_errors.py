@@ -15,6 +15,8 @@ from click.testing import CliRunner
 from helpers import run_ingest
 from ingest.cli import main
 
+pytestmark = pytest.mark.slow
+
 DOCUMENTS = 8
 
 

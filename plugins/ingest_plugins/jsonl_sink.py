@@ -452,6 +452,9 @@ class JsonlSink:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, start)
+                # The cut changed the file's mtime: committed as is, or the next open would
+                # take the file for one changed outside ingest and refill it.
+                self._commit(self.marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns))
             exc.add_note(f"jsonl sink {str(self.path)!r}: the batch was not written")
             raise
         entries: list[tuple[str, int, int]] = []
