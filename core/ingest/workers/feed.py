@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 
 class Feed(Protocol):
     """What a backend takes sources from: an iterator that also says what is left and
-    whether the run is stopping. :class:`SourceFeed` is the session's."""
+    whether the run is stopping, and hears of pages done before their document is.
+    :class:`SourceFeed` is the session's."""
 
     def __iter__(self) -> Iterator[Source]: ...
 
@@ -34,6 +35,11 @@ class Feed(Protocol):
     @property
     def remaining_bytes(self) -> int:
         """Bytes of the sources not handed out yet (0 when unknown)."""
+        ...
+
+    def pages_done(self, source: Source, pages: int, page_count: int) -> None:
+        """``pages`` more pages of ``source`` (of ``page_count``) were extracted while the
+        document is still in progress (a page range of a long document)."""
         ...
 
 
