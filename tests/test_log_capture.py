@@ -3,10 +3,8 @@ log records of libraries captured per document instead of flooding the terminal.
 
 from __future__ import annotations
 
-import logging
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pdfgen
@@ -20,18 +18,6 @@ pytestmark = pytest.mark.slow
 CHATTY = "plugins.chatty"
 CHAIN = f"transforms=[normalize,{CHATTY},chunk]"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-@pytest.fixture(autouse=True)
-def restore_ingest_logger() -> Iterator[None]:
-    """The CLI sets the ``ingest`` logger up for its process; give the next test a clean one."""
-    logger = logging.getLogger("ingest")
-    level, handlers = logger.level, list(logger.handlers)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ unknown keys."""
 from __future__ import annotations
 
 import json
-import logging
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -98,17 +97,6 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield folder
     for module in [m for m in sys.modules if m.startswith("naming_")]:
         del sys.modules[module]
-
-
-@pytest.fixture(autouse=True)
-def restore_ingest_logger() -> Iterator[None]:
-    logger = logging.getLogger("ingest")
-    level, handlers = logger.level, list(logger.handlers)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
 
 
 @pytest.fixture

@@ -3,9 +3,7 @@ worker processes, Dask workers), and ``--tb`` shows it as pytest does."""
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import ingest
@@ -23,17 +21,6 @@ RAISED_AT = next(
     for number, line in enumerate(FAULTS_FILE.read_text("utf-8").splitlines(), 1)
     if 'raise ValueError(f"worker_faults refuses {source.path.name}")' in line
 )
-
-
-@pytest.fixture(autouse=True)
-def restore_ingest_logger() -> Iterator[None]:
-    logger = logging.getLogger("ingest")
-    level, handlers = logger.level, list(logger.handlers)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        logger.handlers[:] = handlers
 
 
 @pytest.fixture

@@ -60,6 +60,7 @@ __all__ = [
     "ingest_cli",
     "ingest_manager",
     "ingest_pipeline",
+    "restored_logging",
     "sample_document",
 ]
 
@@ -337,7 +338,7 @@ class IngestCli:
         }
         cleared.update(env or {})
         before = os.getcwd()
-        with _restored_logging():
+        with restored_logging():
             os.chdir(self.path)
             started = time.monotonic()
             try:
@@ -371,9 +372,12 @@ def ingest_cli(tmp_path: Path) -> IngestCli:
 
 
 @contextmanager
-def _restored_logging() -> Iterator[None]:
-    """The CLI sets up the ``ingest`` logger for its process; a test's run must not leave
-    that (or its level) for the next test."""
+def restored_logging() -> Iterator[None]:
+    """Put the ``ingest`` logger's level and handlers back as they were when the block ends.
+
+    The CLI sets the logger up for its process; a test that runs it in-process must not
+    leave that (or its level) for the next test. :class:`IngestCli` runs in one.
+    """
     logger = logging.getLogger("ingest")
     level, handlers = logger.level, list(logger.handlers)
     try:
