@@ -22,15 +22,21 @@ from ingest.errors import (
 from ingest.hookspecs import hookimpl
 from ingest.log import configure_level_from_env as _configure_level_from_env
 from ingest.model import (
+    BLOCK_KINDS,
     PAGE_SEPARATOR,
     PDF_MEDIA_TYPE,
+    BBox,
+    Block,
     Chunk,
     Document,
+    Embedding,
     Failure,
     LogEntry,
     Metadata,
     Page,
     Source,
+    Table,
+    TableCell,
     display_path,
 )
 from ingest.result import ExitCode, RunResult
@@ -39,6 +45,7 @@ if TYPE_CHECKING:
     from ingest.api import arun, run
     from ingest.bridge import run_sync, run_sync_many, shutdown_executors
     from ingest.config import Settings
+    from ingest.embedding import Embedder, embed_texts, load_embedder
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
@@ -62,6 +69,9 @@ _LAZY = {
     "ProgressTracker": "ingest.progress",
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
+    "Embedder": "ingest.embedding",
+    "embed_texts": "ingest.embedding",
+    "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
     "Session": "ingest.session",
 }
@@ -75,12 +85,17 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BLOCK_KINDS",
     "PAGE_SEPARATOR",
     "PDF_MEDIA_TYPE",
+    "BBox",
+    "Block",
     "Chunk",
     "ConfigError",
     "Document",
     "DocumentError",
+    "Embedder",
+    "Embedding",
     "ExitCode",
     "Failure",
     "IngestError",
@@ -95,13 +110,17 @@ __all__ = [
     "Session",
     "Settings",
     "Source",
+    "Table",
+    "TableCell",
     "UsageError",
     "WriteError",
     "__version__",
     "arun",
     "display_path",
+    "embed_texts",
     "explain_write_error",
     "hookimpl",
+    "load_embedder",
     "no_leftovers",
     "run",
     "run_sync",

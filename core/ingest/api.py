@@ -64,7 +64,8 @@ class Prepared:
 def load_plugins(stack: SettingsStack, *, trace_hooks: bool = False) -> IngestPluginManager:
     """A plugin manager with the plugins ``stack`` names: ``-p``, ``plugins`` in every layer,
     and the installed plugin of each component the run names (``--executor dask`` loads
-    ``dask``, ``--sink csv:out.csv`` a plugin named ``csv``, as ``-p`` would).
+    ``dask``, ``--embed wordllama`` ``wordllama``, ``--sink csv:out.csv`` a plugin named
+    ``csv``, as ``-p`` would).
 
     :raises ingest.errors.UsageError: for an unknown plugin or an invalid ``plugins`` value.
     """

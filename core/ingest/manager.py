@@ -44,6 +44,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "normalize",
     "dehyphenate",
     "strip_headers",
+    "structure",
     "chunk",
     "dedup",
     "jsonl",
@@ -113,12 +114,12 @@ def parse_specs(specs: Iterable[str]) -> tuple[list[str], set[str]]:
 def with_component_plugins(specs: Sequence[str], names: Iterable[str]) -> list[str]:
     """``specs`` plus the installed plugins that the settings name as components.
 
-    Naming a component names its plugin: ``--executor dask``, ``--extractor NAME``, a step
-    of ``transforms`` or the scheme of a sink (``--sink csv:out.csv``) loads the installed
-    plugin of that name as ``-p NAME`` would, while merely installing it changes nothing.
-    Names that are built in, already named, blocked (``-p no:NAME``) or not installed are
-    left to the session, which reports an unknown component with suggestions and the
-    installed plugins that are not loaded.
+    Naming a component names its plugin: ``--executor dask``, ``--embed wordllama``,
+    ``--extractor NAME``, a step of ``transforms`` or the scheme of a sink (``--sink
+    csv:out.csv``) loads the installed plugin of that name as ``-p NAME`` would, while merely
+    installing it changes nothing. Names that are built in, already named, blocked (``-p
+    no:NAME``) or not installed are left to the session, which reports an unknown component
+    with suggestions and the installed plugins that are not loaded.
 
     :param specs: ``-p`` values in order.
     :param names: component names from the settings (:meth:`SettingsStack.components`).
