@@ -311,6 +311,7 @@ def _manifest(corpus: Path) -> dict[str, dict[str, str]]:
         return {row["file"]: row for row in csv.DictReader(handle, delimiter="\t")}
 
 
+@pytest.mark.slow  # real corpus files, with each extractor
 @pytest.mark.parametrize("filename", CORPUS_SAMPLE)
 def test_corpus_sample_page_counts_and_text(
     extract: Extract, name: str, corpus: Path, filename: str
@@ -329,6 +330,7 @@ def test_corpus_sample_page_counts_and_text(
     assert chars == pytest.approx(int(row[f"{name}_chars"]), rel=0.02)
 
 
+@pytest.mark.slow  # a real corpus file, whole and in ranges
 def test_corpus_page_range_matches_full_extraction(extract: Extract, corpus: Path) -> None:
     """A page read alone reads as it does within the whole document (split documents)."""
     path = corpus / "samplefiles__004-pdflatex-4-pages_pdflatex-4-pages.pdf"
