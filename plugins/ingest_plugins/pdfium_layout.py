@@ -555,8 +555,7 @@ def page_text(textpage: pdfium.PdfTextPage) -> str:
         text = _ligatures_in_order(page, text)
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
-    if any(raw is not None and raw.edited for raw in raws):
-        text = "\n".join(body for _, body in spans) + ("\n" if _ENDS_LINE.search(text) else "")
+    text = _without_edits(text, spans, raws)
     gutter = _page_gutter(page, raws)
     if not _needs_order(page, raws, gutter):
         return _LINE_BREAK.sub(_break, text)
@@ -565,6 +564,13 @@ def page_text(textpage: pdfium.PdfTextPage) -> str:
         return _LINE_BREAK.sub(_break, text)
     return ordered_text(order_lines(lines, rtl=_rtl(text)))
 
+
+
+def _without_edits(text: str, spans: list[tuple[int, str]], raws: list[_Raw | None]) -> str:
+    """``text`` again from its lines when copies were taken out of some (:func:`_read`)."""
+    if not any(raw is not None and raw.edited for raw in raws):
+        return text
+    return "\n".join(body for _, body in spans) + ("\n" if _ENDS_LINE.search(text) else "")
 
 
 def page_blocks(textpage: pdfium.PdfTextPage) -> list[Block]:
@@ -598,8 +604,12 @@ def page_text_and_lines(
         return _LINE_BREAK.sub(_break, text), [], []
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
+    text = _without_edits(text, spans, raws)
     rtl = _rtl(text)
-    ordered = order_lines(_lines(page, spans, raws, fonts=False), rtl=rtl)
-    text = ordered_text(ordered) if _needs_order(page, raws) else _LINE_BREAK.sub(_break, text)
+    gutter = _page_gutter(page, raws)
+    lines = _lines(page, spans, raws, fonts=False, gutter=gutter)
+    keep = not (_needs_order(page, raws, gutter) and may_reorder(lines))
+    ordered = order_lines(lines, rtl=rtl)
+    text = _LINE_BREAK.sub(_break, text) if keep else ordered_text(ordered)
     ranges = [(-1, -1) if raw is None else (raw.index, raw.last) for raw in raws]
     return text, ordered, ranges
