@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
+    from ingest.sinks import mask_secrets
 
 __version__ = "0.1.0"
 
@@ -61,6 +62,7 @@ _LAZY = {
     "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
     "Session": "ingest.session",
+    "mask_secrets": "ingest.sinks",
 }
 
 
@@ -104,6 +106,7 @@ __all__ = [
     "embed_texts",
     "hookimpl",
     "load_embedder",
+    "mask_secrets",
     "run",
     "run_sync",
     "run_sync_many",

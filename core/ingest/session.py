@@ -22,7 +22,7 @@ from ingest.model import Document, Failure, Source
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
-from ingest.sinks import SinkSet
+from ingest.sinks import SinkSet, mask_secrets
 from ingest.workers.feed import SourceFeed
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ class Session:
                 _require(scheme, schemes, f"sink (in {spec!r})")
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
             self.sinks.add(spec, sink)
-            self.result.sinks.append(spec)
+            self.result.sinks.append(mask_secrets(spec))
 
     def _backend(self) -> ExecutorBackend:
         run = self.settings.run

@@ -10,6 +10,7 @@ that records of changed or removed files stay in it, rather than keeping them si
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, final
 
@@ -19,9 +20,25 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.model import Document
 
-__all__ = ["SinkSet"]
+__all__ = ["MASK", "SinkSet", "mask_secrets"]
 
 logger = logging.getLogger("ingest.session")
+
+MASK = "**********"
+# scheme://user:password@host... and ?password=... (libpq URLs accept both).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:?#\s]*):[^/@?#\s]*@")
+_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&#\s]*", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the password of every URL in it masked, as ``ingest config``, the run's
+    summary and the cache show a sink such as ``postgresql://user:secret@host/db``.
+
+    :param text: a sink spec, a setting's value, a message.
+    :returns: ``postgresql://user:**********@host/db``; text without a URL password as is.
+    """
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
 @final
@@ -45,7 +62,7 @@ class SinkSet:
 
     def add(self, spec: str, sink: object) -> None:
         """Register a sink that ``ingest_sink_open`` returned for ``spec``."""
-        self.manager.register(sink, name=f"sink:{spec}")
+        self.manager.register(sink, name=f"sink:{mask_secrets(spec)}")
         self.specs.append(spec)
         self.objects.append(sink)
         impls = [i for i in self.manager.hook.ingest_sink.get_hookimpls() if i.plugin is sink]
