@@ -245,7 +245,7 @@ def test_embed_texts_without_an_answer_names_the_setting(toy: tuple[Any, Any]) -
 def test_embedding_is_compact_and_survives_pickling() -> None:
     import pickle
 
-    chunk = Chunk("d", 0, "t", 1, 1, 0, 1, Embedding("m", array("f", [0.5] * 256)))
+    chunk = Chunk("d", 0, "t", 1, 1, 0, 1, embedding=Embedding("m", array("f", [0.5] * 256)))
     document = Document(Source(Path("a.pdf"), "c" * 64, 1), Metadata(), [Page(1, "t", "x")])
     document.chunks = [chunk]
     data = pickle.dumps(document, pickle.HIGHEST_PROTOCOL)

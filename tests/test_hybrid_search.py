@@ -47,7 +47,9 @@ def make_doc(name: str, texts: list[str], label: str | None = TOY, salt: str = "
     document.chunks = [
         Chunk(
             document.doc_id, index, text, 1, 1, 0, len(text),
-            None if label is None else Embedding(label, array("f", toy_vector(text, salt=salt))),
+            embedding=None
+            if label is None
+            else Embedding(label, array("f", toy_vector(text, salt=salt))),
         )
         for index, text in enumerate(texts)
     ]

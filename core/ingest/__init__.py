@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
+    from ingest.sinks import mask_secrets
     from ingest.storage import explain_write_error, no_leftovers
 
 __version__ = "0.1.0"
@@ -74,6 +75,7 @@ _LAZY = {
     "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
     "Session": "ingest.session",
+    "mask_secrets": "ingest.sinks",
 }
 
 
@@ -121,6 +123,7 @@ __all__ = [
     "explain_write_error",
     "hookimpl",
     "load_embedder",
+    "mask_secrets",
     "no_leftovers",
     "run",
     "run_sync",

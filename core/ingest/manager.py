@@ -49,6 +49,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dedup",
     "jsonl",
     "sqlite",
+    "postgresql",
     "inprocess",
     "process",
     "reporters",

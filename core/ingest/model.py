@@ -286,8 +286,9 @@ class Chunk:
     page_end: int
     char_start: int
     char_end: int
-    headings: list[str] = field(default_factory=list)
-    embedding: Embedding | None = None
+    # Keyword-only: two optional fields of unrelated meaning must never be filled by position.
+    headings: list[str] = field(default_factory=list, kw_only=True)
+    embedding: Embedding | None = field(default=None, kw_only=True)
 
     @property
     def chunk_id(self) -> str:

@@ -23,7 +23,7 @@ from ingest.model import Document, Failure, LogEntry, Source, display_path
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
-from ingest.sinks import SinkSet
+from ingest.sinks import SinkSet, mask_secrets
 from ingest.storage import explain_write_error
 from ingest.workers.feed import SourceFeed
 
@@ -252,7 +252,7 @@ class Session:
                 _require(scheme, schemes, f"sink (in {spec!r})", self.manager)
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
             self.sinks.add(spec, sink)
-            self.result.sinks.append(spec)
+            self.result.sinks.append(mask_secrets(spec))
 
     def _backend(self) -> ExecutorBackend:
         run = self.settings.run

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, final
 
@@ -28,12 +29,29 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.model import Document
 
-__all__ = ["SINK_PREFIX", "SinkSet"]
+__all__ = ["MASK", "SINK_PREFIX", "SinkSet", "mask_secrets"]
 
 logger = logging.getLogger("ingest.session")
 
-#: Sink objects are registered as plugins under this prefix and their ``scheme:target``.
+#: Sink objects are registered as plugins under this prefix and their ``scheme:target``
+#: (its password masked).
 SINK_PREFIX = "sink:"
+
+MASK = "**********"
+# scheme://user:password@host... and ?password=... (libpq URLs accept both).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:?#\s]*):[^/@?#\s]*@")
+_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&#\s]*", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the password of every URL in it masked, as ``ingest config``, the run's
+    summary and the cache show a sink such as ``postgresql://user:secret@host/db``.
+
+    :param text: a sink spec, a setting's value, a message.
+    :returns: ``postgresql://user:**********@host/db``; text without a URL password as is.
+    """
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
 @final
@@ -57,7 +75,7 @@ class SinkSet:
 
     def add(self, spec: str, sink: object) -> None:
         """Register a sink that ``ingest_sink_open`` returned for ``spec``."""
-        self.manager.register(sink, name=f"{SINK_PREFIX}{spec}")
+        self.manager.register(sink, name=f"{SINK_PREFIX}{mask_secrets(spec)}")
         self.specs.append(spec)
         self.objects.append(sink)
         impls = [i for i in self.manager.hook.ingest_sink.get_hookimpls() if i.plugin is sink]
@@ -112,8 +130,9 @@ class SinkSet:
     def _write_error(
         self, exc: Exception, batch: Sequence[Document], deleted: Sequence[str]
     ) -> WriteError:
-        """Which sink refused the step (the plugin deepest in the traceback), its target
-        (the sink object's ``path``, else the target of its spec) and why."""
+        """Which sink refused the step (the plugin deepest in the traceback), its file (the
+        sink object's ``path``, else the target of its spec when that is not a URL) and why;
+        passwords masked."""
         name = plugin_in_traceback(self.manager, exc.__traceback__)
         target: object = None
         if name is None:
@@ -122,7 +141,8 @@ class SinkSet:
             spec = name.removeprefix(SINK_PREFIX)
             what = f"sink {spec}"
             target = getattr(self.manager.get_plugin(name), "path", None)
-            target = target if target is not None else spec.partition(":")[2] or None
+            if target is None and "://" not in spec:
+                target = spec.partition(":")[2] or None
         else:
             what = f"plugin {name}"
         path = os.fspath(target) if isinstance(target, str | os.PathLike) else None
@@ -133,7 +153,8 @@ class SinkSet:
             else f"the removal of {len(deleted)} documents"
         )
         cause = explain_write_error(exc, path)
-        return WriteError(f"{what}{where} could not write {step}: {cause}; the run stopped")
+        message = f"{what}{where} could not write {step}: {cause}; the run stopped"
+        return WriteError(mask_secrets(message))
 
     def _warn_cannot_delete(self) -> None:
         message = (

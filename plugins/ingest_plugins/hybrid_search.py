@@ -45,7 +45,16 @@ if TYPE_CHECKING:
 
     from ingest import Embedder
 
-__all__ = ["DEPTH", "MODES", "Hit", "Mode", "Searcher", "format_hits", "search"]
+__all__ = [
+    "DEPTH",
+    "MODES",
+    "Hit",
+    "Mode",
+    "Searcher",
+    "format_hits",
+    "from_keyword",
+    "search",
+]
 
 Mode = Literal["auto", "keyword", "semantic", "hybrid"]
 MODES: tuple[Mode, ...] = ("auto", "keyword", "semantic", "hybrid")
@@ -158,7 +167,7 @@ class Searcher:
         if mode == "auto":
             mode = "hybrid" if self.has_vectors else "keyword"
         if mode == "keyword":
-            return [_from_keyword(hit) for hit in fts_search(self.path, query, limit=limit)]
+            return [from_keyword(hit) for hit in fts_search(self.path, query, limit=limit)]
         semantic = self._semantic(query, limit if mode == "semantic" else max(limit, DEPTH))
         if mode == "semantic":
             return self._hits(semantic, {}, {}, semantic)
@@ -299,7 +308,12 @@ def _snippets(connection: sqlite3.Connection, match: str, chunk_ids: list[str]) 
     return dict(rows)
 
 
-def _from_keyword(hit: SearchHit) -> Hit:
+def from_keyword(hit: SearchHit) -> Hit:
+    """A keyword search's hit as a :class:`Hit` of the keyword ranking alone.
+
+    :param hit: from a keyword search (:func:`ingest_plugins.sqlite_search.search`).
+    :returns: the same fields, ``keyword_rank`` its rank.
+    """
     return Hit(**{f.name: getattr(hit, f.name) for f in fields(SearchHit)}, keyword_rank=hit.rank)
 
 
