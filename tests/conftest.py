@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers import CORPUS, EXAMPLES, HOSTILE, MISSING_DASK
+from ingest.testing import restored_logging
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +29,14 @@ def _clean_environment(
             monkeypatch.delenv(name)
     monkeypatch.setenv("INGEST_CACHE__DIR", str(tmp_path / ".ingest_cache"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_ingest_logger() -> Iterator[None]:
+    """A test that drives the CLI in-process sets the ``ingest`` logger up (level, handlers);
+    the next test gets it back as it was."""
+    with restored_logging():
+        yield
 
 
 @pytest.fixture

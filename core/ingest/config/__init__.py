@@ -122,8 +122,18 @@ def load_settings(
     return SettingsStack(**inputs).load(sections)
 
 
-#: The settings known before any plugin is loaded: they decide which plugins load.
-_EARLY_KEYS = ("plugins", "run.executor", "embed.embedder")
+#: The settings known before any plugin is loaded: they decide which plugins load (those
+#: named, and those whose name picks a component: executor, embedder, extractors,
+#: transforms, sinks).
+_EARLY_KEYS = (
+    "plugins",
+    "run.executor",
+    "embed.embedder",
+    "extract.extractor",
+    "extract.fallback",
+    "transforms",
+    "sinks",
+)
 
 
 @final
@@ -190,6 +200,26 @@ class SettingsStack:
         """
         return self._early_settings().run.executor
 
+    def components(self) -> list[str]:
+        """The plugin names the settings pick components by, in order: the executor, the
+        embedder (when the run embeds), the extractor and its fallbacks, the transform
+        steps, and the schemes of the sinks.
+
+        :raises ConfigError: one of these settings is invalid.
+        """
+        early = self._early_settings()
+        return list(
+            dict.fromkeys(
+                [
+                    early.run.executor,
+                    *([early.embed.embedder] if early.embed.embedder else []),
+                    early.extract.extractor,
+                    *early.extract.fallback,
+                    *early.transforms,
+                    *(sink.partition(":")[0] for sink in early.sinks),
+                ]
+            )
+        )
     def embedder(self) -> str | None:
         """``embed.embedder``: the embedder the run names, ``None`` when it does not embed.
 

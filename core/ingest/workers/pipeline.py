@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ingest.embedding import embed_document
 from ingest.errors import DocumentError
 from ingest.model import Document, Failure
+from ingest.workers.capture import attach_logs, capture_logs, format_tracebacks
 from ingest.workers.tasks import (
     FINAL_REASONS,
     Extraction,
@@ -55,10 +56,15 @@ def process_source(
         fault (``KeyboardInterrupt`` and ``SystemExit`` do propagate).
     """
     chain = extractor_chain(settings)
-    extraction = extract(manager, settings, source, chain=chain, pages=None, tried=chain)
-    if isinstance(extraction, Failure):
-        return extraction
-    return transform_document(manager, settings, extraction.document)
+    with capture_logs() as captured:
+        extraction = extract(manager, settings, source, chain=chain, pages=None, tried=chain)
+        outcome = (
+            extraction
+            if isinstance(extraction, Failure)
+            else transform_document(manager, settings, extraction.document)
+        )
+    attach_logs(outcome, captured.entries())
+    return outcome
 
 
 def extract(
@@ -150,8 +156,19 @@ def run_task(
     :returns: for a :class:`FirstTask`, the finished document, a :class:`Partial` when
         more ranges are needed, or a failure; for a :class:`RangeTask`, a document holding
         only the asked pages, or a failure; for a :class:`FinishTask`, the finished
-        document or a failure.
+        document or a failure. What libraries logged meanwhile is in its ``logs``.
     """
+    with capture_logs() as captured:
+        outcome = _run_task(manager, settings, task)
+    attach_logs(outcome, captured.entries())
+    return outcome
+
+
+def _run_task(
+    manager: IngestPluginManager,
+    settings: Settings,
+    task: Task,
+) -> Document | Failure | Partial:
     if isinstance(task, FirstTask):
         extraction = extract(
             manager,
@@ -192,10 +209,12 @@ def failure_from_exception(
     """Turn an exception raised while processing ``source`` into a failure record.
 
     The plugin is the one that said so (:class:`DocumentError`), else the plugin whose code
-    is deepest in the traceback, else ``default_plugin``.
+    is deepest in the traceback, else ``default_plugin``. The traceback is kept, long and
+    short (:func:`ingest.workers.capture.format_tracebacks`).
     """
+    long, short = format_tracebacks(exc)
     if isinstance(exc, DocumentError):
-        plugin = exc.plugin or _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+        plugin = exc.plugin or plugin_in_traceback(manager, exc.__traceback__) or default_plugin
         return Failure(
             source=source.path,
             reason=exc.reason,
@@ -203,8 +222,10 @@ def failure_from_exception(
             plugin=plugin,
             exc_type=None,
             doc_id=source.doc_id,
+            traceback=long,
+            traceback_short=short,
         )
-    plugin = _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+    plugin = plugin_in_traceback(manager, exc.__traceback__) or default_plugin
     message = str(exc) or repr(exc)
     if isinstance(exc, MemoryError):
         reason = "memory"
@@ -219,12 +240,15 @@ def failure_from_exception(
         plugin=plugin,
         exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
         doc_id=source.doc_id,
+        traceback=long,
+        traceback_short=short,
     )
 
 
-def _plugin_in_traceback(
+def plugin_in_traceback(
     manager: IngestPluginManager, tb: TracebackType | None
 ) -> str | None:
+    """The registered plugin whose code is deepest in ``tb``, or ``None``."""
     found: str | None = None
     for frame, _ in traceback.walk_tb(tb):
         # A method of a plugin object names its plugin exactly; several plugins may share a
