@@ -23,6 +23,10 @@ holds, for the pages that hold any text:
 * The line never occurs in any page's body: a chapter title that is also the running header
   stays where the chapter opens, and a table of bare numbers keeps its numbers when page
   numbers are bare numbers too.
+* Headers and footers frame a page's content, so a page is never emptied: where every line
+  of a page qualifies (short pages whose lines differ from page to page only by numbers,
+  such as "Slide 3 of the deck, revision 3"), only its bare page numbers go (lines that are
+  nothing but numbers, punctuation and the words "page" and "of").
 
 On a page that lost a line, the blank lines left at its start and end are removed too; other
 pages are returned unchanged. Pages without text (scans waiting for OCR) are neither counted
@@ -86,6 +90,7 @@ class _Page:
     bottom: list[int]  # indexes of the bottom zone's lines, bottom up
     filled: frozenset[str]  # the page's non-empty lines, whitespace collapsed
     body: list[int]  # indexes of the non-empty lines outside the edge zones
+    filled_lines: list[int]  # indexes of the non-empty lines
 
 
 def _pages(texts: Sequence[str], edge_lines: int) -> list[_Page]:
@@ -99,7 +104,7 @@ def _pages(texts: Sequence[str], edge_lines: int) -> list[_Page]:
         bottom = filled[::-1][:edge_lines]
         inner = filled[edge_lines:-edge_lines] if len(filled) > 2 * edge_lines else []
         page_lines = frozenset(" ".join(lines[n].split()) for n in filled)
-        pages.append(_Page(index, lines, top, bottom, page_lines, inner))
+        pages.append(_Page(index, lines, top, bottom, page_lines, inner, filled))
     return pages
 
 
@@ -204,7 +209,21 @@ def _running(
                 page = pages[place]
                 indexes = page.top if zone == "top" else page.bottom
                 found[page.index].add(indexes[position])
-    return found
+    for page in pages:
+        drop = found.get(page.index)
+        if drop is not None and len(drop) == len(page.filled_lines):
+            found[page.index] = {n for n in drop if _bare_page_number(page.lines[n])}
+    return {index: drop for index, drop in found.items() if drop}
+
+
+# What is left of a bare page-number line ("3", "- 3 -", "Page 3 of 9", "xii") once its
+# numbers and punctuation are gone.
+_PAGE_WORDS = frozenset({"", "page", "pageof", "p"})
+
+
+def _bare_page_number(line: str) -> bool:
+    letters = "".join(char for char in line_key(line).casefold() if char.isalpha())
+    return letters in _PAGE_WORDS
 
 
 def find_running_lines(
