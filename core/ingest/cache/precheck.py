@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from ingest.hookspecs import hookimpl
-from ingest.model import Source
+from ingest.model import Source, is_url
 
 if TYPE_CHECKING:
     from ingest.cache.store import CacheStore
@@ -37,7 +37,9 @@ _STATS_PER_WRITE = 1000
 
 
 def abspath(path: Path | str) -> str:
-    """A path as the cache keys it."""
+    """A path as the cache keys it; a URL (an object in a store) is its own key."""
+    if is_url(path):
+        return str(path)
     # abspath, not resolve(): no extra syscalls per file, and the key is the path as walked.
     return os.path.abspath(path)
 

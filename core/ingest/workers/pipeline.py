@@ -20,9 +20,11 @@ from typing import TYPE_CHECKING
 
 from ingest.errors import DocumentError
 from ingest.model import Document, Failure
+from ingest.workers.fetch import fetched, restore
 from ingest.workers.tasks import (
     FINAL_REASONS,
     Extraction,
+    FinishTask,
     FirstTask,
     Partial,
     RangeTask,
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from ingest.model import Source
 
 #: The hooks that run documents in workers: their plugins must exist in every worker.
-WORKER_HOOKS = ("ingest_extract", "ingest_transform")
+WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_fetch")
 
 
 def process_source(
@@ -54,7 +56,12 @@ def process_source(
         fault (``KeyboardInterrupt`` and ``SystemExit`` do propagate).
     """
     chain = extractor_chain(settings)
-    extraction = extract(manager, settings, source, chain=chain, pages=None, tried=chain)
+    try:
+        with fetched(manager, settings, source) as used:
+            extraction = extract(manager, settings, used, chain=chain, pages=None, tried=chain)
+            restore(extraction, source, used)
+    except Exception as exc:
+        return failure_from_exception(manager, source, exc, default_plugin="fetch")
     if isinstance(extraction, Failure):
         return extraction
     return transform_document(manager, settings, extraction.document)
@@ -144,34 +151,40 @@ def run_task(
         only the asked pages, or a failure; for a :class:`FinishTask`, the finished
         document or a failure.
     """
-    if isinstance(task, FirstTask):
-        extraction = extract(
-            manager,
-            settings,
-            task.source,
-            chain=task.chain,
-            pages=task.pages,
-            tried=task.tried,
-            errors=task.errors,
-        )
-        if isinstance(extraction, Failure):
-            return extraction
-        if task.pages is not None and not covers_document(extraction.document, task.pages):
-            return Partial(extraction)
-        return transform_document(manager, settings, extraction.document)
+    if isinstance(task, FinishTask):
+        return transform_document(manager, settings, task.document)
+    source = task.source
+    try:
+        with fetched(manager, settings, source, same_bytes=isinstance(task, RangeTask)) as used:
+            if isinstance(task, FirstTask):
+                extraction = extract(
+                    manager,
+                    settings,
+                    used,
+                    chain=task.chain,
+                    pages=task.pages,
+                    tried=task.tried,
+                    errors=task.errors,
+                )
+            else:
+                extraction = extract(
+                    manager,
+                    settings,
+                    used,
+                    chain=(task.extractor,),
+                    pages=task.pages,
+                    tried=(task.extractor,),
+                )
+            restore(extraction, source, used)
+    except Exception as exc:
+        return failure_from_exception(manager, source, exc, default_plugin="fetch")
+    if isinstance(extraction, Failure):
+        return extraction
     if isinstance(task, RangeTask):
-        extraction = extract(
-            manager,
-            settings,
-            task.source,
-            chain=(task.extractor,),
-            pages=task.pages,
-            tried=(task.extractor,),
-        )
-        if isinstance(extraction, Failure):
-            return extraction
         return keep_pages(extraction.document, task.pages)
-    return transform_document(manager, settings, task.document)
+    if task.pages is not None and not covers_document(extraction.document, task.pages):
+        return Partial(extraction)
+    return transform_document(manager, settings, extraction.document)
 
 
 def failure_from_exception(
@@ -194,7 +207,7 @@ def failure_from_exception(
             message=exc.message,
             plugin=plugin,
             exc_type=None,
-            doc_id=source.doc_id,
+            doc_id=source.doc_id or None,
         )
     plugin = _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
     message = str(exc) or repr(exc)
@@ -210,7 +223,7 @@ def failure_from_exception(
         message=message,
         plugin=plugin,
         exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-        doc_id=source.doc_id,
+        doc_id=source.doc_id or None,
     )
 
 
