@@ -127,8 +127,15 @@ def ingest_register_settings(register: Callable[[str, type[BaseModel]], None]) -
 
 
 def is_store_url(text: str) -> bool:
-    """Whether an input names an object store (any ``scheme://``), not a local path."""
-    return "://" in text
+    """Whether ``text`` is a URL that fsspec reads (or might, once it is installed)."""
+    protocol, sep, _ = text.partition("://")
+    if not sep:
+        return False
+    try:
+        fsspec = importlib.import_module("fsspec")
+    except ImportError:
+        return True  # filesystem() says what to install
+    return protocol in fsspec.available_protocols()
 
 
 def filesystem(url: str, settings: Settings) -> AbstractFileSystem:
