@@ -134,6 +134,7 @@ def ingest_run(source: str, workdir: Path, endpoint: str, *args: str) -> float:
     return float(summary["pages"]) / float(summary["duration_s"])
 
 
+@pytest.mark.timeout(3600)
 def test_the_store_is_as_fast_as_the_disk(
     corpus: Path,
     bucket_url: str,

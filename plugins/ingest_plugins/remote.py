@@ -21,6 +21,7 @@ network failed.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import importlib
 import logging
@@ -46,7 +47,6 @@ EXTRA_HINT = "pip install 'ingest[s3]'"
 logger = logging.getLogger("ingest.remote")
 
 _GLOB_CHARS = frozenset("*?[")
-_BLOCK = 1 << 20
 # As the local collector: the PDF header may follow some junk within the first kilobyte.
 _MAGIC_WINDOW = 1024
 
@@ -171,6 +171,19 @@ def stamp_of(info: Mapping[str, Any]) -> str | None:
     return ";".join(parts) or None
 
 
+@hookimpl
+def ingest_configure(settings: Settings, role: str) -> None:
+    """In a worker of a run whose inputs are in a store, import the store's library and
+    make its filesystem now, while the driver lists: not during the first document."""
+    if role != "worker":
+        return
+    for url in settings.collect.inputs:
+        if is_store_url(url):
+            with contextlib.suppress(UsageError):  # the driver reports it, once
+                filesystem(url, settings)
+            return
+
+
 # -- collection (driver) ---------------------------------------------------------------------
 
 
@@ -246,8 +259,8 @@ def _describe(exc: BaseException, *, listing: bool) -> str:
 def ingest_fetch(source: Source, settings: Settings, folder: Path) -> Path | None:
     """Copy the object at ``source.path`` (a URL) into ``folder``; see the hookspec.
 
-    A read that fails on the network is tried again ``remote.retries`` times, from where it
-    stopped; a missing object or a denied access is not (it would fail the same way).
+    A read that fails on the network is tried again ``remote.retries`` times; a missing
+    object or a denied access is not (it would fail the same way).
     """
     url = str(source.path)
     if not is_store_url(url):
@@ -259,26 +272,25 @@ def ingest_fetch(source: Source, settings: Settings, folder: Path) -> Path | Non
     options: RemoteSettings = getattr(settings, NAME)
     target = folder / (PurePosixPath(url.partition("://")[2]).name or "document")
     attempts = options.retries + 1
-    done = 0
-    with target.open("wb") as out:
-        for attempt in range(1, attempts + 1):
-            try:
-                done = _copy(fs, url, out, done)
-                break
-            except (FileNotFoundError, PermissionError) as exc:
+    for attempt in range(1, attempts + 1):
+        try:
+            # One GET streamed to the file: no HEAD first, no ranged reads of fs.open.
+            fs.get_file(url, str(target))
+            break
+        except (FileNotFoundError, PermissionError) as exc:
+            raise DocumentError("unreadable", _describe(exc, listing=False), plugin=NAME) from None
+        except Exception as exc:
+            done = target.stat().st_size if target.exists() else 0
+            if attempt == attempts:
                 raise DocumentError(
-                    "unreadable", _describe(exc, listing=False), plugin=NAME
+                    "unreadable",
+                    f"read failed {attempts} times (remote.retries {options.retries}), "
+                    f"the last after {done} of {source.size} bytes: "
+                    f"{_describe(exc, listing=False)}",
+                    plugin=NAME,
                 ) from None
-            except Exception as exc:
-                if attempt == attempts:
-                    raise DocumentError(
-                        "unreadable",
-                        f"read failed {attempts} times (remote.retries {options.retries}), "
-                        f"after {done} of {source.size} bytes: {_describe(exc, listing=False)}",
-                        plugin=NAME,
-                    ) from None
-                logger.info("%s: read failed (%s), trying again", url, exc)
-                time.sleep(options.retry_wait * 2 ** (attempt - 1))
+            logger.info("%s: read failed (%s), trying again", url, exc)
+            time.sleep(options.retry_wait * 2 ** (attempt - 1))
     if source.media_type == PDF_MEDIA_TYPE:
         with target.open("rb") as handle:
             if b"%PDF-" not in handle.read(_MAGIC_WINDOW):
@@ -286,18 +298,3 @@ def ingest_fetch(source: Source, settings: Settings, folder: Path) -> Path | Non
                     "not-a-pdf", "no %PDF- header in the first kilobyte", plugin=NAME
                 )
     return target
-
-
-def _copy(fs: AbstractFileSystem, url: str, out: Any, start: int) -> int:
-    """Append the object's bytes from ``start`` to ``out``; return the bytes written in all."""
-    fs.invalidate_cache(url)  # its size may have changed since this process last looked
-    done = start
-    out.seek(start)
-    out.truncate()
-    with fs.open(url, "rb", block_size=_BLOCK, cache_type="none") as handle:
-        if start:
-            handle.seek(start)
-        while block := handle.read(_BLOCK):
-            out.write(block)
-            done += len(block)
-    return done
