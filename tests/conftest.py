@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import CORPUS, HOSTILE, MISSING_DASK
+from helpers import CORPUS, EXAMPLES, HOSTILE, MISSING_DASK
 
 
 @pytest.fixture(autouse=True)
@@ -81,3 +82,15 @@ def dask_address(dask_cluster: Any) -> str:
     with Client(dask_cluster.scheduler_address, set_as_default=False) as client:
         client.wait_for_workers(2, timeout=60)
     return str(dask_cluster.scheduler_address)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A working folder, the current directory (a run's rootdir), with ``docs/``: the three
+    example PDFs."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("guide.pdf", "field-notes.pdf", "budget-encrypted.pdf"):
+        shutil.copyfile(EXAMPLES / name, docs / name)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path

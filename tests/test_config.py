@@ -61,7 +61,10 @@ def test_defaults_are_the_documented_ones() -> None:
     assert (s.collect.select, s.collect.follow_symlinks) == (None, True)
     assert (s.extract.extractor, s.extract.fallback) == ("pdfium", ["pypdf"])
     assert (s.extract.password, s.extract.min_chars_per_page) == (None, 16)
-    assert s.transforms == ["normalize", "dehyphenate", "strip_headers", "chunk", "dedup"]
+    assert s.transforms == [
+        "normalize", "dehyphenate", "strip_headers", "structure", "chunk", "dedup"
+    ]
+    assert (s.format, s.chunk.by) == ("text", "size")
     assert (s.chunk.unit, s.chunk.size, s.chunk.overlap) == ("chars", 1200, 150)
     assert s.sinks == ["jsonl:ingest-out.jsonl"]
     assert (s.run.workers, s.run.executor, s.run.timeout) == (None, "process", 60.0)
@@ -393,7 +396,7 @@ def test_settings_table_lists_every_setting_with_its_variable(tmp_path: Path) ->
     assert "| `run.workers` | int or null (>= 0) | `null` | `INGEST_RUN__WORKERS` |" in table
     keys = [re.match(r"\| `([^`]+)`", line)[1] for line in lines[2:]]  # type: ignore[index]  # every row starts with a key
     assert keys == [key for key, _, _ in load_settings(cwd=tmp_path, environ={}).as_rows()]
-    assert len(keys) == 26
+    assert len(keys) == 32
 
 
 def test_settings_table_includes_plugin_sections() -> None:

@@ -542,3 +542,27 @@ def test_hook_ingest_register_commands(tmp_path: Path, monkeypatch: pytest.Monke
     env = {"INGEST_PLUGINS": "plugins.cli_greeting"}  # tests/plugins/cli_greeting.py
     result = CliRunner().invoke(main, ["greet", "heron"], env=env)
     assert (result.exit_code, result.stdout) == (0, "hello, heron\n")
+
+
+def test_hook_ingest_embed(ingest_pipeline: Runner, texts: Path) -> None:
+    seen: list[tuple[list[str], str]] = []
+
+    class Embedder:
+        @hookimpl
+        async def ingest_embed(self, texts: Sequence[str], embedder: str) -> list[list[float]]:
+            seen.append((list(texts), embedder))
+            await asyncio.sleep(0)
+            return [[float(len(text)), 1.0] for text in texts]
+
+    run = run_text(
+        ingest_pipeline,
+        texts,
+        ("lengths", Embedder()),
+        transforms=["chunk"],
+        embed={"embedder": "lengths"},
+    )
+    assert sorted(seen) == [(["alpha words here"], "lengths"), (["beta words here"], "lengths")]
+    assert [(r["embedding"], r["embedding_model"]) for r in run.records] == [
+        ([16.0, 1.0], "lengths"),
+        ([15.0, 1.0], "lengths"),
+    ]

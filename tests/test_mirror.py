@@ -14,45 +14,24 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
-from helpers import EXAMPLES
+from click.testing import CliRunner
+from helpers import EXAMPLES, summary
+from helpers import ingest_run as ingest
 from ingest.cli import main
 from ingest_plugins.sqlite_search import search
 from pdfgen import text_pdf
+from structgen import structured_pdf
 
 TARGETS = {"jsonl": "out.jsonl", "sqlite": "out.db"}
 SMALL_CHUNKS = ["-o", "chunk.size=300", "-o", "chunk.overlap=0"]
 SHAPING = ["-p", "plugins.shaping", "-o", "transforms=[normalize,plugins.shaping,chunk]"]
 
 Records = dict[str, dict[str, Any]]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """A working folder (the run's rootdir) with ``docs/``: the three example PDFs."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for name in ("guide.pdf", "field-notes.pdf", "budget-encrypted.pdf"):
-        shutil.copyfile(EXAMPLES / name, docs / name)
-    monkeypatch.chdir(tmp_path)
-    yield tmp_path
-
-
-def ingest(*args: str, workers: int) -> Result:
-    """``ingest run ARGS --workers N`` in the current folder; the result of the command."""
-    command = ["run", *args, "--workers", str(workers), "--progress", "none"]
-    return CliRunner().invoke(main, command, catch_exceptions=False)
-
-
-def summary(result: Result) -> str:
-    assert result.exit_code == 0, result.output
-    return result.output.strip().splitlines()[-1].strip("= ")
 
 
 def held(kind: str, target: Path) -> Records:
@@ -89,6 +68,8 @@ def held(kind: str, target: Path) -> Records:
             }
         paged = {doc_id for (doc_id,) in db.execute("SELECT DISTINCT doc_id FROM pages")}
         assert paged == set(documents), "pages and documents out of step"
+        tabled = {doc_id for (doc_id,) in db.execute("SELECT DISTINCT doc_id FROM tables")}
+        assert tabled <= set(documents), "tables of no document"
         for doc_id, (_source, metadata) in documents.items():
             (pages,) = db.execute("SELECT COUNT(*) FROM pages WHERE doc_id = ?", (doc_id,))
             assert pages[0] == metadata["page_count"]
@@ -97,14 +78,37 @@ def held(kind: str, target: Path) -> Records:
     return by_id
 
 
-def reference(kind: str, *args: str) -> Records:
-    """What a clean run of ``ARGS`` writes: into a fresh sink, with the cache off."""
+def tables(kind: str, target: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each document's table records the sink at ``target`` holds, in the shape of
+    :meth:`ingest.Document.table_records`."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if kind == "jsonl":
+        for record in held(kind, target).values():
+            found.setdefault(record["doc_id"], []).extend(record.get("tables", []))
+        return {doc_id: records for doc_id, records in found.items() if records}
+    held(kind, target)  # the checks of pages, chunks and tables against documents
+    keys = ("rows", "cols", "header_rows", "ruled", "cells", "spans")
+    with closing(sqlite3.connect(target)) as db:
+        for doc_id, index, page, *box, rows, cols, header, ruled, cells, spans in db.execute(
+            "SELECT doc_id, idx, page, x0, y0, x1, y1, n_rows, n_cols, header_rows, ruled, "
+            "cells, spans FROM tables ORDER BY doc_id, idx"
+        ):
+            values = (rows, cols, header, bool(ruled), json.loads(cells), json.loads(spans))
+            found.setdefault(doc_id, []).append(
+                {"index": index, "page": page, "bbox": box, **dict(zip(keys, values, strict=True))}
+            )
+    return found
+
+
+def reference(kind: str, *args: str, read: Any = held) -> Any:
+    """What a clean run of ``ARGS`` writes: into a fresh sink, with the cache off; read with
+    ``read`` (the records by default)."""
     fresh = Path(f"reference-{len(list(Path().glob('reference-*')))}.{kind}")
     done = ingest(
         *args, "--sink", f"{kind}:{fresh}", "-o", "cache.enabled=false", workers=0
     )
     assert done.exit_code == 0, done.output
-    return held(kind, fresh)
+    return read(kind, fresh)
 
 
 def doc_ids(records: Records) -> set[str]:
@@ -256,6 +260,47 @@ def test_an_output_that_lost_records_is_filled_again(
     assert summary(ingest("docs", *sink, workers=workers)).startswith(
         "0 ingested, 3 skipped (unchanged)"
     )
+
+
+# --------------------------------------------------------------------------------------------
+# 5. Tables (--format markdown) go with their document
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("kind", ["jsonl", "sqlite"])
+def test_a_changed_document_loses_its_old_tables_and_a_pruned_one_all(
+    workdir: Path, kind: str, workers: int
+) -> None:
+    reports = workdir / "reports"
+    reports.mkdir()
+    report = reports / "report.pdf"
+    structured_pdf(report, seed=3)
+    structured_pdf(reports / "other.pdf", seed=4)
+    args = ["reports", "--format", "markdown"]
+    sink = ["--sink", f"{kind}:{TARGETS[kind]}"]
+    target = workdir / TARGETS[kind]
+    assert summary(ingest(*args, *sink, workers=workers)).startswith("2 ingested in")
+    before = tables(kind, target)
+    assert len(before) == 2 and all(len(found) == 3 for found in before.values())
+    assert before == reference(kind, *args, read=tables)
+
+    structured_pdf(report, seed=5)  # other words in other tables
+    again = summary(ingest(*args, *sink, workers=workers))
+    assert again.startswith("1 ingested, 1 skipped (unchanged)"), again
+    after = tables(kind, target)
+    assert after == reference(kind, *args, read=tables)
+    assert len(after) == 2 and len(set(after) - set(before)) == 1
+    old_cells = {cell for found in before.values() for t in found for row in t["cells"]
+                 for cell in row} - {cell for found in after.values() for t in found
+                                     for row in t["cells"] for cell in row}  # fmt: skip
+    assert old_cells  # the old version's tables held words the new one lacks: all gone
+
+    report.unlink()
+    pruned = summary(ingest(*args, *sink, "--prune", workers=workers))
+    assert pruned.startswith("0 ingested, 1 skipped (unchanged), 1 removed in"), pruned
+    assert tables(kind, target) == reference(kind, *args, read=tables)
+    assert len(tables(kind, target)) == 1
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from ingest import hookspecs
 from ingest.errors import UsageError
 from ingest.hookspecs import hookimpl
 from ingest.model import Chunk, Document, Metadata, Page, Source
-from ingest.testing import SinkReport, check_sink
+from ingest.testing import SinkReport, check_sink, sample_document
 from ingest_plugins import jsonl_sink, sqlite_sink
 from ingest_plugins.jsonl_files import Index
 from ingest_plugins.jsonl_sink import JsonlSink
@@ -700,6 +700,30 @@ def test_sqlite_database_of_schema_1_is_upgraded_as_a_new_store(tmp_path: Path) 
     assert query(db, "SELECT count(*) FROM chunks") == [(1,)]
 
 
+def test_sqlite_database_of_schema_2_gains_the_structure_and_stays_the_same_store(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "corpus.db"
+    with open_sqlite(tmp_path) as sink:
+        sink.write([make_doc("a", ["one"])])
+        state = sink.state
+    with sqlite3.connect(db) as connection:  # what version 2 of the sink left
+        for event in ("insert", "update", "delete"):
+            connection.execute(f"DROP TRIGGER tables_{event}_counted")
+        connection.execute("DROP TABLE tables")
+        connection.execute("ALTER TABLE pages DROP COLUMN markdown")
+        connection.execute("ALTER TABLE chunks DROP COLUMN headings")
+        connection.execute("PRAGMA user_version = 2")
+    connection.close()
+    with open_sqlite(tmp_path) as sink:
+        assert sink.state == state  # nothing it held was lost: no refill
+        sink.write([sample_document("b", ["two"], structure=True)])
+    assert query(db, "PRAGMA user_version") == [(sqlite_sink.SCHEMA_VERSION,)]
+    assert query(db, "SELECT cells FROM tables") == [('[["two"]]',)]
+    assert query(db, "SELECT markdown FROM pages ORDER BY markdown") == [(None,), ("| two |",)]
+    assert query(db, "SELECT count(*) FROM chunks WHERE headings = '[\"b\"]'") == [(1,)]
+
+
 # --------------------------------------------------------------------------------------------
 # ingest.testing.check_sink: the contract, as a sink author checks it
 # --------------------------------------------------------------------------------------------
@@ -724,6 +748,48 @@ def test_check_sink_passes_the_jsonl_and_sqlite_sinks(tmp_path: Path) -> None:
     assert report == SinkReport(deletes=True, states=True)
     report = check_sink(lambda: open_sqlite(tmp_path), lambda: _sqlite_held(tmp_path / "corpus.db"))
     assert report == SinkReport(deletes=True, states=True)
+
+
+def _jsonl_tables_held(path: Path) -> dict[str, list[str]]:
+    """Each document's tables in the JSONL file, by the text of their one cell."""
+    held: dict[str, list[str]] = {}
+    for record in JsonlSink.read_records(path):
+        texts = held.setdefault(str(record["doc_id"]), [])
+        texts += [table["cells"][0][0] for table in record.get("tables", [])]
+        assert record["headings"] == [record["metadata"]["title"]]
+    return held
+
+
+def _sqlite_tables_held(path: Path) -> dict[str, list[str]]:
+    """Each document's rows of the ``tables`` table, by the text of their one cell; fails
+    on a table of no document, or a page or chunk without its structure."""
+    held: dict[str, list[str]] = {}
+    for doc_id, cells, known in query(
+        path,
+        "SELECT t.doc_id, t.cells, d.doc_id FROM tables AS t "
+        "LEFT JOIN documents AS d ON d.doc_id = t.doc_id ORDER BY t.doc_id, t.idx",
+    ):
+        assert known is not None, f"a table of no document: {doc_id}"
+        held.setdefault(str(doc_id), []).append(json.loads(str(cells))[0][0])
+    assert query(path, "SELECT count(*) FROM pages WHERE markdown IS NULL") == [(0,)]
+    assert query(path, "SELECT count(*) FROM chunks WHERE headings IS NULL") == [(0,)]
+    return held
+
+
+def test_check_sink_passes_both_sinks_with_structure(tmp_path: Path) -> None:
+    """Tables are replaced and deleted with their document, in both sinks."""
+    jsonl = tmp_path / "out.jsonl"
+    report = check_sink(
+        lambda: open_jsonl(tmp_path), lambda: _jsonl_tables_held(jsonl), structure=True
+    )
+    assert report == SinkReport(deletes=True, states=True)
+    database = tmp_path / "corpus.db"
+    report = check_sink(
+        lambda: open_sqlite(tmp_path), lambda: _sqlite_tables_held(database), structure=True
+    )
+    assert report == SinkReport(deletes=True, states=True)
+    # Chunks too, as without structure.
+    assert _sqlite_held(database) == _jsonl_held(jsonl)
 
 
 class _AppendingSink:

@@ -15,14 +15,20 @@ from ingest.errors import ConfigError, DocumentError, IngestError, PluginError, 
 from ingest.hookspecs import hookimpl
 from ingest.log import configure_level_from_env as _configure_level_from_env
 from ingest.model import (
+    BLOCK_KINDS,
     PAGE_SEPARATOR,
     PDF_MEDIA_TYPE,
+    BBox,
+    Block,
     Chunk,
     Document,
+    Embedding,
     Failure,
     Metadata,
     Page,
     Source,
+    Table,
+    TableCell,
 )
 from ingest.result import ExitCode, RunResult
 
@@ -30,6 +36,7 @@ if TYPE_CHECKING:
     from ingest.api import arun, run
     from ingest.bridge import run_sync, run_sync_many, shutdown_executors
     from ingest.config import Settings
+    from ingest.embedding import Embedder, embed_texts, load_embedder
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
@@ -49,6 +56,9 @@ _LAZY = {
     "ProgressTracker": "ingest.progress",
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
+    "Embedder": "ingest.embedding",
+    "embed_texts": "ingest.embedding",
+    "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
     "Session": "ingest.session",
 }
@@ -62,12 +72,17 @@ def __getattr__(name: str) -> object:
 
 
 __all__ = [
+    "BLOCK_KINDS",
     "PAGE_SEPARATOR",
     "PDF_MEDIA_TYPE",
+    "BBox",
+    "Block",
     "Chunk",
     "ConfigError",
     "Document",
     "DocumentError",
+    "Embedder",
+    "Embedding",
     "ExitCode",
     "Failure",
     "IngestError",
@@ -81,10 +96,14 @@ __all__ = [
     "Session",
     "Settings",
     "Source",
+    "Table",
+    "TableCell",
     "UsageError",
     "__version__",
     "arun",
+    "embed_texts",
     "hookimpl",
+    "load_embedder",
     "run",
     "run_sync",
     "run_sync_many",

@@ -58,11 +58,15 @@ class Prepared:
 
 def load_plugins(stack: SettingsStack, *, trace_hooks: bool = False) -> IngestPluginManager:
     """A plugin manager with the plugins ``stack`` names: ``-p``, ``plugins`` in every layer,
-    and the plugin of the executor the run names (``--executor dask`` loads ``dask``).
+    the plugin of the executor the run names (``--executor dask`` loads ``dask``) and that
+    of its embedder (``--embed wordllama`` loads ``wordllama``).
 
     :raises ingest.errors.UsageError: for an unknown plugin or an invalid ``plugins`` value.
     """
     specs = with_executor_plugin(stack.plugins(), stack.executor())
+    embedder = stack.embedder()
+    if embedder:
+        specs = with_executor_plugin(specs, embedder)
     trace = trace_hooks or stack_env_flag(stack, TRACE_ENV)
     return build_manager(specs, trace=trace)
 

@@ -188,6 +188,15 @@ def main() -> None:
 @click.option(
     "--sink", "sinks", multiple=True, metavar="SCHEME:TARGET", help="jsonl:out.jsonl, sqlite:db."
 )
+@click.option(
+    "--format",
+    "text_format",
+    type=click.Choice(["text", "markdown"]),
+    help="Cut chunks from the plain text or from Markdown (headings, lists, tables).",
+)
+@click.option(
+    "--embed", metavar="NAME", help="Give every chunk a vector from this embedder (wordllama)."
+)
 @click.option("-k", "select", metavar="EXPR", help="Only paths matching EXPR (and/or/not).")
 @click.option("--collect-only", is_flag=True, help="List what would be ingested; parse nothing.")
 @click.option("-x", "--exitfirst", is_flag=True, help="Stop at the first failure.")
@@ -239,6 +248,8 @@ def run(
     fallback: str | None,
     password: str | None,
     sinks: tuple[str, ...],
+    text_format: str | None,
+    embed: str | None,
     select: str | None,
     collect_only: bool,
     exitfirst: bool,
@@ -266,6 +277,8 @@ def run(
         "extract.fallback": [n for n in fallback.split(",") if n] if fallback is not None else None,
         "extract.password": password,
         "sinks": list(sinks) or None,
+        "format": text_format,
+        "embed.embedder": embed,
         "run.maxfail": 1 if exitfirst else maxfail,
         "run.workers": workers,
         # A scheduler or shipped bytes only mean something to the dask executor.

@@ -254,6 +254,44 @@ def ingest_transform(document: Document, settings: Settings, step: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# Embedding (worker)
+# --------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def ingest_embed(
+    texts: Sequence[str], settings: Settings, embedder: str
+) -> Sequence[Sequence[float]] | None:
+    """Turn a batch of chunk texts into vectors, one per text.
+
+    Called only when the run embeds (``--embed NAME``, setting ``embed.embedder``): in a
+    worker, right after the ``transforms`` chain, once per ``embed.batch_size`` chunks of a
+    document (a document's chunks are never mixed with another's in one call); and outside
+    a run by :func:`ingest.load_embedder`, as ``ingest search --mode semantic|hybrid`` does
+    to embed the query. An embedder acts only when ``embedder`` is its own name. It reads
+    ``settings.embed.model`` (``None``: its default model) and ``settings.embed.dim``
+    (``None``: the model's size; raise :class:`ingest.errors.PluginError` naming the setting
+    for a size the model cannot give). Load a model once per process and keep it: a worker
+    embeds many documents.
+
+    The vectors are stored with the label ``embedder/model`` (the embedder's name alone when
+    ``embed.model`` is empty) and their size; the embed settings and the embedder's version
+    are part of the output fingerprint, so changing either embeds every document again.
+
+    :param texts: the chunk texts, in order; never empty, at most ``embed.batch_size``.
+    :param settings: the run's settings (``settings.embed``, and the plugin's own section).
+    :param embedder: the name of the embedder asked for.
+    :returns: ``len(texts)`` vectors of equal size (``embed.dim`` when set), in the order of
+        ``texts``: a 2-D numpy array, or any sequence of float sequences; ``None`` when
+        ``embedder`` is not this plugin. The first non-``None`` result wins. Vectors need
+        not be normalised: cosine similarity is what search ranks by. An exception fails the
+        document (reason ``error``, naming the plugin) like a failing transform.
+
+    .. versionadded:: 0.1
+    """
+
+
+# --------------------------------------------------------------------------------------------
 # Sinks (driver)
 # --------------------------------------------------------------------------------------------
 

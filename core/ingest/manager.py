@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "normalize",
     "dehyphenate",
     "strip_headers",
+    "structure",
     "chunk",
     "dedup",
     "jsonl",
@@ -110,7 +111,8 @@ def with_executor_plugin(specs: Sequence[str], executor: str) -> list[str]:
     """``specs`` plus the plugin of the executor the run names, when that is not loaded.
 
     Naming the executor names its plugin: ``--executor dask`` loads the installed
-    plugin ``dask`` as ``-p dask`` would, while merely installing it changes nothing. Names
+    plugin ``dask`` as ``-p dask`` would, while merely installing it changes nothing. The
+    embedder (``--embed wordllama``) is loaded the same way, through this function. Names
     that are built in, already named, blocked (``-p no:NAME``) or not installed are left to
     the session, which reports an unknown executor with suggestions.
 

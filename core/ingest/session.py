@@ -97,7 +97,8 @@ class Session:
     # -- validation ---------------------------------------------------------------------
 
     def check_components(self) -> None:
-        """Fail early, before any work, on an extractor, transform or sink nobody provides.
+        """Fail early, before any work, on an extractor, transform, embedder or sink nobody
+        provides.
 
         :raises UsageError: naming the setting and the unknown name, with suggestions.
         """
@@ -110,6 +111,10 @@ class Session:
         transforms = self.manager.plugins_with_hook("ingest_transform")
         for step in self.settings.transforms:
             _require(step, transforms, "transform step (setting transforms)")
+        embedder = self.settings.embed.embedder
+        if embedder:
+            embedders = self.manager.plugins_with_hook("ingest_embed")
+            _require(embedder, embedders, "embedder (setting embed.embedder)")
 
     # -- the run ------------------------------------------------------------------------
 

@@ -180,23 +180,38 @@ class SinkReport:
     states: bool
 
 
-def sample_document(name: str, texts: Sequence[str]) -> Document:
+def sample_document(name: str, texts: Sequence[str], *, structure: bool = False) -> Document:
     """A document ``name`` (its id derived from the name, whatever the texts) with one page
-    and one chunk per text, for sink tests."""
-    from ingest.model import Chunk, Document, Metadata, Page, Source
+    and one chunk per text, for sink tests.
+
+    :param structure: also give it what the structure step makes: each page a one-cell
+        table holding the page's text (a block, and a Markdown table), each chunk the
+        headings ``[name]``.
+    """
+    from ingest.model import Block, Chunk, Document, Metadata, Page, Source, Table, TableCell
 
     source = Source(Path(f"{name}.txt"), hashlib.sha256(name.encode()).hexdigest(), 1)
     pages = [Page(number=n, text=text, extractor="test") for n, text in enumerate(texts, 1)]
+    if structure:
+        for page in pages:
+            table = Table(1, 1, [TableCell(0, 0, page.text)], header_rows=0)
+            box = (72.0, 72.0, 300.0, 90.0)
+            page.blocks = [Block("table", page.text, box, table=table)]
+            page.markdown = f"| {page.text} |"
     document = Document(source, Metadata(title=name, page_count=len(pages)), pages)
     document.chunks = [
-        Chunk(document.doc_id, index, texts[index], number, number, start, end)
+        Chunk(document.doc_id, index, texts[index], number, number, start, end,
+              headings=[name] if structure else [])
         for index, (number, start, end) in enumerate(document.page_spans())
-    ]
+    ]  # fmt: skip
     return document
 
 
 def check_sink(
-    open_sink: Callable[[], object], held: Callable[[], Mapping[str, Sequence[str]]]
+    open_sink: Callable[[], object],
+    held: Callable[[], Mapping[str, Sequence[str]]],
+    *,
+    structure: bool = False,
 ) -> SinkReport:
     """Drive a sink through the hooks as a run does, and check that it keeps the contract.
 
@@ -211,6 +226,10 @@ def check_sink(
         ``ingest_sink_open`` would for one target.
     :param held: what the store holds once the sink is closed: each document id to the
         texts of its chunks, in order.
+    :param structure: the documents carry structure (:func:`sample_document`): each page a
+        one-cell table holding the same text as the page's one chunk, so ``held`` may
+        answer with the texts of the tables the store holds, to check that a sink replaces
+        and deletes them with their document.
     :returns: what the sink can do.
     :raises AssertionError: naming the rule the sink broke.
     """
@@ -219,7 +238,8 @@ def check_sink(
     from ingest.sinks import SinkSet
 
     def version(name: str, number: int) -> Document:
-        return sample_document(name, [f"{name} {number}.{part}" for part in range(number + 1)])
+        texts = [f"{name} {number}.{part}" for part in range(number + 1)]
+        return sample_document(name, texts, structure=structure)
 
     def expect(versions: Mapping[str, int], when: str) -> None:
         wanted = {

@@ -28,19 +28,28 @@ a document always runs to its end.
 Each chunk carries the numbers of the first and last page its text overlaps, from
 :meth:`~ingest.model.Document.page_spans`. Whitespace-only text gives no chunks. The work is
 O(n log n) in the number of words (a binary search per chunk), with no quadratic slicing.
+
+What is cut is the document's text, or its Markdown with ``format: markdown`` (the
+``structure`` step makes it; offsets then refer to ``Document.markdown``). When the document
+has structure, each chunk carries ``headings``, the trail of section titles it sits under,
+and ``chunk.by: section`` cuts by section instead
+(:func:`ingest_plugins.structure.sections.section_spans`: a break at every heading, table
+rows kept whole, a table's header repeated in the chunks that continue it).
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from ingest import Chunk, hookimpl
 
 if TYPE_CHECKING:
     from ingest import Document, Settings
+
+    from ingest_plugins.structure.sections import Heading, TableSpan
 
 NAME = "chunk"
 
@@ -149,6 +158,37 @@ def _page_index(page_starts: Sequence[int], offset: int) -> int:
     return max(0, bisect_right(page_starts, offset) - 1)
 
 
+def _chunks_of(
+    doc_id: str,
+    text: str,
+    page_spans: Sequence[tuple[int, int, int]],
+    spans: Iterable[tuple[int, int, str]],
+    headings_of: Callable[[int, int], list[str]] | None = None,
+) -> list[Chunk]:
+    """One chunk per ``(char_start, char_end, prefix)`` of ``text``, its text the prefix
+    and that slice, its pages found from ``page_spans``, its headings from ``headings_of``
+    (given the span)."""
+    page_starts = [start for _, start, _ in page_spans]
+    chunks: list[Chunk] = []
+    for index, (char_start, char_end, prefix) in enumerate(spans):
+        # Chunks start and end on non-whitespace, so never on a page separator.
+        first = _page_index(page_starts, char_start)
+        last = _page_index(page_starts, char_end - 1)
+        chunks.append(
+            Chunk(
+                doc_id=doc_id,
+                index=index,
+                text=prefix + text[char_start:char_end],
+                page_start=page_spans[first][0],
+                page_end=page_spans[last][0],
+                char_start=char_start,
+                char_end=char_end,
+                headings=[] if headings_of is None else headings_of(char_start, char_end),
+            )
+        )
+    return chunks
+
+
 def build_chunks(
     doc_id: str,
     text: str,
@@ -169,26 +209,41 @@ def build_chunks(
     :returns: the chunks, indexed 0..n-1 in text order.
     :raises ValueError: as :func:`chunk_spans`.
     """
-    page_starts = [start for _, start, _ in page_spans]
-    chunks: list[Chunk] = []
-    for index, (char_start, char_end) in enumerate(
-        chunk_spans(text, unit=unit, size=size, overlap=overlap)
-    ):
-        # Chunks start and end on non-whitespace, so never on a page separator.
-        first = _page_index(page_starts, char_start)
-        last = _page_index(page_starts, char_end - 1)
-        chunks.append(
-            Chunk(
-                doc_id=doc_id,
-                index=index,
-                text=text[char_start:char_end],
-                page_start=page_spans[first][0],
-                page_end=page_spans[last][0],
-                char_start=char_start,
-                char_end=char_end,
-            )
-        )
-    return chunks
+    spans = chunk_spans(text, unit=unit, size=size, overlap=overlap)
+    return _chunks_of(doc_id, text, page_spans, ((start, end, "") for start, end in spans))
+
+
+def build_section_chunks(
+    doc_id: str,
+    text: str,
+    page_spans: Sequence[tuple[int, int, int]],
+    headings: Sequence[Heading],
+    tables: Sequence[TableSpan],
+    *,
+    unit: Unit,
+    size: int,
+    overlap: int,
+) -> list[Chunk]:
+    """Cut a document's text by section (``chunk.by: section``) into chunks.
+
+    :param doc_id: the document id the chunks belong to.
+    :param text: the string cut (``Document.text`` or ``Document.markdown``).
+    :param page_spans: the pages' offsets in ``text``.
+    :param headings: the headings in ``text``, in order.
+    :param tables: the tables in ``text``, in order.
+    :param unit: ``"chars"`` or ``"words"``.
+    :param size: the largest chunk, in ``unit`` (a table row longer than it is kept whole).
+    :param overlap: the most two consecutive chunks of a section share, in ``unit``.
+    :returns: the chunks, indexed 0..n-1 in text order, each with its ``headings``.
+    :raises ValueError: as :func:`chunk_spans`.
+    """
+    from ingest_plugins.structure.sections import headings_at, section_spans
+
+    _validate(unit, size, overlap)
+    spans = section_spans(text, headings, tables, unit=unit, size=size, overlap=overlap)
+    return _chunks_of(
+        doc_id, text, page_spans, spans, lambda start, end: headings_at(headings, text, start, end)
+    )
 
 
 @hookimpl
@@ -196,19 +251,41 @@ def ingest_transform(document: Document, settings: Settings, step: str) -> None:
     """Replace the document's chunks when the chain step is ``chunk``.
 
     :param document: the document to chunk; its pages are read, ``chunks`` is replaced.
-    :param settings: the run's settings: ``settings.chunk.unit``, ``.size`` and ``.overlap``.
+    :param settings: the run's settings: ``settings.chunk.unit``, ``.size``, ``.overlap``
+        and ``.by``, and ``settings.format``.
     :param step: the chain step being run.
     :returns: nothing.
     :raises ValueError: if the chunk settings are out of range.
     """
     if step != NAME:
         return
+    from ingest_plugins.structure.sections import find_anchors, headings_at
+
     options = settings.chunk
+    markdown = getattr(settings, "format", "text") == "markdown"
+    text = document.markdown if markdown else document.text
+    page_spans = document.page_spans(markdown=markdown)
+    headings, tables = find_anchors(document, markdown=markdown)
+    if getattr(options, "by", "size") == "section":
+        document.chunks = build_section_chunks(
+            document.doc_id,
+            text,
+            page_spans,
+            headings,
+            tables,
+            unit=options.unit,
+            size=options.size,
+            overlap=options.overlap,
+        )
+        return
     document.chunks = build_chunks(
         document.doc_id,
-        document.text,
-        document.page_spans(),
+        text,
+        page_spans,
         unit=options.unit,
         size=options.size,
         overlap=options.overlap,
     )
+    if headings:
+        for chunk in document.chunks:
+            chunk.headings = headings_at(headings, text, chunk.char_start, chunk.char_end)

@@ -50,7 +50,8 @@ whatever is left of it). A file without a marker it can trust is treated the sam
 line that is not JSON makes the sink refuse the file.
 
 A record is a chunk (:meth:`ingest.model.Document.chunk_records`), plus ``page_provenance``
-when a page it covers records how its text was made (:func:`records_of`).
+when a page it covers records how its text was made, and ``tables`` on the first chunk that
+reaches a page where the structure found tables (:func:`records_of`).
 
 An advisory lock (``flock``, POSIX only) makes a second run on the same file fail at open
 rather than both repairing and writing to it.
@@ -145,24 +146,29 @@ def encode_record(record: dict[str, Any]) -> bytes:
 def records_of(document: Document) -> list[dict[str, Any]]:
     """The records of ``document`` as this sink writes them: its chunk records, each with
     ``page_provenance`` (page number as a string: that page's provenance) when a page it
-    covers says how its text was made (the quality check's choice, OCR...). Records of
-    pages without provenance have no such key.
+    covers says how its text was made (the quality check's choice, OCR...), and ``tables``
+    (:meth:`ingest.model.Document.table_records`) on the first chunk that reaches each
+    table's page (the last chunk for a page after every chunk). Records without such facts
+    have no such keys.
 
     :param document: a finished document.
     :returns: one record per chunk, in order.
     """
     records = document.chunk_records()
     provenance = {page.number: page.provenance for page in document.pages if page.provenance}
-    if not provenance:
-        return records
-    for record in records:
-        pages = {
-            str(number): facts
-            for number, facts in provenance.items()
-            if record["page_start"] <= number <= record["page_end"]
-        }
-        if pages:
-            record["page_provenance"] = pages
+    if provenance:
+        for record in records:
+            pages = {
+                str(number): facts
+                for number, facts in provenance.items()
+                if record["page_start"] <= number <= record["page_end"]
+            }
+            if pages:
+                record["page_provenance"] = pages
+    # A table rides with its document's lines, so it is replaced and deleted with them.
+    for table in document.table_records() if records else ():
+        record = next((r for r in records if r["page_end"] >= table["page"]), records[-1])
+        record.setdefault("tables", []).append(table)
     return records
 
 

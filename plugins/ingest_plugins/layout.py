@@ -48,6 +48,7 @@ __all__ = [
     "group_blocks",
     "order_lines",
     "ordered_text",
+    "stacked_rows",
 ]
 
 #: A gutter between columns is at least this many body font sizes wide.
@@ -327,22 +328,35 @@ def _cut(lines: list[Line], body_size: float, rtl: bool, depth: int) -> list[Lin
     return ordered if split_any else None
 
 
-def _row_groups(lines: list[Line], position: dict[int, int]) -> list[list[Line]]:
-    """``lines`` in rows, top to bottom: a line whose middle falls within the row above's
-    height (a superscript, the cells of a table row, a page number beside a running header)
-    joins that row; within a row the extractor's order is kept."""
-    by_top = sorted(lines, key=lambda line: (line.y0, position[id(line)]))
-    rows: list[list[Line]] = []
+def stacked_rows(lines: Sequence[Line]) -> list[list[int]]:
+    """The positions of ``lines`` (sorted top to bottom) in rows: a line whose middle falls
+    within the row above's height (a superscript, the cells of a table row, a page number
+    beside a running header) joins that row.
+
+    :param lines: lines sorted by their top.
+    :returns: positions in ``lines``, row by row, each row in the order given.
+    """
+    rows: list[list[int]] = []
     bottom = float("-inf")
-    for line in by_top:
+    for index, line in enumerate(lines):
         middle = (line.y0 + line.y1) / 2
         if rows and middle <= bottom:
-            rows[-1].append(line)
+            rows[-1].append(index)
             bottom = max(bottom, line.y1)
         else:
-            rows.append([line])
+            rows.append([index])
             bottom = line.y1
-    return [sorted(row, key=lambda line: position[id(line)]) for row in rows]
+    return rows
+
+
+def _row_groups(lines: list[Line], position: dict[int, int]) -> list[list[Line]]:
+    """``lines`` in rows, top to bottom (:func:`stacked_rows`); within a row the
+    extractor's order is kept."""
+    by_top = sorted(lines, key=lambda line: (line.y0, position[id(line)]))
+    return [
+        sorted((by_top[index] for index in row), key=lambda line: position[id(line)])
+        for row in stacked_rows(by_top)
+    ]
 
 
 def _rows(lines: list[Line], position: dict[int, int]) -> list[Line]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,10 @@ from ingest_plugins.pdf_common import (
 from ingest_plugins.pdfium_layout import page_text, unchecked
 
 if TYPE_CHECKING:
-    from ingest import Settings, Source
+    from ingest import Block, Settings, Source
+
+    from ingest_plugins.structure.pdfium_reader import PdfiumStructure
+    from ingest_plugins.structure.settings import StructureSettings
 
 NAME = "pdfium"
 
@@ -45,7 +49,12 @@ PDFIUM_LOCK = threading.Lock()
 
 
 def extract_with_pdfium(
-    path: Path, *, password: str | None, min_chars: int, pages: range | None = None
+    path: Path,
+    *,
+    password: str | None,
+    min_chars: int,
+    pages: range | None = None,
+    structure: StructureSettings | None = None,
 ) -> tuple[Metadata, list[Page]]:
     """Read the metadata and the text of the pages of the PDF at ``path`` with PDFium.
 
@@ -54,6 +63,8 @@ def extract_with_pdfium(
     :param min_chars: a page with fewer usable characters is flagged ``needs_ocr``.
     :param pages: 1-based page numbers to read (``range(11, 21)``: pages 11 to 20; numbers
         past the end are skipped), or ``None`` for all; other pages are never loaded.
+    :param structure: also read each page's blocks (``Page.blocks``) with these options;
+        the text is the same either way.
     :returns: the metadata (``page_count`` is the whole document's) and the pages read.
     :raises DocumentError: ``not-a-pdf``, or ``encrypted`` when no password opens the file.
     :raises pypdfium2.PdfiumError: when PDFium cannot load the file or a page.
@@ -64,7 +75,14 @@ def extract_with_pdfium(
         try:
             metadata = _metadata(document)
             numbers = select_pages(pages, metadata.page_count)
-            return metadata, [_page(document, number, min_chars) for number in numbers]
+            reader = None
+            if structure is not None:
+                from ingest_plugins.structure.pdfium_reader import PdfiumStructure
+
+                reader = PdfiumStructure(
+                    document, tables=structure.tables, outline=structure.outline
+                )
+            return metadata, [_page(document, number, min_chars, reader) for number in numbers]
         finally:
             document.close()
 
@@ -112,20 +130,30 @@ def _metadata(document: pdfium.PdfDocument) -> Metadata:
     )
 
 
-def _page(document: pdfium.PdfDocument, number: int, min_chars: int) -> Page:
+def _page(
+    document: pdfium.PdfDocument,
+    number: int,
+    min_chars: int,
+    reader: PdfiumStructure | None = None,
+) -> Page:
     page = document[number - 1]
+    blocks: list[Block] = []
     try:
         textpage = page.get_textpage()
         try:
             # The whole text layer (get_text_bounded would drop text outside the page box,
             # which readers still want indexed), its lines put in reading order.
-            text = page_text(textpage)
+            if reader is None:
+                text = page_text(textpage)
+            else:
+                text, blocks = reader.read(page, textpage, number - 1)
             silent = silent_text_objects(page, textpage)
         finally:
             textpage.close()
     finally:
         page.close()
     made = make_page(number, text, NAME, min_chars)
+    made.blocks = blocks
     if silent is not None:
         made.provenance[QUALITY] = {"reason": "glyphs-without-text", **silent}
     return made
@@ -241,7 +269,11 @@ def ingest_extract_claim(source: Source, settings: Settings, extractor: str) -> 
 def ingest_extract(
     source: Source, settings: Settings, extractor: str, pages: range | None
 ) -> Document | None:
-    """Extract a PDF source with :func:`extract_with_pdfium` when ``pdfium`` is asked for."""
-    return extract_source(
-        source, settings, extractor, pages, name=NAME, extract=extract_with_pdfium
-    )
+    """Extract a PDF source with :func:`extract_with_pdfium` when ``pdfium`` is asked for
+    (with each page's blocks when the structure plugin wants them)."""
+    from ingest_plugins.structure import options_of, wants_structure
+
+    extract = extract_with_pdfium
+    if wants_structure(settings):
+        extract = functools.partial(extract_with_pdfium, structure=options_of(settings))
+    return extract_source(source, settings, extractor, pages, name=NAME, extract=extract)

@@ -46,7 +46,14 @@ from ingest_plugins.layout import (
     ordered_text,
 )
 
-__all__ = ["may_have_columns", "page_blocks", "page_lines", "page_text", "unchecked"]
+__all__ = [
+    "may_have_columns",
+    "page_blocks",
+    "page_lines",
+    "page_text",
+    "page_text_and_lines",
+    "unchecked",
+]
 
 #: Bold from this font weight on (CSS numbers: 400 regular, 700 bold).
 BOLD_WEIGHT = 600
@@ -457,3 +464,30 @@ def page_blocks(textpage: pdfium.PdfTextPage) -> list[Block]:
     """
     lines, rtl = page_lines(textpage, fonts=True)
     return group_blocks(order_lines(lines, rtl=rtl))
+
+
+def page_text_and_lines(
+    textpage: pdfium.PdfTextPage,
+) -> tuple[str, list[Line], list[tuple[int, int]]]:
+    """The text of a page exactly as :func:`page_text` gives it, with its lines in reading
+    order and where each line's characters are, from one reading of the page.
+
+    Fonts are not read (a line's ``size`` is its height): the caller reads what it needs for
+    the lines it keeps, with the character ranges.
+
+    :param textpage: the page's text page.
+    :returns: the text; the lines, ordered by :func:`~ingest_plugins.layout.order_lines`
+        with ``kind`` set; and for each of PDFium's lines (a line's ``source``) the indexes
+        of its first and last visible character, ``(-1, -1)`` for a blank line.
+    """
+    text = textpage.get_text_range()
+    page = _Page(textpage)
+    if page.count == 0:
+        return _LINE_BREAK.sub(_break, text), [], []
+    page.turn = _main_turn(page)
+    spans, raws = _read(page, text)
+    rtl = _rtl(text)
+    ordered = order_lines(_lines(page, spans, raws, fonts=False), rtl=rtl)
+    text = ordered_text(ordered) if _needs_order(page, raws) else _LINE_BREAK.sub(_break, text)
+    ranges = [(-1, -1) if raw is None else (raw.index, raw.last) for raw in raws]
+    return text, ordered, ranges

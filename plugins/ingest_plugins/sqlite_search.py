@@ -2,6 +2,8 @@
 
 The ``sqlite`` plugin adds the command through ``ingest_register_commands``; this module
 knows the sink's tables (:mod:`ingest_plugins.sqlite_sink`) and reads them, never writes.
+The command's semantic and hybrid modes (``--mode``) are :mod:`ingest_plugins.hybrid_search`'s,
+which builds on the keyword search here.
 
 Ranking is FTS5's bm25 over the chunk text. User queries are arbitrary text, so by default
 each whitespace-separated word is quoted into an FTS5 string: every word must match (in any
@@ -13,18 +15,29 @@ order), punctuation cannot form operators, and no query is a syntax error. A wor
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
+from typing import TYPE_CHECKING
 
 import click
 from ingest import ExitCode, UsageError
 
-__all__ = ["SearchHit", "format_hits", "search", "search_command", "to_fts_query"]
+if TYPE_CHECKING:
+    from ingest_plugins.hybrid_search import Mode
+
+__all__ = [
+    "SearchHit",
+    "format_hits",
+    "open_database",
+    "search",
+    "search_command",
+    "to_fts_query",
+]
 
 _REQUIRED_TABLES = frozenset({"documents", "chunks", "chunks_fts"})
 # Tokens of context around the matches in a snippet (FTS5 allows at most 64).
@@ -44,7 +57,6 @@ LIMIT :limit
 """
 
 
-@final
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     """One matching chunk.
@@ -128,7 +140,7 @@ def search(
     match = query if raw else to_fts_query(query)
     if not match:
         return []
-    connection = _open(db_path)
+    connection = open_database(db_path)
     try:
         rows = connection.execute(
             _QUERY,
@@ -195,8 +207,14 @@ def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _open(db_path: Path) -> sqlite3.Connection:
-    """A read-only connection to an ingest database, or a UsageError naming the file."""
+def open_database(db_path: Path) -> sqlite3.Connection:
+    """A read-only connection to a database of the ``sqlite`` sink.
+
+    :param db_path: the database file.
+    :returns: the open connection; the caller closes it.
+    :raises UsageError: naming the file, when it is missing, not a file, not an SQLite
+        database, or lacks the sink's tables.
+    """
     what = str(db_path)
     if not db_path.exists():
         raise UsageError(f"no database at {what!r}: make one with `ingest run ... --sink "
@@ -231,11 +249,32 @@ def _open(db_path: Path) -> sqlite3.Connection:
 @click.command("search")
 @click.argument("database", type=click.Path(dir_okay=False))
 @click.argument("query")
-@click.option("--limit", default=10, show_default=True, help="How many chunks to show.")
-def search_command(database: str, query: str, limit: int) -> None:
-    """Search the chunks of an SQLite sink (bm25 ranking), printing source and page."""
-    hits = search(Path(database), query, limit=limit)
-    if not hits:
+@click.option("-n", "--limit", default=10, show_default=True, help="How many chunks to show.")
+@click.option(
+    "--mode",
+    # The modes of ingest_plugins.hybrid_search.MODES, spelled out: that module imports this
+    # one, and the command must load without numpy.
+    type=click.Choice(["auto", "keyword", "semantic", "hybrid"]),
+    default="auto",
+    show_default=True,
+    help="keyword: bm25; semantic: vectors; hybrid: both, fused; auto: hybrid when the "
+    "store has vectors.",
+)
+@click.option("--model", metavar="LABEL[@DIM]", help="Which stored vectors, if several.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def search_command(
+    database: str, query: str, limit: int, mode: Mode, model: str | None, as_json: bool
+) -> None:
+    """Search the chunks of an SQLite sink by words, meaning or both; print source and page."""
+    from ingest_plugins.hybrid_search import format_hits as format_found
+    from ingest_plugins.hybrid_search import search as search_modes
+
+    hits = search_modes(Path(database), query, mode=mode, limit=limit, model=model)
+    if as_json:
+        click.echo(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
+    elif hits:
+        click.echo(format_found(hits))
+    else:
         click.echo(f"no match for {query!r}")
+    if not hits:
         sys.exit(int(ExitCode.FAILED))
-    click.echo(format_hits(hits))

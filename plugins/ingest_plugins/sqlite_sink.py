@@ -6,28 +6,40 @@ means ``ingest.db``; a folder is refused). Tables:
 * ``documents``: one row per document, with its metadata as columns and as JSON;
 * ``pages``: one row per page, primary key ``(doc_id, number)``;
 * ``chunks``: one row per chunk, ``chunk_id`` unique;
+* ``tables``: one row per table found on a page (when the structure was made): its page,
+  box, size, header rows, whether it was ruled, and its cells as JSON, rows by columns
+  (``[["Name", "Age"], ["Alice", "30"]]``), with the spanning cells apart;
 * ``chunks_fts``: an FTS5 index over ``chunks.text``, kept in step by triggers. It is an
   external-content table, so ``chunks`` needs a stable integer rowid: ``chunks.id`` is an
   ``INTEGER PRIMARY KEY`` (an implicit rowid may be renumbered by ``VACUUM``, which would
   point the index at the wrong chunks), and ``chunk_id`` is the unique key records are upserted
-  by. Query it with ``ingest search DB QUERY`` (:mod:`ingest_plugins.sqlite_search`).
+  by. Query it with ``ingest search DB QUERY`` (:mod:`ingest_plugins.sqlite_search`);
+* ``vector_models`` and ``chunk_vectors``: the chunks' vectors when the run embeds
+  (``--embed NAME``), int8 with a scale, one row per document, written and deleted in the
+  same transaction as its chunks (see :mod:`ingest_plugins.sqlite_vectors`).
+
+When the structure was made (``--format markdown``, ``chunk.by: section`` or
+``structure.enabled``), ``pages.markdown`` holds each page's Markdown and ``chunks.headings``
+each chunk's section trail (JSON); both are ``NULL`` otherwise. A database made before these
+columns existed gets them when opened.
 
 The store mirrors the corpus. Each step (``ingest_sink``) is one transaction, committed
 before the hook returns: every document of the batch replaces what the database holds for
-its ``doc_id`` (its pages and chunks are deleted, then inserted again), and every id in
-``deleted`` loses its document, pages and chunks. The index's delete trigger takes the old
-text out of ``chunks_fts`` in the same transaction, so a search never finds a record that is
-gone, and a reader (another connection) sees the database before or after a step, never
-within one. A rerun after a kill therefore never duplicates a record.
+its ``doc_id`` (its pages, chunks, tables and vectors are deleted, then inserted again), and
+every id in ``deleted`` loses its document, pages, chunks, tables and vectors. The index's
+delete trigger takes the old text out of ``chunks_fts`` in the same transaction, so a search
+never finds a record that is gone, and a reader (another connection) sees the database before
+or after a step, never within one. A rerun after a kill therefore never duplicates a record.
 
 What the database holds is vouched for by ``ingest_state``, one row: ``store`` (a random id
 made with the table) and ``writes`` (steps taken), which ``ingest_sink_state`` reports to the
-cache, and ``changes``, which triggers on ``documents``, ``pages`` and ``chunks`` count on
-every insert, update and delete. Each step ends by setting ``expected`` to ``changes``; on
-open, a difference means rows were changed outside ingest (a ``DELETE`` in the ``sqlite3``
-shell), and the sink takes a new ``store`` id, so the cache writes every document to it
-again. A deleted, emptied or replaced file has no such row, or another one: the same. Not
-detected: a change made with the triggers dropped, or to ``ingest_state`` itself.
+cache, and ``changes``, which triggers on ``documents``, ``pages``, ``chunks``, ``tables`` and
+``chunk_vectors`` count on every insert, update and delete. Each step ends by setting
+``expected`` to ``changes``; on open, a difference means rows were changed outside ingest (a
+``DELETE`` in the ``sqlite3`` shell), and the sink takes a new ``store`` id, so the cache
+writes every document to it again. A deleted, emptied or replaced file has no such row, or
+another one: the same. Not detected: a change made with the triggers dropped, or to ``ingest_state``
+itself.
 
 Durability: WAL with ``synchronous=FULL``. WAL with ``NORMAL`` already survives a killed
 process, but a power cut may roll back the last commits; the core records a batch in its cache
@@ -51,18 +63,28 @@ from typing import TYPE_CHECKING, Any, final
 
 from ingest import UsageError, hookimpl
 
+from ingest_plugins.sqlite_vectors import (
+    VECTOR_SCHEMA,
+    check_numpy,
+    delete_vectors,
+    write_vectors,
+)
+
 if TYPE_CHECKING:
     import click
-    from ingest import Document
+    from ingest import Document, Settings
 
 logger = logging.getLogger("ingest.sqlite")
 
 NAME = "sqlite"
 DEFAULT_FILENAME = "ingest.db"
 #: Stored in ``PRAGMA user_version``; a database from a newer schema is refused. Version 1
-#: lacks ``ingest_state``: its first open in version 2 takes a new store id (a refill).
-SCHEMA_VERSION = 2
-_TRACKED = ("documents", "pages", "chunks")
+#: lacks ``ingest_state``: its first open in a later version takes a new store id (a refill).
+#: Version 3 adds ``tables``, the structure's columns and the vector tables; an older sink
+#: would not replace a document's tables or vectors with the document, so it must refuse such
+#: a database.
+SCHEMA_VERSION = 3
+_TRACKED = ("documents", "pages", "chunks", "tables", "chunk_vectors")
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS documents (
@@ -86,6 +108,7 @@ _SCHEMA = (
         extractor TEXT NOT NULL,
         needs_ocr INTEGER NOT NULL,
         provenance TEXT NOT NULL,
+        markdown TEXT,
         PRIMARY KEY (doc_id, number)
     )""",
     """CREATE TABLE IF NOT EXISTS chunks (
@@ -97,9 +120,23 @@ _SCHEMA = (
         page_start INTEGER NOT NULL,
         page_end INTEGER NOT NULL,
         char_start INTEGER NOT NULL,
-        char_end INTEGER NOT NULL
+        char_end INTEGER NOT NULL,
+        headings TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS chunks_doc_id ON chunks(doc_id, idx)",
+    """CREATE TABLE IF NOT EXISTS tables (
+        doc_id TEXT NOT NULL REFERENCES documents(doc_id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL,
+        page INTEGER NOT NULL,
+        x0 REAL NOT NULL, y0 REAL NOT NULL, x1 REAL NOT NULL, y1 REAL NOT NULL,
+        n_rows INTEGER NOT NULL,
+        n_cols INTEGER NOT NULL,
+        header_rows INTEGER NOT NULL,
+        ruled INTEGER NOT NULL,
+        cells TEXT NOT NULL,
+        spans TEXT NOT NULL,
+        PRIMARY KEY (doc_id, idx)
+    )""",
     # porter stems English ("networks" finds "network"); remove_diacritics 2 lets "cafe"
     # find "café" in any script unicode61 knows.
     """CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(
@@ -118,6 +155,7 @@ _SCHEMA = (
         INSERT INTO chunks_fts(chunks_fts, rowid, text) VALUES ('delete', old.id, old.text);
         INSERT INTO chunks_fts(rowid, text) VALUES (new.id, new.text);
     END""",
+    *VECTOR_SCHEMA,
     """CREATE TABLE IF NOT EXISTS ingest_state (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         store TEXT NOT NULL,
@@ -154,13 +192,34 @@ ON CONFLICT (doc_id) DO UPDATE SET
 """
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _INSERT_PAGE = (
-    "INSERT INTO pages (doc_id, number, text, extractor, needs_ocr, provenance) "
-    "VALUES (?, ?, ?, ?, ?, ?)"
+    "INSERT INTO pages (doc_id, number, text, extractor, needs_ocr, provenance, markdown) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_CHUNK = (
     "INSERT INTO chunks (chunk_id, doc_id, idx, text, page_start, page_end, char_start, "
-    "char_end) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "char_end, headings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_INSERT_TABLE = (
+    "INSERT INTO tables (doc_id, idx, page, x0, y0, x1, y1, n_rows, n_cols, header_rows, "
+    "ruled, cells, spans) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+#: Columns a database made before them lacks (``CREATE TABLE IF NOT EXISTS`` keeps its
+#: tables as they are); added when it is opened.
+_ADDED_COLUMNS = (("pages", "markdown", "TEXT"), ("chunks", "headings", "TEXT"))
+
+
+@hookimpl
+def ingest_configure(settings: Settings) -> None:
+    """Fail at start, not at the first batch, when the run embeds into an sqlite sink and
+    numpy (which encodes the vectors) is missing.
+
+    :raises UsageError: naming the sink and the extra.
+    """
+    if not settings.embed.embedder:
+        return
+    for spec in settings.sinks:
+        if spec.partition(":")[0] == NAME:
+            check_numpy(f"sqlite sink {spec.partition(':')[2]!r}")
 
 
 @hookimpl
@@ -276,6 +335,7 @@ class SqliteSink:
                     _delete(connection, doc_id)
                 for document in batch:
                     _upsert(connection, document, now)
+                    write_vectors(connection, document)
                 connection.execute(_END_STEP)
                 connection.execute("COMMIT")
             except BaseException:
@@ -326,6 +386,7 @@ class SqliteSink:
                 )
             for statement in _SCHEMA:
                 connection.execute(statement)
+            _add_columns(connection)
             connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self.state = self._check_state(connection)
             connection.execute("COMMIT")
@@ -359,6 +420,8 @@ def _delete(connection: sqlite3.Connection, doc_id: str) -> None:
     # Chunks first, row by row through the trigger that takes their text out of the index.
     connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
     connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
+    delete_vectors(connection, doc_id)
     connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
 
 
@@ -381,25 +444,46 @@ def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> Non
             "ingested_at": now,
         },
     )
-    # Delete then insert: a re-chunked document must lose the chunks it no longer has, and
-    # the delete trigger takes their text out of the index.
+    # Delete then insert: a re-chunked document must lose the chunks it no longer has (the
+    # delete trigger takes their text out of the index), a changed one the tables it lost.
     connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
     connection.execute("DELETE FROM pages WHERE doc_id = ?", (doc_id,))
+    connection.execute("DELETE FROM tables WHERE doc_id = ?", (doc_id,))
     connection.executemany(
         _INSERT_PAGE,
         [
-            (doc_id, p.number, _text(p.text), p.extractor, int(p.needs_ocr), _json(p.provenance))
+            (doc_id, p.number, _text(p.text), p.extractor, int(p.needs_ocr), _json(p.provenance),
+             None if p.markdown is None else _text(p.markdown))
             for p in document.pages
         ],
-    )
+    )  # fmt: skip
     connection.executemany(
         _INSERT_CHUNK,
         [
             (c.chunk_id, c.doc_id, c.index, _text(c.text), c.page_start, c.page_end,
-             c.char_start, c.char_end)
+             c.char_start, c.char_end, _json(c.headings) if c.headings else None)
             for c in document.chunks
         ],
-    )
+    )  # fmt: skip
+    connection.executemany(_INSERT_TABLE, _table_rows(document))
+
+
+def _add_columns(connection: sqlite3.Connection) -> None:
+    """The structure's columns, added to a database made before them (in the transaction
+    that opens it)."""
+    for table, column, kind in _ADDED_COLUMNS:
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _table_rows(document: Document) -> list[tuple[Any, ...]]:
+    """One ``tables`` row per table of the document (:meth:`Document.table_records`)."""
+    return [
+        (document.doc_id, t["index"], t["page"], *t["bbox"], t["rows"], t["cols"],
+         t["header_rows"], int(t["ruled"]), _json(t["cells"]), _json(t["spans"]))
+        for t in document.table_records()
+    ]  # fmt: skip
 
 
 def _text(value: Any) -> Any:

@@ -7,12 +7,17 @@ The output fingerprint (:func:`output_fingerprint`) hashes two things:
   version below), ``collect``, ``sinks`` (the cache keys sinks separately), ``run``,
   ``cache``, ``progress``, ``log_level`` and ``extract.password`` (it decides whether an
   encrypted file opens, not what its text is). Everything else counts, plugin sections
-  included, so a setting added later invalidates the cache rather than being ignored.
+  included, so a setting added later invalidates the cache rather than being ignored. The
+  ``embed`` section counts only when the run embeds, and without ``embed.batch_size`` (how
+  many texts go in one call changes nothing stored): a run without vectors keeps the
+  fingerprint it had before embedding existed, and changing the model embeds again.
 * **The code that shapes records**: every loaded plugin that implements ``ingest_extract``
   or ``ingest_transform``, by name, with its distribution's version and the installed
   versions of that distribution's direct requirements (a pypdfium2 upgrade changes the text
   the ``pdfium`` plugin extracts). A plugin that belongs to no installed distribution (a
   local module, ``-p mypkg.myplugin`` from a checkout) counts by a hash of its source file.
+  When the run embeds, the embedder it names (``ingest_embed``) counts the same way; other
+  loaded embedders do not.
 
 The claim key (:func:`claim_key`) does the same for collection: the collect patterns and
 the versions of the plugins that claim files (``ingest_collect_file``).
@@ -68,10 +73,17 @@ def output_fingerprint(settings: Settings, manager: IngestPluginManager) -> tupl
     """
     shaping = settings.model_dump(mode="json", exclude=set(NOT_OUTPUT))
     shaping.get("extract", {}).pop("password", None)
+    plugins = _versions(manager, _OUTPUT_HOOKS)
+    embed = shaping.pop("embed", None)
+    if embed and embed.get("embedder"):
+        embed.pop("batch_size", None)
+        shaping["embed"] = embed
+        embedders = _versions(manager, ("ingest_embed",))
+        plugins.update({k: v for k, v in embedders.items() if k == embed["embedder"]})
     described = {
         "format": _FORMAT,
         "settings": shaping,
-        "plugins": _versions(manager, _OUTPUT_HOOKS),
+        "plugins": plugins,
     }
     text = json.dumps(described, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32], text

@@ -26,6 +26,7 @@ from ingest.config.models import (
     CacheSettings,
     ChunkSettings,
     CollectSettings,
+    EmbedSettings,
     ExtractSettings,
     RunSettings,
     Settings,
@@ -36,6 +37,7 @@ __all__ = [
     "CacheSettings",
     "ChunkSettings",
     "CollectSettings",
+    "EmbedSettings",
     "ExtractSettings",
     "LoadedSettings",
     "RunSettings",
@@ -121,7 +123,7 @@ def load_settings(
 
 
 #: The settings known before any plugin is loaded: they decide which plugins load.
-_EARLY_KEYS = ("plugins", "run.executor")
+_EARLY_KEYS = ("plugins", "run.executor", "embed.embedder")
 
 
 @final
@@ -129,10 +131,10 @@ class SettingsStack:
     """Every source of one run's settings, read once, in the order they override each other.
 
     Built-in defaults < the config file < ``INGEST_*`` variables < CLI flags < ``-o``
-    overrides. Two answers come from the same stack: first the plugins to load and the
-    executor (:meth:`plugins`, :meth:`executor`), which must be known before the plugins
-    declare their settings sections; then, with those sections, the validated settings
-    (:meth:`load`).
+    overrides. Two answers come from the same stack: first the plugins to load, the executor
+    and the embedder (:meth:`plugins`, :meth:`executor`, :meth:`embedder`), which must be
+    known before the plugins declare their settings sections; then, with those sections, the
+    validated settings (:meth:`load`).
 
     :param config_file: an explicit config file (``-c``); relative to ``cwd``. Without it
         the first directory from ``cwd`` upwards that has ``ingest.yaml``, ``ingest.yml``
@@ -187,6 +189,13 @@ class SettingsStack:
         :raises ConfigError: the value is invalid.
         """
         return self._early_settings().run.executor
+
+    def embedder(self) -> str | None:
+        """``embed.embedder``: the embedder the run names, ``None`` when it does not embed.
+
+        :raises ConfigError: the value is invalid.
+        """
+        return self._early_settings().embed.embedder
 
     def load(self, sections: Mapping[str, type[BaseModel]] = _NO_SECTIONS) -> LoadedSettings:
         """Merge and validate every layer, with the loaded plugins' sections.

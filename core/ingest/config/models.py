@@ -121,6 +121,11 @@ class ChunkSettings(_Section):
         validate_default=True,
         description="Units shared by consecutive chunks; below size.",
     )
+    by: Literal["size", "section"] = Field(
+        default="size",
+        description="size: cut by size alone; section: also break at every heading, keep "
+        "table rows whole and repeat a table's header row in the chunks that continue it.",
+    )
 
     @field_validator("overlap")
     @classmethod
@@ -132,6 +137,27 @@ class ChunkSettings(_Section):
                 "lower chunk.overlap or raise chunk.size"
             )
         return value
+
+
+@final
+class EmbedSettings(_Section):
+    """Vectors for the chunks (off unless an embedder is named)."""
+
+    embedder: str | None = Field(
+        default=None,
+        description="Name of the embedder plugin (e.g. wordllama); empty: no vectors.",
+    )
+    model: str | None = Field(
+        default=None, description="Model of the embedder; empty: the embedder's default."
+    )
+    dim: int | None = Field(
+        default=None,
+        gt=0,
+        description="Vector size, where the model allows several; empty: the model's own.",
+    )
+    batch_size: int = Field(
+        default=256, gt=0, le=65536, description="Chunk texts per call of the embedder."
+    )
 
 
 @final
@@ -192,10 +218,18 @@ class Settings(_Section):
     collect: CollectSettings = _section_field(CollectSettings)
     extract: ExtractSettings = _section_field(ExtractSettings)
     transforms: _StrList = Field(
-        default_factory=lambda: ["normalize", "dehyphenate", "strip_headers", "chunk", "dedup"],
+        default_factory=lambda: [
+            "normalize", "dehyphenate", "strip_headers", "structure", "chunk", "dedup"
+        ],
         description="Transform plugins applied to each document, in order.",
     )
+    format: Literal["text", "markdown"] = Field(
+        default="text",
+        description="What chunks are cut from: the pages' plain text, or their Markdown "
+        "(headings, lists, tables; made by the structure step).",
+    )
     chunk: ChunkSettings = _section_field(ChunkSettings)
+    embed: EmbedSettings = _section_field(EmbedSettings)
     sinks: _SinkList = Field(
         default_factory=lambda: ["jsonl:ingest-out.jsonl"],
         description="Where records go, each as `scheme:target`.",

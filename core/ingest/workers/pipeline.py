@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ingest.embedding import embed_document
 from ingest.errors import DocumentError
 from ingest.model import Document, Failure
 from ingest.workers.fetch import fetched, restore
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from ingest.model import Source
 
 #: The hooks that run documents in workers: their plugins must exist in every worker.
-WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_fetch")
+WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_embed", "ingest_fetch")
 
 
 def process_source(
@@ -127,7 +128,8 @@ def transform_document(
     settings: Settings,
     document: Document,
 ) -> Document | Failure:
-    """Run the ``transforms`` chain on a whole document, in order, in place.
+    """Run the ``transforms`` chain on a whole document, in order, in place, then embed its
+    chunks when the run asks for vectors (``embed.embedder``).
 
     :returns: the document, or the failure of the first step that raised.
     """
@@ -136,6 +138,12 @@ def transform_document(
             manager.hook.ingest_transform(document=document, settings=settings, step=step)
         except Exception as exc:
             return failure_from_exception(manager, document.source, exc, default_plugin=step)
+    embedder = settings.embed.embedder
+    if embedder:
+        try:
+            embed_document(manager, settings, document)
+        except Exception as exc:
+            return failure_from_exception(manager, document.source, exc, default_plugin=embedder)
     return document
 
 
@@ -248,5 +256,6 @@ def _plugin_in_traceback(
 
 
 def document_plugins(manager: IngestPluginManager) -> list[str]:
-    """The names of the plugins that implement the hooks workers run (extract, transform)."""
+    """The names of the plugins that implement the hooks workers run (extract, transform,
+    embed, fetch)."""
     return sorted({name for hook in WORKER_HOOKS for name in manager.plugins_with_hook(hook)})

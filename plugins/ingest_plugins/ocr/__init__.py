@@ -18,7 +18,7 @@ fails with one line naming the extra, which ``--plugin ocr`` reports at start (e
 
 from __future__ import annotations
 
-import importlib.util
+from ingest_plugins.extras import require_extra
 
 #: Top-level modules of the ``ocr`` extra (Pillow is ``PIL``). Checked without importing
 #: them: onnxruntime and OpenCV take 0.2 s to import, too much for a driver that may have no
@@ -26,23 +26,7 @@ import importlib.util
 EXTRA_MODULES = ("PIL", "pytesseract", "rapidocr_onnxruntime", "onnxruntime")
 
 
-def _missing_modules() -> list[str]:
-    missing = []
-    for module in EXTRA_MODULES:
-        try:
-            found = importlib.util.find_spec(module) is not None
-        except (ImportError, ValueError):  # an import hook refused it, or a broken install
-            found = False
-        if not found:
-            missing.append(module)
-    return missing
-
-
-if _missing := _missing_modules():
-    raise ImportError(
-        f"the ocr plugin needs the extra: pip install 'ingest[ocr]' "
-        f"(missing: {', '.join(_missing)})"
-    )
+require_extra("the ocr plugin", "ocr", EXTRA_MODULES)
 
 # The imports below come after the check on purpose: it must fail before anything else.
 import threading  # noqa: E402
