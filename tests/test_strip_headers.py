@@ -122,3 +122,43 @@ def test_hook_on_a_document() -> None:
     strip_headers.ingest_transform(document=document, settings=Settings(), step="strip_headers")
     assert all(not page.text.startswith("Running head") for page in document.pages)
     assert all(len(page.text.split("\n")) == 8 for page in document.pages)
+
+
+def _groups_pairwise(pages: list[frozenset[str]]) -> list[int]:
+    """The repeated-page groups by their definition: each page against every group's first
+    page, in order."""
+    groups: list[int] = []
+    firsts: list[frozenset[str]] = []
+    for lines in pages:
+        group = next(
+            (
+                number
+                for number, other in enumerate(firsts)
+                if len(lines & other) >= strip_headers.SAME_PAGE * max(len(lines), len(other))
+            ),
+            None,
+        )
+        if group is None:
+            group = len(firsts)
+            firsts.append(lines)
+        groups.append(group)
+    return groups
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([f"line {n}" for n in range(12)]), min_size=1, max_size=8),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_repeated_pages_found_through_an_index_are_those_compared_pairwise(
+    pages: list[list[str]],
+) -> None:
+    """Only groups holding one of a page's rarest lines are compared: the same groups as
+    comparing the page with every group."""
+    made = strip_headers._pages(["\n".join(lines) for lines in pages], strip_headers.EDGE_LINES)
+    assert strip_headers._same_page_groups(made) == _groups_pairwise(
+        [page.filled for page in made]
+    )

@@ -348,6 +348,10 @@ def ingest_sink(batch: Sequence[Document], settings: Settings, deleted: Sequence
         ``batch``, and possibly ids the sink does not hold (nothing to do for those).
     :returns: nothing; all implementations are called. ``async def`` sinks run on the
         persistent loop.
+    :raises Exception: when the step cannot be written (disk full, read-only...): keep
+        nothing of it. The run then stops with one error naming the sink, its target (the
+        sink object's ``path`` attribute, else the target of its spec) and the cause, and
+        exits 6; what was committed before stays.
 
     .. versionadded:: 0.1
     """
@@ -385,7 +389,7 @@ def ingest_sink_state(settings: Settings) -> tuple[str, int] | None:
 
 @hookspec
 def ingest_progress(event: ProgressEvent) -> None:
-    """Hear every event of a run: collected, ingested, skipped, failed, finished.
+    """Hear every event of a run: collected, pages, ingested, skipped, failed, finished.
 
     Called on the driver, in the thread that runs the session, for each event in order.
     ``collected`` comes once, when collection ends (``event.message`` says how many). Every
@@ -393,12 +397,16 @@ def ingest_progress(event: ProgressEvent) -> None:
     ``event.source``, ``event.pages``), ``skipped`` (``event.source``, ``event.message``:
     why) or ``failed`` (``event.failure``); a file that fails or is skipped while being
     collected (unreadable, or the same content as another) gets it before ``collected``.
+    While a long document is read in page ranges, ``pages`` events come as each range is
+    done (``event.source``, ``event.pages``: how many more), before its outcome.
     ``finished`` comes last, even when the run was stopped. Reporters (terminal bar, JSON
     lines, log lines) implement it; keep it cheap.
 
-    :param event: ``event.kind`` (one of the five above), ``event.source``,
-        ``event.failure``, ``event.pages``, ``event.message`` and ``event.state`` (a
-        :meth:`~ingest.progress.ProgressTracker.get_state` snapshot taken after the event).
+    :param event: ``event.kind`` (one of the six above), ``event.source``,
+        ``event.failure``, ``event.pages``, ``event.message``, ``event.logs`` (for
+        ``ingested``: what libraries logged while the document was made) and
+        ``event.state`` (a :meth:`~ingest.progress.ProgressTracker.get_state` snapshot
+        taken after the event).
     :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1

@@ -8,6 +8,8 @@ the same records.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,32 @@ PDF_MEDIA_TYPE = "application/pdf"
 PAGE_SEPARATOR = "\n\n"
 
 _HASH_BLOCK = 1 << 20
+# A frame line of a short traceback: ``path/to/file.py:12: in function``.
+_FRAME = re.compile(r"(\S.*?:\d+): in \S+$")
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text that can be printed and stored anywhere: ``caf\\xe9.pdf``.
+
+    A file name that is not valid UTF-8 reaches Python with its bad bytes as lone
+    surrogates, which no terminal, JSON reader or SQLite column accepts; those bytes are
+    shown as ``\\xNN`` escapes instead. Every other path comes back as ``str(path)``.
+    Messages that may quote such a name (an exception's, a library's log record) go through
+    it too.
+
+    :param path: the path (or any text), as collected.
+    :returns: printable text naming the path.
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")  # the bytes the name really has
+        except UnicodeEncodeError:  # a surrogate no file system gave: escape it as it is
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
 
 #: ``(x0, y0, x1, y1)`` in points from the page's top-left corner, ``y`` growing downwards.
 BBox = tuple[float, float, float, float]
@@ -292,13 +320,41 @@ class Chunk:
 
 
 @dataclass(slots=True)
+class LogEntry:
+    """A log record of a library (any logger outside ``ingest``) made while a document was
+    processed. Such records are captured per document, as pytest captures a test's output,
+    and shown with the document's failure or with ``-v``.
+
+    :param logger: the logger's name (``pypdf._reader``).
+    :param level: the level's name (``WARNING``).
+    :param message: the formatted message.
+    :param count: how many identical records were made (counted once, shown once).
+    """
+
+    logger: str
+    level: str
+    message: str
+    count: int = 1
+
+    def describe(self) -> str:
+        """``WARNING pypdf._reader: message (x3)``."""
+        times = f" (x{self.count})" if self.count > 1 else ""
+        return f"{self.level} {self.logger}: {self.message}{times}"
+
+
+@dataclass(slots=True)
 class Document:
-    """A source after extraction: metadata, pages and (after the chunk transform) chunks."""
+    """A source after extraction: metadata, pages and (after the chunk transform) chunks.
+
+    :param logs: what libraries logged while it was extracted and transformed (see
+        :class:`LogEntry`); sinks do not write it.
+    """
 
     source: Source
     metadata: Metadata
     pages: list[Page]
     chunks: list[Chunk] = field(default_factory=list)
+    logs: list[LogEntry] = field(default_factory=list)
 
     @property
     def doc_id(self) -> str:
@@ -373,7 +429,7 @@ class Document:
         A chunk with an embedding also has ``embedding`` (its float32 components, exact) and
         ``embedding_model`` (:attr:`Embedding.model`); records without one have neither key.
         """
-        source = str(self.source.path)
+        source = display_path(self.source.path)
         metadata = self.metadata.to_dict()
         records: list[dict[str, Any]] = []
         for chunk in self.chunks:
@@ -414,6 +470,11 @@ class Failure:
     :param plugin: the plugin that raised, when known.
     :param exc_type: the exception's qualified type name, when one was raised.
     :param doc_id: the document id, when the file could be hashed.
+    :param traceback: the exception's traceback as Python prints it, when one was raised
+        (in a worker process or on a Dask worker too).
+    :param traceback_short: the same, one line per frame, without the frames of ingest
+        and pluggy that called the plugin (``--tb=short``).
+    :param logs: what libraries logged while the document was processed.
     """
 
     source: Path | str
@@ -422,9 +483,21 @@ class Failure:
     plugin: str | None = None
     exc_type: str | None = None
     doc_id: str | None = None
+    traceback: str | None = None
+    traceback_short: str | None = None
+    logs: list[LogEntry] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line for the summary: ``path: reason: message [plugin]``."""
         where = f" [plugin {self.plugin}]" if self.plugin else ""
         kind = f"{self.exc_type}: " if self.exc_type else ""
-        return f"{self.source}: {self.reason}: {kind}{self.message}{where}"
+        return display_path(f"{self.source}: {self.reason}: {kind}{self.message}{where}")
+
+    def location(self) -> str | None:
+        """``file.py:12``, where the exception was raised (the last frame), if known."""
+        found: str | None = None
+        for line in (self.traceback_short or "").splitlines():
+            match = _FRAME.match(line)
+            if match is not None:
+                found = match[1]
+        return found

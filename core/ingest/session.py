@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.cache import SKIP_UNCHANGED, InputScope, RunCache, StorePlan, abspath, open_run_cache
-from ingest.errors import UsageError
+from ingest.errors import UsageError, WriteError
 from ingest.interrupt import GracefulStop
-from ingest.model import Document, Failure, Source, is_url
+from ingest.model import Document, Failure, LogEntry, Source, display_path, is_url
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
-from ingest.sinks import SinkSet
+from ingest.sinks import SinkSet, mask_secrets
+from ingest.storage import explain_write_error
 from ingest.workers.feed import SourceFeed
 
 if TYPE_CHECKING:
@@ -39,6 +41,9 @@ logger = logging.getLogger("ingest.session")
 #: last document.
 BATCH_MAX_CHARS = 250_000
 
+#: The values of ``--tb``, as pytest's.
+TB_STYLES = ("auto", "long", "short", "line", "no")
+
 
 class Session:
     """One ``ingest run`` on the driver.
@@ -48,6 +53,9 @@ class Session:
     :param rootdir: where relative sink targets and the cache live.
     :param collect_only: list what would be ingested, parse nothing.
     :param verbosity: ``-v`` count minus ``-q`` count, for reporters.
+    :param tb: how reporters show a failure's traceback (``--tb``): ``auto`` (the line
+        where it was raised; short with ``-v``, long with ``-vv``), ``long``, ``short``,
+        ``line`` or ``no``.
     :param force: process every document, even those the cache has as ingested (``--force``).
     :param last_failed: process only the documents that failed last time (``--lf``).
     :param cache_clear: empty the cache before the run (``--cache-clear``).
@@ -61,15 +69,19 @@ class Session:
         rootdir: Path | None = None,
         collect_only: bool = False,
         verbosity: int = 0,
+        tb: str = "auto",
         force: bool = False,
         last_failed: bool = False,
         cache_clear: bool = False,
     ) -> None:
+        if tb not in TB_STYLES:
+            raise UsageError(f"--tb={tb}: not one of {', '.join(TB_STYLES)}")
         self.manager = manager
         self.settings = settings
         self.rootdir = rootdir or Path.cwd()
         self.collect_only = collect_only
         self.verbosity = verbosity
+        self.tb = tb
         self.tracker = ProgressTracker()
         self.result = RunResult(collect_only=collect_only)
         self.sources: list[Source] = []
@@ -78,6 +90,8 @@ class Session:
         #: For ``--collect-only``: the extractor that would take each source.
         self.claims: dict[Path | str, str | None] = {}
         self.cache_options = {"force": force, "last_failed": last_failed, "clear": cache_clear}
+        #: Pages and work already counted of the documents in progress, by path.
+        self._in_progress: dict[Path | str, list[float]] = {}
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
@@ -107,14 +121,14 @@ class Session:
             ("extract.extractor", self.settings.extract.extractor),
             *(("extract.fallback", n) for n in self.settings.extract.fallback),
         ]:
-            _require(name, extractors, f"extractor (setting {key})")
+            _require(name, extractors, f"extractor (setting {key})", self.manager)
         transforms = self.manager.plugins_with_hook("ingest_transform")
         for step in self.settings.transforms:
-            _require(step, transforms, "transform step (setting transforms)")
+            _require(step, transforms, "transform step (setting transforms)", self.manager)
         embedder = self.settings.embed.embedder
         if embedder:
             embedders = self.manager.plugins_with_hook("ingest_embed")
-            _require(embedder, embedders, "embedder (setting embed.embedder)")
+            _require(embedder, embedders, "embedder (setting embed.embedder)", self.manager)
 
     # -- the run ------------------------------------------------------------------------
 
@@ -133,7 +147,9 @@ class Session:
                 self.manager, self.settings, self.rootdir, **self.cache_options
             )
             if not self.collect_only:
-                # Started before collection, so that worker start-up overlaps the walk.
+                # Started before collection, so that a backend able to warm up without
+                # knowing the documents overlaps the walk (the built-in ones start their
+                # workers in run(): never more workers than documents).
                 backend = self._backend()
                 backend.start()
             self.collect()
@@ -155,6 +171,10 @@ class Session:
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
+        except WriteError as exc:
+            self.result.stopped_early = True
+            exc.result = self.result
+            raise
         except UsageError:
             # Sinks still close in ingest_session_finish, but reporters print no summary
             # for a run that never started: the CLI prints the error alone.
@@ -185,8 +205,10 @@ class Session:
                 raise UsageError(f"no collector understands the input {raw!r}")
             for item in found:
                 given = item.source if isinstance(item, Failure) else item.path
-                key = given if is_url(given) else Path(given).resolve()
-                if key in seen_paths or not select(str(given)):
+                # realpath, not Path.resolve(): a symlink loop must fail alone (it is a
+                # Failure already), not raise here.
+                key = given if is_url(given) else Path(os.path.realpath(given))
+                if key in seen_paths or not select(display_path(given)):
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
@@ -210,7 +232,7 @@ class Session:
         same content as the first."""
         twin = self._seen_content.get(source.content_id)
         if twin is not None:
-            self._record_skip(source, f"same content as {twin}")
+            self._record_skip(source, f"same content as {display_path(twin)}")
             return False
         self._seen_content[source.content_id] = source.path
         self._present.add(source.doc_id)
@@ -257,10 +279,10 @@ class Session:
                 scheme=scheme, target=target, settings=self.settings, rootdir=self.rootdir
             )
             if sink is None:
-                _require(scheme, schemes, f"sink (in {spec!r})")
+                _require(scheme, schemes, f"sink (in {spec!r})", self.manager)
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
             self.sinks.add(spec, sink)
-            self.result.sinks.append(spec)
+            self.result.sinks.append(mask_secrets(spec))
 
     def _backend(self) -> ExecutorBackend:
         run = self.settings.run
@@ -269,7 +291,8 @@ class Session:
             name=name, settings=self.settings, manager=self.manager
         )
         if backend is None:
-            _require(name, self.manager.plugins_with_hook("ingest_executor"), "executor")
+            executors = self.manager.plugins_with_hook("ingest_executor")
+            _require(name, executors, "executor", self.manager)
             raise UsageError(f"plugin {name!r} provided no executor backend")
         return backend
 
@@ -277,9 +300,17 @@ class Session:
         batch: list[Document] = []
         batch_chars = 0
         maxfail = self.settings.run.maxfail
+        # Progress follows the bytes of the documents, done as their pages are extracted.
+        self.tracker.add_work(sum(source.size for source in self.sources))
         try:
-            feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
-            for _source, outcome in backend.run(feed):
+            feed = SourceFeed(
+                self.sources,
+                self.stop,
+                largest_first=backend.largest_first,
+                on_pages=self._pages_done,
+            )
+            for source, outcome in backend.run(feed):
+                self._work_done(source, outcome)
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
                     if maxfail and self.result.failed >= maxfail:
@@ -291,9 +322,10 @@ class Session:
                 batch.append(outcome)
                 batch_chars += sum(len(page.text) for page in outcome.pages)
                 if len(batch) >= self.settings.run.batch_size or batch_chars >= BATCH_MAX_CHARS:
-                    self._flush(batch)
-                    batch = []
-                    batch_chars = 0
+                    # Handed over before the write: a batch a sink refused is not written
+                    # again by the final flush below.
+                    full, batch, batch_chars = batch, [], 0
+                    self._flush(full)
         finally:
             # Whatever stopped the loop (end, --maxfail, Ctrl-C), what was done is kept.
             if batch:
@@ -311,11 +343,23 @@ class Session:
         # know is written again by the final flush (exactly once).
         with self.stop.critical():
             if self.cache is not None:
-                self.cache.begin(batch, deleted)
-            self.sinks.write(batch, deleted)
+                try:
+                    self.cache.begin(batch, deleted)
+                except Exception as exc:
+                    raise self._cache_error(exc, "record the batch it is writing") from exc
+            try:
+                self.sinks.write(batch, deleted)
+            except WriteError as exc:
+                raise WriteError(
+                    f"{exc}. The {self.result.ingested} documents written before are kept, "
+                    "and a rerun writes the rest."
+                ) from exc
             if self.cache is not None:
-                # Only after every sink returned: exactly once.
-                self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
+                try:
+                    # Only after every sink returned: exactly once.
+                    self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
+                except Exception as exc:
+                    raise self._cache_error(exc, "record a batch as ingested") from exc
         for warning in self.sinks.warnings:
             if warning not in self.result.warnings:
                 self.result.warnings.append(warning)
@@ -324,8 +368,42 @@ class Session:
             self.result.ingested += 1
             self.result.pages += pages
             self.result.chunks += len(document.chunks)
-            self.tracker.update_sync(1, pages=pages)
-            self._emit("ingested", source=document.source, pages=pages)
+            self._count_logs(document.logs)
+            self._emit("ingested", source=document.source, pages=pages, logs=document.logs)
+
+    def _pages_done(self, source: Source, pages: int, page_count: int) -> None:
+        """Pages of a document in progress were extracted: progress moves now, not when the
+        whole document is done (a long one takes many seconds)."""
+        counted = self._in_progress.setdefault(source.path, [0, 0.0])
+        work = source.size * pages / page_count if page_count > 0 else 0.0
+        work = max(0.0, min(work, source.size - counted[1]))
+        counted[0] += pages
+        counted[1] += work
+        self.tracker.update_sync(0, pages=pages, work=work)
+        self._emit("pages", source=source, pages=pages)
+
+    def _work_done(self, source: Source, outcome: Document | Failure) -> None:
+        """Count a document as done, with what is left of its pages and work, as soon as it
+        comes back (a failure counts itself in :meth:`_record_failure`), not when its batch
+        is written."""
+        pages, work = self._in_progress.pop(source.path, (0, 0.0))
+        done = isinstance(outcome, Document)
+        rest = len(outcome.pages) - int(pages) if isinstance(outcome, Document) else 0
+        self.tracker.update_sync(
+            1 if done else 0, pages=max(0, rest), work=max(0.0, source.size - work)
+        )
+
+    def _cache_error(self, exc: Exception, doing: str) -> WriteError:
+        path = self.cache.store.path if self.cache is not None else None
+        cause = explain_write_error(exc, path)
+        where = f" ({display_path(path)})" if path else ""
+        return WriteError(f"the cache{where} could not {doing}: {cause}; the run stopped")
+
+    def _count_logs(self, logs: list[LogEntry]) -> None:
+        counts = self.result.captured_logs
+        for entry in logs:
+            library = entry.logger.partition(".")[0]
+            counts[library] = counts.get(library, 0) + entry.count
 
     # -- the store mirrors the corpus ------------------------------------------------------
 
@@ -370,10 +448,18 @@ class Session:
         return [keys[spec] for spec in self.sinks.cannot_delete]
 
     def _record_failure(self, failure: Failure) -> None:
+        # A message may quote a file name that is not UTF-8; failures are stored and shown.
+        failure.message = display_path(failure.message)
         self.result.failed += 1
         self.result.failures.append(failure)
+        self._count_logs(failure.logs)
+        if failure.traceback:
+            logger.debug("%s failed:\n%s", display_path(failure.source), failure.traceback)
         if self.cache is not None:
-            self.cache.fail(failure)  # kept for --lf
+            try:
+                self.cache.fail(failure)  # kept for --lf
+            except Exception as exc:
+                raise self._cache_error(exc, "record a failure") from exc
         self.tracker.update_sync(1, failed=1)
         self._emit("failed", failure=failure)
 
@@ -388,9 +474,18 @@ class Session:
         self.manager.hook.ingest_progress(event=event)
 
 
-def _require(name: str, available: list[str], what: str) -> None:
+def _require(
+    name: str, available: list[str], what: str, manager: IngestPluginManager
+) -> None:
     if name in available:
         return
     close = difflib.get_close_matches(name, available, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UsageError(f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}")
+    message = f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}"
+    others = manager.not_loaded()
+    if others:
+        message += (
+            f"; installed but not loaded: {', '.join(others)} (load one with -p NAME, if it "
+            "provides this)"
+        )
+    raise UsageError(message)

@@ -53,6 +53,12 @@ _NONCHARACTER = re.compile(
     + "]"
 )
 _DELETE_MARKERS = dict.fromkeys(map(ord, HYPHEN_MARKERS))
+# One fast pass tells most pages have nothing to clean: a class of a few ranges is cheap,
+# one that lists the 32 astral non-characters one by one costs ten times as much, so
+# those are looked for only in text with a character beyond the BMP.
+_BMP_ARTEFACT = re.compile(f"[{HYPHEN_MARKERS}\ufdd0-\ufdef\uffff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_BMP_NONCHARACTER = re.compile("[\ufdd0-\ufdef\ufffe\uffff]")
 
 
 def _continues(line: str, following: str) -> bool:
@@ -110,7 +116,9 @@ def clean_extracted_text(text: str) -> str:
     :param text: a page's text with ``\\n`` line ends.
     :returns: the text with hyphenation markers resolved and non-characters removed.
     """
+    if not _BMP_ARTEFACT.search(text) and not _ASTRAL.search(text):
+        return text
     text = resolve_hyphen_markers(text)
-    if _NONCHARACTER.search(text):
+    if _BMP_NONCHARACTER.search(text) or (_ASTRAL.search(text) and _NONCHARACTER.search(text)):
         text = _NONCHARACTER.sub("", text)
     return text

@@ -54,6 +54,7 @@ from ingest.cache.precheck import StatCachePlugin, abspath
 from ingest.cache.store import CACHE_FILENAME, CacheStore, describe
 from ingest.errors import UsageError
 from ingest.result import SKIP_NOT_FAILED, SKIP_UNCHANGED
+from ingest.sinks import mask_secrets
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -349,19 +350,27 @@ def _follows(state: SinkState, recorded: SinkState) -> bool:
 def sink_key(spec: str, rootdir: Path) -> str:
     """A sink as the cache keys it: ``scheme:`` plus its target, made absolute when a path.
 
-    ``jsonl:out.jsonl`` and ``jsonl:./out.jsonl`` are one sink; a target with ``://`` (a URL)
-    is kept as written. A spelling this misses only costs a re-ingest, never a skip.
+    ``jsonl:out.jsonl`` and ``jsonl:./out.jsonl`` are one sink; a URL (a target with ``://``,
+    or a spec that is one, ``postgresql://host/db``) is kept as written, its password masked
+    so that the cache never holds it. A spelling this misses only costs a re-ingest, never a
+    skip.
     """
     scheme, _, target = spec.partition(":")
-    if target and "://" not in target:
+    if _is_url(target):
+        return mask_secrets(f"{scheme}:{target}")
+    if target:
         target = os.path.normpath(rootdir / Path(target).expanduser())
     return f"{scheme}:{target}"
+
+
+def _is_url(target: str) -> bool:
+    return "://" in target or target.startswith("//")
 
 
 def _sink_file(key: str) -> str | None:
     """The file path in a sink key (:func:`sink_key`), or ``None`` for a URL or no target."""
     _, _, target = key.partition(":")
-    if not target or "://" in target or key == _NO_SINK:
+    if not target or _is_url(target) or key == _NO_SINK:
         return None
     return target
 

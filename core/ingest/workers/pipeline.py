@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from ingest.embedding import embed_document
 from ingest.errors import DocumentError
 from ingest.model import Document, Failure
+from ingest.workers.capture import attach_logs, capture_logs, format_tracebacks
 from ingest.workers.fetch import fetched, restore
 from ingest.workers.tasks import (
     FINAL_REASONS,
@@ -56,6 +57,15 @@ def process_source(
     :returns: the finished document, or a failure record; never raises for a document's
         fault (``KeyboardInterrupt`` and ``SystemExit`` do propagate).
     """
+    with capture_logs() as captured:
+        outcome = _process_source(manager, settings, source)
+    attach_logs(outcome, captured.entries())
+    return outcome
+
+
+def _process_source(
+    manager: IngestPluginManager, settings: Settings, source: Source
+) -> Document | Failure:
     chain = extractor_chain(settings)
     try:
         with fetched(manager, settings, source) as used:
@@ -157,8 +167,19 @@ def run_task(
     :returns: for a :class:`FirstTask`, the finished document, a :class:`Partial` when
         more ranges are needed, or a failure; for a :class:`RangeTask`, a document holding
         only the asked pages, or a failure; for a :class:`FinishTask`, the finished
-        document or a failure.
+        document or a failure. What libraries logged meanwhile is in its ``logs``.
     """
+    with capture_logs() as captured:
+        outcome = _run_task(manager, settings, task)
+    attach_logs(outcome, captured.entries())
+    return outcome
+
+
+def _run_task(
+    manager: IngestPluginManager,
+    settings: Settings,
+    task: Task,
+) -> Document | Failure | Partial:
     if isinstance(task, FinishTask):
         return transform_document(manager, settings, task.document)
     source = task.source
@@ -205,10 +226,12 @@ def failure_from_exception(
     """Turn an exception raised while processing ``source`` into a failure record.
 
     The plugin is the one that said so (:class:`DocumentError`), else the plugin whose code
-    is deepest in the traceback, else ``default_plugin``.
+    is deepest in the traceback, else ``default_plugin``. The traceback is kept, long and
+    short (:func:`ingest.workers.capture.format_tracebacks`).
     """
+    long, short = format_tracebacks(exc)
     if isinstance(exc, DocumentError):
-        plugin = exc.plugin or _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+        plugin = exc.plugin or plugin_in_traceback(manager, exc.__traceback__) or default_plugin
         return Failure(
             source=source.path,
             reason=exc.reason,
@@ -216,8 +239,10 @@ def failure_from_exception(
             plugin=plugin,
             exc_type=None,
             doc_id=source.doc_id or None,
+            traceback=long,
+            traceback_short=short,
         )
-    plugin = _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+    plugin = plugin_in_traceback(manager, exc.__traceback__) or default_plugin
     message = str(exc) or repr(exc)
     if isinstance(exc, MemoryError):
         reason = "memory"
@@ -232,12 +257,15 @@ def failure_from_exception(
         plugin=plugin,
         exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
         doc_id=source.doc_id or None,
+        traceback=long,
+        traceback_short=short,
     )
 
 
-def _plugin_in_traceback(
+def plugin_in_traceback(
     manager: IngestPluginManager, tb: TracebackType | None
 ) -> str | None:
+    """The registered plugin whose code is deepest in ``tb``, or ``None``."""
     found: str | None = None
     for frame, _ in traceback.walk_tb(tb):
         # A method of a plugin object names its plugin exactly; several plugins may share a

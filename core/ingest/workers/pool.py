@@ -140,6 +140,8 @@ class WorkerPool:
             in {"1", "true", "yes", "on"},
         )
         self._workers: list[_Worker] = []
+        #: How many workers the pool keeps alive: raised by :meth:`start` and :meth:`grow`.
+        self._target = 0
         self._startup_failures = 0
         self._closed = False
         # Kills whatever is left if the pool is dropped without close() (or at exit).
@@ -148,10 +150,29 @@ class WorkerPool:
 
     # -- public ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the workers (they become ready in the background)."""
-        while len(self._workers) < self.size:
+    def start(self, count: int | None = None) -> None:
+        """Start workers (they become ready in the background).
+
+        :param count: how many at least, up to :attr:`size` (``None``: all of them). A run
+            passes the number of documents it has: never more workers than tasks.
+        """
+        wanted = self.size if count is None else min(self.size, max(0, count))
+        self._target = max(self._target, wanted)
+        while sum(1 for w in self._workers if not w.dead) < self._target:
             self._spawn()
+
+    def grow(self, waiting: int) -> None:
+        """Start more workers, up to :attr:`size`, for ``waiting`` tasks no worker took.
+
+        Workers still starting and idle ones count as taking one each, so a burst of page
+        ranges starts only the workers they need.
+        """
+        if self._closed:
+            return
+        live = [w for w in self._workers if not w.dead]
+        coming = sum(1 for w in live if not w.ready or self._is_idle(w))
+        if waiting > coming:
+            self.start(len(live) + waiting - coming)
 
     @property
     def idle(self) -> int:
@@ -283,7 +304,7 @@ class WorkerPool:
     def _replace_dead(self) -> None:
         self._workers = [w for w in self._workers if not w.dead]
         if not self._closed:
-            self.start()
+            self.start(self._target)
 
     def _bury(self, worker: _Worker, *, grace: float = 0.0) -> tuple[int, int] | None:
         """Kill a worker's process group, collect its exit status and close its ends.
