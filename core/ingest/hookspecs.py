@@ -194,6 +194,28 @@ def ingest_extract(
 
 
 @hookspec(firstresult=True)
+def ingest_fetch(source: Source, settings: Settings, folder: Path) -> Path | None:
+    """Copy a source that lives in a store (its ``path`` is a URL) into a local file.
+
+    Called in a worker, before extraction, for every task of a source whose ``path`` is a
+    URL (``s3://bucket/key.pdf``): the driver never reads such a source, it only names it.
+    The worker hashes the copy (a source collected without a content id gets it here),
+    gives extractors a source whose ``path`` is the copy, and deletes ``folder`` afterwards;
+    outcomes name the URL again. The task's deadline and memory cap include the copy.
+
+    :param source: the source, with the URL in ``path``, its listed ``size`` and ``stamp``.
+    :param settings: the run's settings (the plugin's own section: credentials, retries).
+    :param folder: an empty private folder to write the copy into.
+    :returns: the path of the copy, or ``None`` when the URL's scheme is not yours. The
+        first non-``None`` result wins. Raise :class:`ingest.errors.DocumentError` (reason
+        ``unreadable``, ``not-a-pdf``...) with a message naming the URL when the object
+        cannot be read: the document fails alone.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
 def ingest_extract_claim(source: Source, settings: Settings, extractor: str) -> str | None:
     """Say, without parsing, which extractor would take a source (for ``--collect-only``).
 

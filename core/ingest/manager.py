@@ -53,6 +53,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "inprocess",
     "process",
     "reporters",
+    "remote",
 )
 
 #: Plugins ``-p no:NAME`` refuses to block: without them a run cannot collect or execute.

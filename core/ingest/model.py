@@ -71,6 +71,15 @@ BLOCK_KINDS = frozenset(
 )
 
 
+def is_url(location: Path | str) -> bool:
+    """Whether a source's location is a URL (``s3://bucket/key.pdf``) rather than a path.
+
+    :param location: a :attr:`Source.path` or :attr:`Failure.source`.
+    :returns: true for a string with a ``scheme://`` prefix.
+    """
+    return isinstance(location, str) and "://" in location
+
+
 def content_id_of(path: Path) -> str:
     """The content id of a file: the hex SHA-256 of its bytes.
 
@@ -89,16 +98,24 @@ def content_id_of(path: Path) -> str:
 class Source:
     """One input file, claimed by a collector, not parsed yet.
 
-    :param path: where the file is (absolute or relative to the working directory).
-    :param content_id: hash of its bytes; the document id derives from it.
+    :param path: where the file is (absolute or relative to the working directory), or the
+        URL of an object in a store (``s3://bucket/key.pdf``, see :func:`is_url`), which a
+        worker copies to a local file (``ingest_fetch``) before extractors see the source.
+    :param content_id: hash of its bytes; the document id derives from it. Empty when the
+        collector could not hash it without reading it (an object in a store seen for the
+        first time): the worker that reads it hashes it, and its outcome carries the id.
     :param size: size in bytes.
     :param media_type: what the collector says it is; extractors pick the types they read.
+    :param stamp: for an object in a store, what the store says of its version (ETag,
+        version id, modification time); the cache knows the content id of a URL whose size
+        and stamp are unchanged, so it is not read again.
     """
 
-    path: Path
+    path: Path | str
     content_id: str
     size: int
     media_type: str = PDF_MEDIA_TYPE
+    stamp: str | None = None
 
     @classmethod
     def from_path(cls, path: Path, *, media_type: str = PDF_MEDIA_TYPE) -> Source:
@@ -115,8 +132,14 @@ class Source:
 
     @property
     def doc_id(self) -> str:
-        """The id of the document made from this source (stable across renames and moves)."""
+        """The id of the document made from this source (stable across renames and moves);
+        empty while the content id is not known."""
         return self.content_id[:32]
+
+    @property
+    def remote(self) -> bool:
+        """Whether the source is an object in a store, named by a URL."""
+        return is_url(self.path)
 
 
 @dataclass(slots=True)
@@ -440,7 +463,7 @@ def _markdown_of(page: Page) -> str:
 class Failure:
     """A source that could not be ingested; failures are records too.
 
-    :param source: the file.
+    :param source: the file (or the URL of an object in a store).
     :param reason: short machine-readable reason: ``error``, ``encrypted``, ``not-a-pdf``,
         ``unreadable``, ``timeout``, ``memory``, ``crash``, ``no-extractor``...
     :param message: what went wrong, for a human.
@@ -454,7 +477,7 @@ class Failure:
     :param logs: what libraries logged while the document was processed.
     """
 
-    source: Path
+    source: Path | str
     reason: str
     message: str
     plugin: str | None = None

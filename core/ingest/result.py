@@ -46,7 +46,7 @@ class RunResult:
     gone: int = 0
     duration_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
-    skipped_sources: list[tuple[Path, str]] = field(default_factory=list)
+    skipped_sources: list[tuple[Path | str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sinks: list[str] = field(default_factory=list)
     #: Library log records captured while documents were processed, by library (the

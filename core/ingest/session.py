@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.cache import SKIP_UNCHANGED, InputScope, RunCache, StorePlan, abspath, open_run_cache
 from ingest.errors import UsageError, WriteError
 from ingest.interrupt import GracefulStop
-from ingest.model import Document, Failure, LogEntry, Source, display_path
+from ingest.model import Document, Failure, LogEntry, Source, display_path, is_url
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
@@ -88,15 +88,20 @@ class Session:
         #: True when a usage error stopped the run before it could start.
         self.aborted = False
         #: For ``--collect-only``: the extractor that would take each source.
-        self.claims: dict[Path, str | None] = {}
+        self.claims: dict[Path | str, str | None] = {}
         self.cache_options = {"force": force, "last_failed": last_failed, "clear": cache_clear}
         #: Pages and work already counted of the documents in progress, by path.
-        self._in_progress: dict[Path, list[float]] = {}
+        self._in_progress: dict[Path | str, list[float]] = {}
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
-        #: Every path collected (absolute) to its content id; ``None``: found, not readable.
+        #: Every path collected (absolute) to its content id; ``None``: found, not readable;
+        #: ``""``: not known until a worker reads it (an object in a store).
         self.collected: dict[str, str | None] = {}
+        #: The first path of each content id of the run, for "same content as".
+        self._seen_content: dict[str, Path | str] = {}
+        #: The ids of the documents whose bytes are under the inputs: never deleted.
+        self._present: set[str] = set()
         #: What the run must delete from its sinks (known once collection is done).
         self.plan = StorePlan()
         #: The open sinks, in the order of ``settings.sinks``.
@@ -191,8 +196,7 @@ class Session:
         if not settings.collect.inputs:
             raise UsageError("no input given: name files, folders or globs to ingest")
         select = compile_selection(settings.collect.select)
-        seen_paths: set[Path] = set()
-        seen_content: dict[str, Path] = {}
+        seen_paths: set[Path | str] = set()
         for raw in settings.collect.inputs:
             found = self.manager.hook.ingest_collect(
                 path=raw, settings=settings, manager=self.manager
@@ -203,27 +207,53 @@ class Session:
                 given = item.source if isinstance(item, Failure) else item.path
                 # realpath, not Path.resolve(): a symlink loop must fail alone (it is a
                 # Failure already), not raise here.
-                key = Path(os.path.realpath(given))
+                key = given if is_url(given) else Path(os.path.realpath(given))
                 if key in seen_paths or not select(display_path(given)):
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
-                self.collected[abspath(given)] = (
-                    None if isinstance(item, Failure) else item.content_id
-                )
                 if isinstance(item, Failure):
+                    self.collected[abspath(given)] = None
                     self._record_failure(item)
                     continue
-                twin = seen_content.get(item.content_id)
-                if twin is not None:
-                    self._record_skip(item, f"same content as {display_path(twin)}")
+                if not item.content_id and self.cache is not None:
+                    item = self.cache.known(item)
+                self.collected[abspath(given)] = item.content_id
+                if item.content_id and not self._first_of_content(item):
                     continue
-                seen_content[item.content_id] = item.path
                 self.sources.append(item)
         self.tracker.set_total(self.result.collected)
         self.tracker.update_sync(0, failed=0)
         self._emit("collected", message=f"{self.result.collected} collected")
         return self.sources
+
+    def _first_of_content(self, source: Source) -> bool:
+        """Whether ``source`` is the first of its content in the run; else skip it as the
+        same content as the first."""
+        twin = self._seen_content.get(source.content_id)
+        if twin is not None:
+            self._record_skip(source, f"same content as {display_path(twin)}")
+            return False
+        self._seen_content[source.content_id] = source.path
+        self._present.add(source.doc_id)
+        return True
+
+    def _read_by_worker(self, document: Document) -> bool:
+        """Take in the content id a worker found for a source collected without one: whether
+        the document is to be written (else it is the same content as another, skipped)."""
+        key = abspath(document.source.path)
+        if self.collected.get(key) != "":
+            return True
+        self.collected[key] = document.source.content_id
+        if self._first_of_content(document.source):
+            return True
+        # Its bytes are stored under another path: what this path held goes at the end.
+        old = self.plan.unread.pop(key, set())
+        self.plan.replaced.setdefault(document.source.content_id, set()).update(old)
+        self._unchanged.add(document.source.content_id)
+        if self.cache is not None:
+            self.cache.remember([document.source])
+        return False
 
     def _skip_cached(self) -> None:
         """Skip, before any parsing, what the cache has as done (or, with --lf, not failed)."""
@@ -287,6 +317,8 @@ class Session:
                         self.result.stopped_early = True
                         break
                     continue
+                if not self._read_by_worker(outcome):
+                    continue
                 batch.append(outcome)
                 batch_chars += sum(len(page.text) for page in outcome.pages)
                 if len(batch) >= self.settings.run.batch_size or batch_chars >= BATCH_MAX_CHARS:
@@ -301,7 +333,12 @@ class Session:
 
     def _flush(self, batch: list[Document], deleted: Sequence[str] | None = None) -> None:
         if deleted is None:
-            deleted = self.plan.deletions_for(batch)
+            keys = [abspath(document.source.path) for document in batch]
+            deleted = [
+                doc_id
+                for doc_id in self.plan.deletions_for(batch, keys)
+                if doc_id not in self._present
+            ]
         # Ctrl-C waits until all is done: a batch some sinks wrote and the cache does not
         # know is written again by the final flush (exactly once).
         with self.stop.critical():
@@ -392,8 +429,8 @@ class Session:
         """At the end of the run: delete the old documents of files whose new bytes a sink
         already held, and the documents of files that no longer exist (``--prune``), or
         count those."""
-        deleted = self.plan.leftovers(self._unchanged)
-        gone = sorted(self.plan.gone)
+        deleted = [d for d in self.plan.leftovers(self._unchanged) if d not in self._present]
+        gone = sorted(d for d in self.plan.gone if d not in self._present)
         if self.settings.run.prune:
             deleted = sorted({*deleted, *gone})
         else:

@@ -70,8 +70,18 @@ _SCHEMA = (
         content_id TEXT NOT NULL,
         media_type TEXT NOT NULL
     ) WITHOUT ROWID""",
+    # The content id of an object in a store (keyed by its URL), for as long as the store
+    # reports the same size and stamp (ETag, version, modification time) for it.
+    """CREATE TABLE IF NOT EXISTS stamps (
+        url TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        stamp TEXT NOT NULL,
+        claim TEXT NOT NULL,
+        content_id TEXT NOT NULL,
+        media_type TEXT NOT NULL
+    ) WITHOUT ROWID""",
 )
-_TABLES = ("held", "sinks", "fingerprints", "failures", "stats")
+_TABLES = ("held", "sinks", "fingerprints", "failures", "stats", "stamps")
 # Tables of earlier schema versions, dropped with the rest when the version changes.
 _OLD_TABLES = ("ingested", "contexts", "sink_files")
 

@@ -219,7 +219,9 @@ def _internal_failure(task: Task, exc: Exception) -> Failure:
 
 def _failure_of(task: Task, reason: str, message: str) -> Failure:
     source = source_of(task)
-    return Failure(source=source.path, reason=reason, message=message, doc_id=source.doc_id)
+    return Failure(
+        source=source.path, reason=reason, message=message, doc_id=source.doc_id or None
+    )
 
 
 def _watch_plugins(manager: IngestPluginManager, slot: StageSlot) -> None:

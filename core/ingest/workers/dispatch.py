@@ -314,8 +314,11 @@ class Dispatcher:
         most = 1 if self._busy_elsewhere(doc, total, start) else RANGES_PER_WORKER * limits.workers
         ranges = split_ranges(total, start=start, size=limits.shard_pages, max_ranges=most)
         doc.first, doc.parts, doc.outstanding = extraction, [], len(ranges)
+        # The first range's answer knows the content id of a source collected without one
+        # (an object in a store): the ranges must read those very bytes.
+        source = replace(doc.source, content_id=extraction.document.source.content_id)
         for pages in ranges:
-            task = RangeTask(source=doc.source, extractor=extraction.extractor, pages=pages)
+            task = RangeTask(source=source, extractor=extraction.extractor, pages=pages)
             self._urgent.append(
                 _Queued(doc, doc.attempt, task, limits.budget(len(pages), doc.source))
             )
@@ -403,7 +406,7 @@ class Dispatcher:
             reason=lost.reason,
             message=message,
             plugin=lost.plugin,
-            doc_id=doc.source.doc_id,
+            doc_id=doc.source.doc_id or None,
         )
 
 

@@ -22,9 +22,11 @@ from ingest.embedding import embed_document
 from ingest.errors import DocumentError
 from ingest.model import Document, Failure
 from ingest.workers.capture import attach_logs, capture_logs, format_tracebacks
+from ingest.workers.fetch import fetched, restore
 from ingest.workers.tasks import (
     FINAL_REASONS,
     Extraction,
+    FinishTask,
     FirstTask,
     Partial,
     RangeTask,
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from ingest.model import Source
 
 #: The hooks that run documents in workers: their plugins must exist in every worker.
-WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_embed")
+WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_embed", "ingest_fetch")
 
 
 def process_source(
@@ -55,16 +57,25 @@ def process_source(
     :returns: the finished document, or a failure record; never raises for a document's
         fault (``KeyboardInterrupt`` and ``SystemExit`` do propagate).
     """
-    chain = extractor_chain(settings)
     with capture_logs() as captured:
-        extraction = extract(manager, settings, source, chain=chain, pages=None, tried=chain)
-        outcome = (
-            extraction
-            if isinstance(extraction, Failure)
-            else transform_document(manager, settings, extraction.document)
-        )
+        outcome = _process_source(manager, settings, source)
     attach_logs(outcome, captured.entries())
     return outcome
+
+
+def _process_source(
+    manager: IngestPluginManager, settings: Settings, source: Source
+) -> Document | Failure:
+    chain = extractor_chain(settings)
+    try:
+        with fetched(manager, settings, source) as used:
+            extraction = extract(manager, settings, used, chain=chain, pages=None, tried=chain)
+            restore(extraction, source, used)
+    except Exception as exc:
+        return failure_from_exception(manager, source, exc, default_plugin="fetch")
+    if isinstance(extraction, Failure):
+        return extraction
+    return transform_document(manager, settings, extraction.document)
 
 
 def extract(
@@ -169,34 +180,40 @@ def _run_task(
     settings: Settings,
     task: Task,
 ) -> Document | Failure | Partial:
-    if isinstance(task, FirstTask):
-        extraction = extract(
-            manager,
-            settings,
-            task.source,
-            chain=task.chain,
-            pages=task.pages,
-            tried=task.tried,
-            errors=task.errors,
-        )
-        if isinstance(extraction, Failure):
-            return extraction
-        if task.pages is not None and not covers_document(extraction.document, task.pages):
-            return Partial(extraction)
-        return transform_document(manager, settings, extraction.document)
+    if isinstance(task, FinishTask):
+        return transform_document(manager, settings, task.document)
+    source = task.source
+    try:
+        with fetched(manager, settings, source, same_bytes=isinstance(task, RangeTask)) as used:
+            if isinstance(task, FirstTask):
+                extraction = extract(
+                    manager,
+                    settings,
+                    used,
+                    chain=task.chain,
+                    pages=task.pages,
+                    tried=task.tried,
+                    errors=task.errors,
+                )
+            else:
+                extraction = extract(
+                    manager,
+                    settings,
+                    used,
+                    chain=(task.extractor,),
+                    pages=task.pages,
+                    tried=(task.extractor,),
+                )
+            restore(extraction, source, used)
+    except Exception as exc:
+        return failure_from_exception(manager, source, exc, default_plugin="fetch")
+    if isinstance(extraction, Failure):
+        return extraction
     if isinstance(task, RangeTask):
-        extraction = extract(
-            manager,
-            settings,
-            task.source,
-            chain=(task.extractor,),
-            pages=task.pages,
-            tried=(task.extractor,),
-        )
-        if isinstance(extraction, Failure):
-            return extraction
         return keep_pages(extraction.document, task.pages)
-    return transform_document(manager, settings, task.document)
+    if task.pages is not None and not covers_document(extraction.document, task.pages):
+        return Partial(extraction)
+    return transform_document(manager, settings, extraction.document)
 
 
 def failure_from_exception(
@@ -221,7 +238,7 @@ def failure_from_exception(
             message=exc.message,
             plugin=plugin,
             exc_type=None,
-            doc_id=source.doc_id,
+            doc_id=source.doc_id or None,
             traceback=long,
             traceback_short=short,
         )
@@ -239,7 +256,7 @@ def failure_from_exception(
         message=message,
         plugin=plugin,
         exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-        doc_id=source.doc_id,
+        doc_id=source.doc_id or None,
         traceback=long,
         traceback_short=short,
     )
@@ -268,5 +285,5 @@ def plugin_in_traceback(
 
 def document_plugins(manager: IngestPluginManager) -> list[str]:
     """The names of the plugins that implement the hooks workers run (extract, transform,
-    embed)."""
+    embed, fetch)."""
     return sorted({name for hook in WORKER_HOOKS for name in manager.plugins_with_hook(hook)})
