@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers import CORPUS, EXAMPLES, HOSTILE, MISSING_DASK
+from ingest.testing import restored_logging
 
 
 @pytest.fixture(autouse=True)
@@ -28,6 +29,14 @@ def _clean_environment(
             monkeypatch.delenv(name)
     monkeypatch.setenv("INGEST_CACHE__DIR", str(tmp_path / ".ingest_cache"))
     yield
+
+
+@pytest.fixture(autouse=True)
+def _restore_ingest_logger() -> Iterator[None]:
+    """A test that drives the CLI in-process sets the ``ingest`` logger up (level, handlers);
+    the next test gets it back as it was."""
+    with restored_logging():
+        yield
 
 
 @pytest.fixture
@@ -94,3 +103,25 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         shutil.copyfile(EXAMPLES / name, docs / name)
     monkeypatch.chdir(tmp_path)
     yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the session (:mod:`pgserver`); tests using it skip,
+    with the reason, where one cannot be started."""
+    import pgserver
+
+    reason = pgserver.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    with pgserver.running() as server:
+        yield server
+
+
+_databases = iter(range(1_000_000))
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return str(pg_server.create_database(f"test_{next(_databases)}"))

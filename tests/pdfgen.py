@@ -180,6 +180,27 @@ def text_pdf(
     return path
 
 
+def numbered_pdfs(folder: Path, count: int, *, words: str) -> list[Path]:
+    """Write ``doc000.pdf``, ``doc001.pdf``... into ``folder``: three pages of 25 lines each,
+    every line naming its document, page and line before ``words``, so that no two pages (and
+    no two documents) have the same text. Each document's title is ``Document N``.
+
+    :param folder: an existing folder.
+    :param count: how many documents.
+    :param words: the rest of each line (Latin-1).
+    :returns: the paths, in order.
+    """
+    paths: list[Path] = []
+    for number in range(count):
+        pages = [
+            "\n".join(f"Document {number} page {page} line {line}: {words}" for line in range(25))
+            for page in (1, 2, 3)
+        ]
+        path = folder / f"doc{number:03d}.pdf"
+        paths.append(text_pdf(path, pages, title=f"Document {number}"))
+    return paths
+
+
 def multipage_pdf(path: Path, pages: int = 3, **options: Any) -> Path:
     """Write ``pages`` pages whose texts are :func:`sample_text` (1), (2)...
 

@@ -396,7 +396,7 @@ def test_settings_table_lists_every_setting_with_its_variable(tmp_path: Path) ->
     assert "| `run.workers` | int or null (>= 0) | `null` | `INGEST_RUN__WORKERS` |" in table
     keys = [re.match(r"\| `([^`]+)`", line)[1] for line in lines[2:]]  # type: ignore[index]  # every row starts with a key
     assert keys == [key for key, _, _ in load_settings(cwd=tmp_path, environ={}).as_rows()]
-    assert len(keys) == 32
+    assert len(keys) == 34
 
 
 def test_settings_table_includes_plugin_sections() -> None:

@@ -352,7 +352,7 @@ def test_rows_cover_every_leaf_including_plugin_sections(tmp_path: Path) -> None
     keys = [key for key, _, _ in loaded.as_rows()]
     assert keys[:3] == ["plugins", "collect.inputs", "collect.patterns"]
     assert keys[-2:] == ["ocr.dpi", "ocr.languages"]
-    assert len(keys) == len(set(keys)) == 34
+    assert len(keys) == len(set(keys)) == 36
 
 
 def test_origin_of_an_unknown_key(tmp_path: Path) -> None:

@@ -263,12 +263,17 @@ class Counted(Iterator[Source]):
         self._yielded = yielded
         self.read: list[Path] = []
         self.most_ahead = 0
+        #: ``(path, pages, page_count)`` of every report of pages done before the outcome.
+        self.pages: list[tuple[Path, int, int]] = []
 
     def __next__(self) -> Source:
         source = next(self._sources)
         self.read.append(source.path)
         self.most_ahead = max(self.most_ahead, len(self.read) - len(self._yielded))
         return source
+
+    def pages_done(self, source: Source, pages: int, page_count: int) -> None:
+        self.pages.append((source.path, pages, page_count))
 
 
 def limits(workers: int = 2, **overrides: Any) -> Limits:
@@ -429,6 +434,17 @@ def test_ranges_are_merged_in_page_order_whatever_order_they_end_in() -> None:
     assert isinstance(finish, FinishTask)
     assert [page.number for page in finish.document.pages] == list(range(1, 41))
     assert outcome == whole_document(long, transforms=True)
+
+
+def test_pages_are_reported_as_each_range_ends() -> None:
+    """Progress hears of a long document's pages range by range, not only at its end: the
+    first range, then each of the four others, 40 pages in all."""
+    long = Script("long", 40, 40_000)
+    pool = ScriptedPool([long], slots=2, pick=lifo)
+    feed = Counted(iter([long.source]), pool.yielded)
+    drive(pool, limits(2, shard_pages=4), feed)
+    assert [pages for _, pages, _ in feed.pages] == [4, 9, 9, 9, 9]
+    assert {(path, count) for path, _, count in feed.pages} == {(long.source.path, 40)}
 
 
 def test_without_transforms_the_merged_document_is_the_outcome() -> None:

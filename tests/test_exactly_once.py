@@ -39,7 +39,7 @@ from typing import Any
 import pytest
 from ingest.interrupt import GRACE_S
 from ingest_plugins.jsonl_sink import JsonlSink
-from pdfgen import text_pdf
+from pdfgen import numbered_pdfs
 
 DOCUMENTS = 60
 SCRIPT = Path(sys.executable).parent / "ingest"
@@ -131,15 +131,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
     root = tmp_path_factory.mktemp("exactly-once")
     pdfs = root / "pdfs"
     pdfs.mkdir()
-    for number in range(DOCUMENTS):
-        pages = [
-            "\n".join(
-                f"Document {number} page {page} line {line}: the heron waits by the water."
-                for line in range(25)
-            )
-            for page in (1, 2, 3)
-        ]
-        text_pdf(pdfs / f"doc{number:03d}.pdf", pages, title=f"Document {number}")
+    numbered_pdfs(pdfs, DOCUMENTS, words="the heron waits by the water.")
     plugins = root / "plugins" / "eo_plugins"
     plugins.mkdir(parents=True)
     (plugins / "__init__.py").write_text("", "utf-8")

@@ -177,6 +177,7 @@ def test_ingest_plugins_json_shows_its_hooks_and_loaded_with_p(site: Path, tmp_p
         "distribution": PLUGIN_META["name"],
         "version": PLUGIN_META["version"],
         "loaded": True,
+        "state": "loaded",
         "builtin": False,
         "hooks": PLUGIN_HOOKS,
         "error": None,
@@ -348,4 +349,4 @@ def test_the_plugins_own_tests_pass_against_the_installed_plugin(
     )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
-    assert re.search(r"\b11 passed\b", completed.stdout), completed.stdout
+    assert re.search(r"\b12 passed\b", completed.stdout), completed.stdout

@@ -7,6 +7,7 @@ parser; sync and ``async def`` implementations are mixed on purpose.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -167,6 +168,65 @@ def test_hook_ingest_extract(ingest_pipeline: Runner, texts: Path) -> None:
 
     run = run_text(ingest_pipeline, texts, Upper(), transforms=["chunk"])
     assert sorted(r["text"] for r in run.records) == ["ALPHA WORDS HERE", "BETA WORDS HERE"]
+
+
+def test_hook_ingest_fetch(ingest_pipeline: Runner) -> None:
+    """A source named by a URL is copied into the worker by ``ingest_fetch``: extractors read
+    the copy, the document's id is the hash of the copy, and the record names the URL."""
+    texts = {"mem://box/a.txt": "alpha from the box", "mem://box/b.txt": "beta from the box"}
+    seen: list[object] = []
+
+    class MemoryStore:
+        @hookimpl(tryfirst=True)
+        def ingest_collect(self, path: str) -> list[Any] | None:
+            if not path.startswith("mem://"):
+                return None
+            return [Source(path=url, content_id="", size=len(text), media_type=TEXT,
+                           stamp="v1") for url, text in texts.items()]  # fmt: skip
+
+        @hookimpl
+        def ingest_fetch(self, source: Source, folder: Path) -> Path | None:
+            url = str(source.path)
+            if not url.startswith("mem://"):
+                return None
+            copy = folder / "copy.txt"
+            copy.write_text(texts[url], "utf-8")
+            return copy
+
+    class Watch:
+        @hookimpl(tryfirst=True)
+        def ingest_extract(self, source: Source) -> None:
+            seen.append(source.path)
+
+    run = ingest_pipeline(
+        ["mem://box/"], plugins=[TextPlugin(), MemoryStore(), Watch()], transforms=[]
+    )
+    assert run.result.ingested == 2, run.result.failures
+    assert all(isinstance(path, Path) and path.name == "copy.txt" for path in seen)
+    assert not any(Path(str(path)).exists() for path in seen)  # the copies are deleted
+    by_source = {record["source"]: record for record in run.records}
+    assert sorted(by_source) == sorted(texts)
+    for url, text in texts.items():
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        assert by_source[url]["doc_id"] == digest[:32]
+        assert by_source[url]["text"] == text
+
+
+def test_hook_ingest_fetch_missing(ingest_pipeline: Runner) -> None:
+    """A URL no plugin fetches fails alone, in one line naming the URL and the scheme."""
+
+    class Lister:
+        @hookimpl(tryfirst=True)
+        def ingest_collect(self, path: str) -> list[Any] | None:
+            if not path.startswith("nowhere://"):
+                return None
+            return [Source(path=path, content_id="", size=1, media_type=TEXT)]
+
+    run = ingest_pipeline(["nowhere://x/a.txt"], plugins=[TextPlugin(), Lister()])
+    (failure,) = run.result.failures
+    assert failure.source == "nowhere://x/a.txt"
+    assert failure.reason == "unsupported"
+    assert "nowhere://" in failure.describe() and "\n" not in failure.describe()
 
 
 def test_hook_ingest_extract_claim(ingest_pipeline: Runner, texts: Path) -> None:

@@ -7,10 +7,8 @@ store records, as it would any embedder.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
-from array import array
 from pathlib import Path
 
 import pytest
@@ -18,42 +16,14 @@ from click.testing import CliRunner
 from helpers import MISSING_EMBED
 from ingest.cli import main
 from ingest.errors import UsageError
-from ingest.model import Chunk, Document, Embedding, Metadata, Page, Source
 from ingest_plugins.sqlite_search import search as keyword_search
 from ingest_plugins.sqlite_sink import SqliteSink
 from plugins.toy_embedder import NAME as TOY
-from plugins.toy_embedder import toy_vector
+from searchdocs import TEXTS, make_doc
 
 pytest.importorskip("numpy", reason=MISSING_EMBED)
 
 from ingest_plugins.hybrid_search import Searcher, format_hits, search
-
-TEXTS = {
-    "herons": [
-        "grey herons nest by the weir and fish in the shallow river",
-        "the heron colony grew to forty nests this spring",
-    ],
-    "bridge": [
-        "the council approved the budget for a new footbridge over the river",
-        "construction of the crossing starts after the spring floods",
-    ],
-    "bakery": ["sourdough bread rises overnight in a cool kitchen"],
-}
-
-
-def make_doc(name: str, texts: list[str], label: str | None = TOY, salt: str = "") -> Document:
-    source = Source(Path(f"papers/{name}.pdf"), hashlib.sha256(name.encode()).hexdigest(), 1)
-    document = Document(source, Metadata(title=name.title(), page_count=1), [Page(1, "", "t")])
-    document.chunks = [
-        Chunk(
-            document.doc_id, index, text, 1, 1, 0, len(text),
-            embedding=None
-            if label is None
-            else Embedding(label, array("f", toy_vector(text, salt=salt))),
-        )
-        for index, text in enumerate(texts)
-    ]
-    return document
 
 
 @pytest.fixture

@@ -224,3 +224,62 @@ def test_pdfium_reads_a_rotated_page(fonts: None, tmp_path: Path) -> None:
     pdf.output(str(tmp_path / "rotated.pdf"))
     _, pages = extract_with_pdfium(tmp_path / "rotated.pdf", password=None, min_chars=16)
     assert [line.strip() for line in pages[0].text.split("\n")] == lines
+
+
+# --------------------------------------------------------------------------------------------
+# Text drawn over itself
+# --------------------------------------------------------------------------------------------
+
+
+def _overprinted_pdf(path: Path, line: str, offsets: list[tuple[float, float, str]]) -> None:
+    """``line`` drawn once per offset ``(dx, dy, appended text)``, each a text object of its
+    own, as a fake bold effect draws it; then a line drawn once."""
+    pdf = FPDF(unit="pt", format="A4")
+    pdf.set_font("helvetica", size=14)
+    pdf.add_page()
+    for dx, dy, extra in offsets:
+        pdf.text(60 + dx, 100 + dy, line + extra)
+    pdf.text(60, 130, "The next line is drawn once only.")
+    pdf.output(str(path))
+
+
+def _pdfium_lines(path: Path) -> list[str]:
+    _, pages = extract_with_pdfium(path, password=None, min_chars=16)
+    return [line.strip() for line in pages[0].text.split("\n") if line.strip()]
+
+
+FAKE_BOLD = [(0.0, 0.0, ""), (-0.24, 0.24, ""), (0.0, 0.24, ""), (-0.24, 0.0, " ")]
+
+
+def test_a_line_drawn_over_itself_is_read_once(tmp_path: Path) -> None:
+    """PDFium merges a copy of a text object only when it is the same object (or a few
+    characters); the fourth copy here has a trailing space, and PDFium kept the line twice
+    on one line of its text. The copies stand where the first characters are: dropped."""
+    line = "Quarterly report of the artificial leather company"
+    _overprinted_pdf(tmp_path / "bold.pdf", line, FAKE_BOLD)
+    assert _pdfium_lines(tmp_path / "bold.pdf") == [line, "The next line is drawn once only."]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "report report report, said the report of the reporting office",
+        "ABCD 1234 ABCD 1234 ABCD",
+    ],
+)
+def test_repeated_words_at_other_places_are_kept(tmp_path: Path, line: str) -> None:
+    """A line that repeats its own start or end in the text, drawn once, is not a copy."""
+    _overprinted_pdf(tmp_path / "once.pdf", line, [(0.0, 0.0, "")])
+    assert _pdfium_lines(tmp_path / "once.pdf") == [line, "The next line is drawn once only."]
+
+
+def test_copies_a_page_draws_over_itself_are_read_once(corpus: Path) -> None:
+    """A report cover that draws each string four times, slightly offset: PDFium kept two
+    copies of three lines (pypdf and pdfminer keep all four)."""
+    path = corpus / "pdfplumber__tests_pdfs_issue-842-example.pdf"
+    _, pages = extract_with_pdfium(path, password=None, min_chars=16)
+    text = pages[0].text
+    assert text.count("ANHUI ANLI ARTIFICIAL LEATHER CO.,LTD.") == 1
+    assert text.count("年年度报告") == 1
+    assert text.count("300218") == 1
+    assert "安徽安利合成革股份有限公司" in text and "股票简称" in text

@@ -110,6 +110,43 @@ def test_only_lines_recurring_at_the_same_place_are_removed(
             assert sum(key in map(line_key, page.split("\n")) for page in pages) >= 3
 
 
+@given(
+    st.lists(st.sampled_from(["Slide", "Chart", "Page", "p.", "-", "Figure"]), min_size=1,
+             max_size=3),
+    st.integers(3, 12),
+)
+def test_a_page_is_never_emptied_of_more_than_its_page_numbers(
+    words: list[str], count: int
+) -> None:
+    # Every line recurs at the same place on every page, differing only by numbers: all of
+    # them qualify as running lines, so only bare page numbers may go.
+    pages = [
+        "\n".join(f"{word} {number} of the deck, revision {number}" for word in words)
+        + f"\n{number}"
+        for number in range(1, count + 1)
+    ]
+    for before, after in zip(pages, strip_running_lines(pages), strict=True):
+        assert after == before.rsplit("\n", 1)[0]
+
+
+def test_short_pages_of_numbered_lines_keep_their_text() -> None:
+    pages = [
+        f"Page {n} of the sample document, marker-{n:04d}.\n"
+        f"The quick brown fox jumps over the lazy dog {n} times."
+        for n in range(1, 6)
+    ]
+    assert strip_running_lines(pages) == pages
+    # With a body between them, the same lines are a running header and footer.
+    bodies = ["alpha beta", "gamma delta", "epsilon zeta", "eta theta", "iota kappa"]
+    framed = [
+        f"{header}\n{body}\n{footer}"
+        for (header, footer), body in zip(
+            (page.split("\n") for page in pages), bodies, strict=True
+        )
+    ]
+    assert strip_running_lines(framed) == bodies
+
+
 def test_hook_on_a_document() -> None:
     rng = random.Random(5)
     texts = ["\n".join(["Running head", *body(rng), str(n)]) for n in range(1, 5)]
@@ -122,3 +159,43 @@ def test_hook_on_a_document() -> None:
     strip_headers.ingest_transform(document=document, settings=Settings(), step="strip_headers")
     assert all(not page.text.startswith("Running head") for page in document.pages)
     assert all(len(page.text.split("\n")) == 8 for page in document.pages)
+
+
+def _groups_pairwise(pages: list[frozenset[str]]) -> list[int]:
+    """The repeated-page groups by their definition: each page against every group's first
+    page, in order."""
+    groups: list[int] = []
+    firsts: list[frozenset[str]] = []
+    for lines in pages:
+        group = next(
+            (
+                number
+                for number, other in enumerate(firsts)
+                if len(lines & other) >= strip_headers.SAME_PAGE * max(len(lines), len(other))
+            ),
+            None,
+        )
+        if group is None:
+            group = len(firsts)
+            firsts.append(lines)
+        groups.append(group)
+    return groups
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.sampled_from([f"line {n}" for n in range(12)]), min_size=1, max_size=8),
+        min_size=1,
+        max_size=25,
+    )
+)
+def test_repeated_pages_found_through_an_index_are_those_compared_pairwise(
+    pages: list[list[str]],
+) -> None:
+    """Only groups holding one of a page's rarest lines are compared: the same groups as
+    comparing the page with every group."""
+    made = strip_headers._pages(["\n".join(lines) for lines in pages], strip_headers.EDGE_LINES)
+    assert strip_headers._same_page_groups(made) == _groups_pairwise(
+        [page.filled for page in made]
+    )

@@ -11,7 +11,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ingest.errors import ConfigError, DocumentError, IngestError, PluginError, UsageError
+from ingest.errors import (
+    ConfigError,
+    DocumentError,
+    IngestError,
+    PluginError,
+    UsageError,
+    WriteError,
+)
 from ingest.hookspecs import hookimpl
 from ingest.log import configure_level_from_env as _configure_level_from_env
 from ingest.model import (
@@ -24,11 +31,13 @@ from ingest.model import (
     Document,
     Embedding,
     Failure,
+    LogEntry,
     Metadata,
     Page,
     Source,
     Table,
     TableCell,
+    display_path,
 )
 from ingest.result import ExitCode, RunResult
 
@@ -40,10 +49,13 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
+    from ingest.sinks import mask_secrets
+    from ingest.storage import explain_write_error, no_leftovers
 
 __version__ = "0.1.0"
 
-_configure_level_from_env()
+# Quietly: worker processes import ingest too; a run reports a bad value, once.
+_configure_level_from_env(warn=False)
 
 # Loaded on first use: the event loop, the pipeline and pydantic are not needed by
 # `ingest --help` or by a plugin module that only imports `hookimpl`.
@@ -53,6 +65,8 @@ _LAZY = {
     "run_sync": "ingest.bridge",
     "run_sync_many": "ingest.bridge",
     "shutdown_executors": "ingest.bridge",
+    "explain_write_error": "ingest.storage",
+    "no_leftovers": "ingest.storage",
     "ProgressTracker": "ingest.progress",
     "ProgressEvent": "ingest.progress",
     "Settings": "ingest.config",
@@ -61,6 +75,7 @@ _LAZY = {
     "load_embedder": "ingest.embedding",
     "IngestPluginManager": "ingest.manager",
     "Session": "ingest.session",
+    "mask_secrets": "ingest.sinks",
 }
 
 
@@ -87,6 +102,7 @@ __all__ = [
     "Failure",
     "IngestError",
     "IngestPluginManager",
+    "LogEntry",
     "Metadata",
     "Page",
     "PluginError",
@@ -99,11 +115,16 @@ __all__ = [
     "Table",
     "TableCell",
     "UsageError",
+    "WriteError",
     "__version__",
     "arun",
+    "display_path",
     "embed_texts",
+    "explain_write_error",
     "hookimpl",
     "load_embedder",
+    "mask_secrets",
+    "no_leftovers",
     "run",
     "run_sync",
     "run_sync_many",

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from ingest.config import LoadedSettings, SettingsStack
-from ingest.manager import IngestPluginManager, build_manager, with_executor_plugin
+from ingest.log import apply_log_level
+from ingest.manager import IngestPluginManager, build_manager, with_component_plugins
 from ingest.result import RunResult
 from ingest.session import Session
 
@@ -38,6 +41,7 @@ class Prepared:
         *,
         collect_only: bool = False,
         verbosity: int = 0,
+        tb: str = "auto",
         force: bool = False,
         last_failed: bool = False,
         cache_clear: bool = False,
@@ -49,6 +53,7 @@ class Prepared:
             rootdir=self.loaded.rootdir,
             collect_only=collect_only,
             verbosity=verbosity,
+            tb=tb,
             force=force,
             last_failed=last_failed,
             cache_clear=cache_clear,
@@ -57,15 +62,13 @@ class Prepared:
 
 def load_plugins(stack: SettingsStack, *, trace_hooks: bool = False) -> IngestPluginManager:
     """A plugin manager with the plugins ``stack`` names: ``-p``, ``plugins`` in every layer,
-    the plugin of the executor the run names (``--executor dask`` loads ``dask``) and that
-    of its embedder (``--embed wordllama`` loads ``wordllama``).
+    and the installed plugin of each component the run names (``--executor dask`` loads
+    ``dask``, ``--embed wordllama`` ``wordllama``, ``--sink csv:out.csv`` a plugin named
+    ``csv``, as ``-p`` would).
 
     :raises ingest.errors.UsageError: for an unknown plugin or an invalid ``plugins`` value.
     """
-    specs = with_executor_plugin(stack.plugins(), stack.executor())
-    embedder = stack.embedder()
-    if embedder:
-        specs = with_executor_plugin(specs, embedder)
+    specs = with_component_plugins(stack.plugins(), stack.components())
     trace = trace_hooks or stack_env_flag(stack, TRACE_ENV)
     return build_manager(specs, trace=trace)
 
@@ -85,6 +88,7 @@ def prepare(
     overrides: Sequence[str] = (),
     trace_hooks: bool = False,
     extra_plugins: Sequence[object | tuple[str, object]] = (),
+    cli_flags: Mapping[str, str] | None = None,
 ) -> Prepared:
     """Load plugins, read and validate the settings, and call ``ingest_configure``.
 
@@ -99,6 +103,8 @@ def prepare(
     :param extra_plugins: plugin objects to register as they are, or ``(name, object)`` to
         give one a plugin name (tests, embedding); they exist only in this process, so use
         them with ``run.workers = 0``.
+    :param cli_flags: dotted key to the flag that sets it, for messages and origins
+        (``{"sinks": "--sink"}``); by default ``--`` and the key's last part.
     :raises ingest.errors.UsageError: for any plugin or configuration problem.
     """
     layered_cli = dict(cli or {})
@@ -110,7 +116,7 @@ def prepare(
         environ=environ,
         cli=layered_cli,
         overrides=overrides,
-        cli_flags={"plugins": "-p"} if plugins else None,
+        cli_flags={**({"plugins": "-p"} if plugins else {}), **(cli_flags or {})},
     )
     manager = load_plugins(stack, trace_hooks=trace_hooks)
     for plugin in extra_plugins:
@@ -119,8 +125,37 @@ def prepare(
         else:
             manager.register(plugin)
     loaded = stack.load(manager.collect_sections())
+    apply_log_level(loaded.settings.log_level, stack.environ)
     manager.hook.ingest_configure(settings=loaded.settings, manager=manager, role="driver")
     return Prepared(manager=manager, loaded=loaded)
+
+
+def split_plugins(
+    plugins: Sequence[str | object | tuple[str, object]],
+) -> tuple[list[str], list[object | tuple[str, object]]]:
+    """Plugin specs apart from plugin objects, for :func:`prepare`.
+
+    A module object that can be imported under its own name becomes that name, so worker
+    processes load it too (``ingest.run(paths, plugins=[my_module])`` with ``--workers``);
+    other objects (instances, ``(name, object)`` pairs, ``__main__``) stay objects, which
+    exist only in this process.
+
+    :returns: ``(specs, objects)``.
+    """
+    specs: list[str] = []
+    objects: list[object | tuple[str, object]] = []
+    for plugin in plugins:
+        if isinstance(plugin, str):
+            specs.append(plugin)
+        elif (
+            isinstance(plugin, ModuleType)
+            and plugin.__name__ != "__main__"
+            and sys.modules.get(plugin.__name__) is plugin
+        ):
+            specs.append(plugin.__name__)
+        else:
+            objects.append(plugin)
+    return specs, objects
 
 
 def settings_as_cli(
@@ -164,8 +199,10 @@ def run(
     ``run(["papers"], extract={"extractor": "pypdf"}, sinks=["sqlite:corpus.db"])``) and
     ``overrides`` (dotted keys, e.g. ``{"chunk.size": 500}``).
 
-    :param plugins: plugin specs (names, dotted module paths, ``no:NAME``), plugin objects,
-        or ``(name, object)`` pairs; objects exist only in this process (``run.workers=0``).
+    :param plugins: plugin specs (names, module paths, ``no:NAME``), modules, other plugin
+        objects, or ``(name, object)`` pairs. An importable module is loaded by its name (in
+        worker processes too); other objects exist only in this process
+        (``run.workers=0``).
     :param collect_only: list what would be ingested, parse nothing (``--collect-only``).
     :param force: redo documents the cache has as ingested (``--force``).
     :param last_failed: redo only what failed last time (``--lf``).
@@ -173,8 +210,7 @@ def run(
     :returns: the :class:`~ingest.result.RunResult` (counts, failures, sinks written).
     :raises ingest.errors.UsageError: for a plugin or configuration problem.
     """
-    specs = [p for p in plugins if isinstance(p, str)]
-    objects = [p for p in plugins if not isinstance(p, str)]
+    specs, objects = split_plugins(plugins)
     prepared = prepare(
         plugins=specs,
         config_file=config_file,

@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from ingest import __version__
-from ingest.errors import PluginError, UsageError
+from ingest.errors import PluginError, UsageError, WriteError
 from ingest.result import ExitCode
 
 _common_options: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
@@ -64,6 +64,8 @@ def _mapped_errors() -> Iterator[None]:
         raise
     except UsageError as exc:
         _fail(str(exc))
+    except WriteError as exc:
+        _fail(str(exc), ExitCode.WRITE_ERROR)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(int(ExitCode.INTERRUPTED))
@@ -177,6 +179,16 @@ def main() -> None:
     """Turn piles of PDFs into clean text, pages and chunks in a store."""
 
 
+#: The flag of each setting ``ingest run`` sets, where it is not ``--`` and the key's last part.
+RUN_FLAGS = {
+    "collect.inputs": "PATHS",
+    "collect.select": "-k",
+    "sinks": "--sink",
+    "run.maxfail": "--maxfail",
+    "dask.ship_bytes": "--ship-bytes",
+}
+
+
 @main.command()
 @click.argument("paths", nargs=-1)
 @_with_common
@@ -221,6 +233,18 @@ def main() -> None:
     type=click.Choice(["auto", "bar", "log", "json", "none"]),
     help="How to show progress.",
 )
+@click.option(
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], case_sensitive=False),
+    help="Level of ingest's log (wins over INGEST_LOG_LEVEL, log_level, LOG_LEVEL, -v/-q).",
+)
+@click.option(
+    "--tb",
+    type=click.Choice(["auto", "long", "short", "line", "no"]),
+    default="auto",
+    show_default=True,
+    help="How failures' tracebacks are shown (auto: the line; short with -v, long with -vv).",
+)
 @click.option("-v", "--verbose", count=True, help="More detail (repeatable).")
 @click.option("-q", "--quiet", count=True, help="Less detail (repeatable).")
 @click.option("--trace-hooks", is_flag=True, help="Log every hook call to stderr.")
@@ -261,6 +285,8 @@ def run(
     timeout: float | None,
     max_memory: str | None,
     progress: str | None,
+    log_level: str | None,
+    tb: str,
     verbose: int,
     quiet: int,
     trace_hooks: bool,
@@ -288,6 +314,7 @@ def run(
         "run.timeout": timeout,
         "run.max_memory": max_memory,
         "progress": progress,
+        "log_level": log_level,
         "run.prune": prune,
     }
 
@@ -302,10 +329,12 @@ def run(
             cli=cli,
             overrides=overrides,
             trace_hooks=trace_hooks,
+            cli_flags=RUN_FLAGS,
         )
         session = prepared.session(
             collect_only=collect_only,
             verbosity=verbose - quiet,
+            tb=tb,
             force=force,
             last_failed=last_failed,
             cache_clear=cache_clear,
@@ -339,7 +368,7 @@ def plugins(
             click.echo(json.dumps([info_as_dict(i) for i in infos], indent=2))
             return 0
         for info in infos:
-            state = "loaded" if info.loaded else "available"
+            state = "loaded" if info.loaded else "import failed" if info.error else "available"
             origin = f"{info.distribution} {info.version}" if info.distribution else "local"
             tag = " (built-in)" if info.builtin else ""
             click.echo(f"{info.name}{tag}: {info.module} [{origin}] {state}")
@@ -360,6 +389,7 @@ def info_as_dict(info: Any) -> dict[str, Any]:
         "distribution": info.distribution,
         "version": info.version,
         "loaded": info.loaded,
+        "state": "loaded" if info.loaded else "import failed" if info.error else "available",
         "builtin": info.builtin,
         "hooks": list(info.hooks),
         "error": info.error,

@@ -22,6 +22,23 @@ class PluginError(UsageError):
     """A plugin could not be found, loaded or validated."""
 
 
+class WriteError(IngestError):
+    """A sink or the cache could not write: the disk is full, a file too large, read-only.
+
+    The run stops; what was committed before stays, and the cache knows exactly that, so a
+    rerun once there is room writes the rest. The CLI prints the message and exits 6.
+
+    :param message: names what could not write (the sink and its target, or the cache), and
+        why.
+    :param result: the run's result so far (a :class:`~ingest.result.RunResult`), once the
+        session ended.
+    """
+
+    def __init__(self, message: str, *, result: object | None = None) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class DocumentError(IngestError):
     """A single document could not be processed; it fails alone, the run goes on.
 

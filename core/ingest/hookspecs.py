@@ -194,6 +194,28 @@ def ingest_extract(
 
 
 @hookspec(firstresult=True)
+def ingest_fetch(source: Source, settings: Settings, folder: Path) -> Path | None:
+    """Copy a source that lives in a store (its ``path`` is a URL) into a local file.
+
+    Called in a worker, before extraction, for every task of a source whose ``path`` is a
+    URL (``s3://bucket/key.pdf``): the driver never reads such a source, it only names it.
+    The worker hashes the copy (a source collected without a content id gets it here),
+    gives extractors a source whose ``path`` is the copy, and deletes ``folder`` afterwards;
+    outcomes name the URL again. The task's deadline and memory cap include the copy.
+
+    :param source: the source, with the URL in ``path``, its listed ``size`` and ``stamp``.
+    :param settings: the run's settings (the plugin's own section: credentials, retries).
+    :param folder: an empty private folder to write the copy into.
+    :returns: the path of the copy, or ``None`` when the URL's scheme is not yours. The
+        first non-``None`` result wins. Raise :class:`ingest.errors.DocumentError` (reason
+        ``unreadable``, ``not-a-pdf``...) with a message naming the URL when the object
+        cannot be read: the document fails alone.
+
+    .. versionadded:: 0.1
+    """
+
+
+@hookspec(firstresult=True)
 def ingest_extract_claim(source: Source, settings: Settings, extractor: str) -> str | None:
     """Say, without parsing, which extractor would take a source (for ``--collect-only``).
 
@@ -328,6 +350,10 @@ def ingest_sink(batch: Sequence[Document], settings: Settings, deleted: Sequence
         ``batch``, and possibly ids the sink does not hold (nothing to do for those).
     :returns: nothing; all implementations are called. ``async def`` sinks run on the
         persistent loop.
+    :raises Exception: when the step cannot be written (disk full, read-only...): keep
+        nothing of it. The run then stops with one error naming the sink, its target (the
+        sink object's ``path`` attribute, else the target of its spec) and the cause, and
+        exits 6; what was committed before stays.
 
     .. versionadded:: 0.1
     """
@@ -365,7 +391,7 @@ def ingest_sink_state(settings: Settings) -> tuple[str, int] | None:
 
 @hookspec
 def ingest_progress(event: ProgressEvent) -> None:
-    """Hear every event of a run: collected, ingested, skipped, failed, finished.
+    """Hear every event of a run: collected, pages, ingested, skipped, failed, finished.
 
     Called on the driver, in the thread that runs the session, for each event in order.
     ``collected`` comes once, when collection ends (``event.message`` says how many). Every
@@ -373,12 +399,16 @@ def ingest_progress(event: ProgressEvent) -> None:
     ``event.source``, ``event.pages``), ``skipped`` (``event.source``, ``event.message``:
     why) or ``failed`` (``event.failure``); a file that fails or is skipped while being
     collected (unreadable, or the same content as another) gets it before ``collected``.
+    While a long document is read in page ranges, ``pages`` events come as each range is
+    done (``event.source``, ``event.pages``: how many more), before its outcome.
     ``finished`` comes last, even when the run was stopped. Reporters (terminal bar, JSON
     lines, log lines) implement it; keep it cheap.
 
-    :param event: ``event.kind`` (one of the five above), ``event.source``,
-        ``event.failure``, ``event.pages``, ``event.message`` and ``event.state`` (a
-        :meth:`~ingest.progress.ProgressTracker.get_state` snapshot taken after the event).
+    :param event: ``event.kind`` (one of the six above), ``event.source``,
+        ``event.failure``, ``event.pages``, ``event.message``, ``event.logs`` (for
+        ``ingested``: what libraries logged while the document was made) and
+        ``event.state`` (a :meth:`~ingest.progress.ProgressTracker.get_state` snapshot
+        taken after the event).
     :returns: nothing; all implementations are called.
 
     .. versionadded:: 0.1

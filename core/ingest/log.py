@@ -1,8 +1,14 @@
 """Logging set-up for the ``ingest`` logger.
 
-As a library, ingest adds no handler: the application decides where records go. The only
-thing read at import is ``LOG_LEVEL``, which sets the ``ingest`` logger's level. The CLI
+As a library, ingest adds no handler: the application decides where records go. The CLI
 alone adds a stderr handler, through :func:`setup_cli_logging`.
+
+One level, set from the first of these that is given, highest first: ``--log-level`` (or
+``-o log_level=...``), ``INGEST_LOG_LEVEL``, ``log_level`` in the config file (all three are
+the ``log_level`` setting, layered as every setting is), then ``LOG_LEVEL``, read when ingest
+is imported. Without any of them the CLI's ``-v``/``-q`` decide, and a library leaves the
+level to the application. An invalid ``LOG_LEVEL`` means INFO and is reported once per
+process, when a run is prepared (so worker processes, which import ingest too, stay quiet).
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import sys
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["LOGGER_NAME", "configure_level_from_env", "setup_cli_logging"]
+__all__ = ["LOGGER_NAME", "apply_log_level", "configure_level_from_env", "setup_cli_logging"]
 
 LOGGER_NAME: Final = "ingest"
 ENV_VAR: Final = "LOG_LEVEL"
@@ -35,7 +41,13 @@ def _parse_level(raw: str | None) -> int | None:
     return LEVELS.get(raw.strip().upper())
 
 
-def configure_level_from_env(environ: Mapping[str, str] | None = None) -> int:
+# The invalid LOG_LEVEL values already reported in this process: each is said once.
+_WARNED: set[str] = set()
+
+
+def configure_level_from_env(
+    environ: Mapping[str, str] | None = None, *, warn: bool = True
+) -> int:
     """Set the ``ingest`` logger's level from ``LOG_LEVEL``; called when ingest is imported.
 
     Level names are matched in any case. When ``LOG_LEVEL`` is unset or empty the level is
@@ -43,6 +55,8 @@ def configure_level_from_env(environ: Mapping[str, str] | None = None) -> int:
     An unknown value falls back to INFO and logs one warning naming it. No handler is added.
 
     :param environ: the environment to read; ``os.environ`` when ``None``.
+    :param warn: log the warning for an unknown value (at import it waits for
+        :func:`apply_log_level`, which says it once per process).
     :returns: the ``ingest`` logger's effective level afterwards.
     """
     env = os.environ if environ is None else environ
@@ -53,15 +67,40 @@ def configure_level_from_env(environ: Mapping[str, str] | None = None) -> int:
     level = _parse_level(raw)
     if level is None:
         logger.setLevel(logging.INFO)
-        logger.warning(
-            "%s=%r is not a log level; using INFO. Use one of: %s",
-            ENV_VAR,
-            raw,
-            ", ".join(LEVELS),
-        )
+        if warn:
+            _warn_bad_env_level(raw)
         return logging.INFO
     logger.setLevel(level)
     return level
+
+
+def _warn_bad_env_level(raw: str) -> None:
+    logger = logging.getLogger(LOGGER_NAME)
+    message = "%s=%r is not a log level; using INFO. Use one of: %s"
+    args = (ENV_VAR, raw, ", ".join(LEVELS))
+    # A mistake in the environment is shown whatever the level (`-q` or log_level=ERROR
+    # included): handle() skips the level check that warning() makes.
+    logger.handle(logger.makeRecord(LOGGER_NAME, logging.WARNING, __file__, 0, message, args, None))
+
+
+def apply_log_level(setting: str | None, environ: Mapping[str, str] | None = None) -> int:
+    """Set the ``ingest`` logger's level for a run: the ``log_level`` setting, else
+    ``LOG_LEVEL``; called by every run (CLI, ``ingest.run``, the pytest fixture).
+
+    :param setting: ``settings.log_level`` (already validated), or ``None``.
+    :param environ: the environment the run reads; ``os.environ`` when ``None``.
+    :returns: the ``ingest`` logger's effective level afterwards.
+    """
+    env = os.environ if environ is None else environ
+    raw = env.get(ENV_VAR)
+    if raw and raw.strip() and _parse_level(raw) is None and raw not in _WARNED:
+        _WARNED.add(raw)
+        _warn_bad_env_level(raw)
+    logger = logging.getLogger(LOGGER_NAME)
+    if setting is not None:
+        logger.setLevel(LEVELS[setting.upper()])
+        return logger.level
+    return configure_level_from_env(env, warn=False)
 
 
 class _StderrHandler(logging.Handler):
@@ -82,7 +121,8 @@ def setup_cli_logging(verbosity: int) -> None:
     Idempotent: calling it again adjusts the level and never adds a second handler.
     ``verbosity`` is the count of ``-v`` minus the count of ``-q``: 0 shows warnings and
     errors, 1 adds INFO, 2 or more DEBUG; -1 shows only errors, -2 or less only CRITICAL.
-    A valid ``LOG_LEVEL`` wins over ``verbosity``.
+    A valid ``LOG_LEVEL`` wins over ``verbosity``, and the ``log_level`` setting over both
+    (:func:`apply_log_level`, once the settings are read).
 
     :param verbosity: how much detail to show, relative to the default.
     """

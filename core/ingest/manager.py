@@ -13,7 +13,9 @@ import functools
 import importlib
 import inspect
 import logging
+import os
 import sys
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -47,15 +49,20 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "dedup",
     "jsonl",
     "sqlite",
+    "postgresql",
     "inprocess",
     "process",
     "reporters",
+    "remote",
 )
 
 #: Plugins ``-p no:NAME`` refuses to block: without them a run cannot collect or execute.
 ESSENTIAL_PLUGINS: frozenset[str] = frozenset({"collect", "inprocess"})
 
 _HOOK_PREFIX = "ingest_"
+# Frames of the import machinery say nothing about where a plugin's import failed.
+_IMPORTLIB = os.path.dirname(importlib.__file__) + os.sep
+_OWN = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,25 +113,37 @@ def parse_specs(specs: Iterable[str]) -> tuple[list[str], set[str]]:
     return wanted, blocked
 
 
-def with_executor_plugin(specs: Sequence[str], executor: str) -> list[str]:
-    """``specs`` plus the plugin of the executor the run names, when that is not loaded.
+def with_component_plugins(specs: Sequence[str], names: Iterable[str]) -> list[str]:
+    """``specs`` plus the installed plugins that the settings name as components.
 
-    Naming the executor names its plugin: ``--executor dask`` loads the installed
-    plugin ``dask`` as ``-p dask`` would, while merely installing it changes nothing. The
-    embedder (``--embed wordllama``) is loaded the same way, through this function. Names
-    that are built in, already named, blocked (``-p no:NAME``) or not installed are left to
-    the session, which reports an unknown executor with suggestions.
+    Naming a component names its plugin: ``--executor dask``, ``--embed wordllama``,
+    ``--extractor NAME``, a step of ``transforms`` or the scheme of a sink (``--sink
+    csv:out.csv``) loads the installed plugin of that name as ``-p NAME`` would, while merely
+    installing it changes nothing. Names that are built in, already named, blocked (``-p
+    no:NAME``) or not installed are left to the session, which reports an unknown component
+    with suggestions and the installed plugins that are not loaded.
 
     :param specs: ``-p`` values in order.
-    :param executor: ``run.executor``.
+    :param names: component names from the settings (:meth:`SettingsStack.components`).
     :returns: the specs to load.
     """
     wanted, blocked = parse_specs(specs)
-    if executor in DEFAULT_PLUGINS or executor in wanted or executor in blocked:
-        return list(specs)
-    if executor not in entry_points():
-        return list(specs)
-    return [*specs, executor]
+    installed = entry_points()
+    extra = [
+        name
+        for name in dict.fromkeys(names)
+        if name in installed
+        and name not in DEFAULT_PLUGINS
+        and name not in wanted
+        and name not in blocked
+    ]
+    return [*specs, *extra]
+
+
+def with_executor_plugin(specs: Sequence[str], executor: str) -> list[str]:
+    """``specs`` plus the plugin of the executor the run names (see
+    :func:`with_component_plugins`)."""
+    return with_component_plugins(specs, [executor])
 
 
 def _hook_arguments(function: Callable[..., Any]) -> list[str]:
@@ -172,6 +191,21 @@ class IngestPluginManager(pluggy.PluginManager):
             if inspect.isroutine(attr):
                 return {}
         return opts
+
+    def get_canonical_name(self, plugin: Any) -> str:
+        """The name of a plugin registered without one: a module's or class's own name, an
+        object's ``module.Class`` (``-2``, ``-3``... for more objects of one class), never
+        its memory address, which says nothing and changes on every run."""
+        own = getattr(plugin, "__name__", None)
+        if isinstance(own, str):
+            return own
+        kind = type(plugin)
+        label = f"{kind.__module__}.{kind.__qualname__}"
+        candidate, number = label, 1
+        while (found := self.get_plugin(candidate)) is not None and found is not plugin:
+            number += 1
+            candidate = f"{label}-{number}"
+        return candidate
 
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         """Register ``plugin`` after checking its hooks against the specs.
@@ -262,24 +296,40 @@ class IngestPluginManager(pluggy.PluginManager):
         if ep is not None:
             target = ep.value
             loader: Callable[[], Any] = ep.load
-        elif "." in name:
+        else:
+            # Not an entry point: a module path, dotted (pkg.plugin) or not (a module beside
+            # the user's script, or on PYTHONPATH).
             target = name
             loader = functools.partial(importlib.import_module, name)
-        else:
-            choices = sorted(available)
-            close = difflib.get_close_matches(name, choices, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise PluginError(
-                f"unknown plugin {name!r}{hint} installed: {', '.join(choices) or 'none'}"
-            )
         try:
             plugin = loader()
+        except ModuleNotFoundError as exc:
+            if ep is None and "." not in name and exc.name == name:
+                choices = sorted(available)
+                close = difflib.get_close_matches(name, choices, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise PluginError(
+                    f"unknown plugin {name!r}{hint} installed: {', '.join(choices) or 'none'} "
+                    "(and no module of that name to import)"
+                ) from None
+            raise PluginError(import_failure(name, target, exc)) from exc
         except Exception as exc:
-            raise PluginError(
-                f"plugin {name!r} ({target}) failed to import: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise PluginError(import_failure(name, target, exc)) from exc
+        if self.is_registered(plugin):
+            return  # the same module, already loaded under another name
         self.register(plugin, name)
         logger.debug("loaded plugin %s from %s", name, target)
+
+    def not_loaded(self) -> list[str]:
+        """Installed plugins (entry points) that this manager did not load, blocked ones
+        marked ``(blocked)``: what an error about a missing component suggests."""
+        names = []
+        for name in sorted(entry_points()):
+            if self.is_blocked(name):
+                names.append(f"{name} (blocked)")
+            elif not self.has_plugin(name):
+                names.append(name)
+        return names
 
     def collect_sections(self) -> dict[str, type[BaseModel]]:
         """Ask every plugin for its settings section (``ingest_register_settings``).
@@ -360,7 +410,8 @@ def describe_plugins(manager: IngestPluginManager | None = None) -> list[PluginI
             try:
                 plugin = ep.load()
             except Exception as exc:  # listing must survive a broken plugin
-                error = f"{type(exc).__name__}: {exc}"
+                where = _raised_at(exc)
+                error = f"{type(exc).__name__}: {exc}" + (f" (at {where})" if where else "")
         dist = ep.dist
         infos.append(
             PluginInfo(
@@ -380,6 +431,30 @@ def describe_plugins(manager: IngestPluginManager | None = None) -> list[PluginI
         module = plugin.__name__ if inspect.ismodule(plugin) else type(plugin).__module__
         infos.append(PluginInfo(name, module, None, None, True, False, _hooks_of(plugin)))
     return infos
+
+
+def import_failure(name: str, target: str, exc: BaseException) -> str:
+    """What to say about a plugin that failed to import: the error and where it happened.
+
+    :param name: the plugin's name.
+    :param target: the module (or ``module:object``) it was loaded from.
+    :param exc: what importing raised.
+    :returns: ``plugin 'x' (pkg.x) failed to import: NameError: ... (at /p/pkg/x.py:3)``.
+    """
+    where = _raised_at(exc)
+    at = f" (at {where})" if where else ""
+    return f"plugin {name!r} ({target}) failed to import: {type(exc).__name__}: {exc}{at}"
+
+
+def _raised_at(exc: BaseException) -> str | None:
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}"
+    frames = [
+        frame
+        for frame in traceback.extract_tb(exc.__traceback__)
+        if not frame.filename.startswith(("<frozen", _IMPORTLIB, _OWN))
+    ]
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
 
 
 def _hooks_of(plugin: Any) -> tuple[str, ...]:

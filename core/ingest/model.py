@@ -8,6 +8,8 @@ the same records.
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,32 @@ PDF_MEDIA_TYPE = "application/pdf"
 PAGE_SEPARATOR = "\n\n"
 
 _HASH_BLOCK = 1 << 20
+# A frame line of a short traceback: ``path/to/file.py:12: in function``.
+_FRAME = re.compile(r"(\S.*?:\d+): in \S+$")
+
+
+def display_path(path: str | os.PathLike[str]) -> str:
+    """A path as text that can be printed and stored anywhere: ``caf\\xe9.pdf``.
+
+    A file name that is not valid UTF-8 reaches Python with its bad bytes as lone
+    surrogates, which no terminal, JSON reader or SQLite column accepts; those bytes are
+    shown as ``\\xNN`` escapes instead. Every other path comes back as ``str(path)``.
+    Messages that may quote such a name (an exception's, a library's log record) go through
+    it too.
+
+    :param path: the path (or any text), as collected.
+    :returns: printable text naming the path.
+    """
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        try:
+            raw = text.encode("utf-8", "surrogateescape")  # the bytes the name really has
+        except UnicodeEncodeError:  # a surrogate no file system gave: escape it as it is
+            return text.encode("utf-8", "backslashreplace").decode("utf-8")
+        return raw.decode("utf-8", "backslashreplace")
+    return text
 
 #: ``(x0, y0, x1, y1)`` in points from the page's top-left corner, ``y`` growing downwards.
 BBox = tuple[float, float, float, float]
@@ -43,6 +71,15 @@ BLOCK_KINDS = frozenset(
 )
 
 
+def is_url(location: Path | str) -> bool:
+    """Whether a source's location is a URL (``s3://bucket/key.pdf``) rather than a path.
+
+    :param location: a :attr:`Source.path` or :attr:`Failure.source`.
+    :returns: true for a string with a ``scheme://`` prefix.
+    """
+    return isinstance(location, str) and "://" in location
+
+
 def content_id_of(path: Path) -> str:
     """The content id of a file: the hex SHA-256 of its bytes.
 
@@ -61,16 +98,24 @@ def content_id_of(path: Path) -> str:
 class Source:
     """One input file, claimed by a collector, not parsed yet.
 
-    :param path: where the file is (absolute or relative to the working directory).
-    :param content_id: hash of its bytes; the document id derives from it.
+    :param path: where the file is (absolute or relative to the working directory), or the
+        URL of an object in a store (``s3://bucket/key.pdf``, see :func:`is_url`), which a
+        worker copies to a local file (``ingest_fetch``) before extractors see the source.
+    :param content_id: hash of its bytes; the document id derives from it. Empty when the
+        collector could not hash it without reading it (an object in a store seen for the
+        first time): the worker that reads it hashes it, and its outcome carries the id.
     :param size: size in bytes.
     :param media_type: what the collector says it is; extractors pick the types they read.
+    :param stamp: for an object in a store, what the store says of its version (ETag,
+        version id, modification time); the cache knows the content id of a URL whose size
+        and stamp are unchanged, so it is not read again.
     """
 
-    path: Path
+    path: Path | str
     content_id: str
     size: int
     media_type: str = PDF_MEDIA_TYPE
+    stamp: str | None = None
 
     @classmethod
     def from_path(cls, path: Path, *, media_type: str = PDF_MEDIA_TYPE) -> Source:
@@ -87,8 +132,14 @@ class Source:
 
     @property
     def doc_id(self) -> str:
-        """The id of the document made from this source (stable across renames and moves)."""
+        """The id of the document made from this source (stable across renames and moves);
+        empty while the content id is not known."""
         return self.content_id[:32]
+
+    @property
+    def remote(self) -> bool:
+        """Whether the source is an object in a store, named by a URL."""
+        return is_url(self.path)
 
 
 @dataclass(slots=True)
@@ -274,13 +325,41 @@ class Chunk:
 
 
 @dataclass(slots=True)
+class LogEntry:
+    """A log record of a library (any logger outside ``ingest``) made while a document was
+    processed. Such records are captured per document, as pytest captures a test's output,
+    and shown with the document's failure or with ``-v``.
+
+    :param logger: the logger's name (``pypdf._reader``).
+    :param level: the level's name (``WARNING``).
+    :param message: the formatted message.
+    :param count: how many identical records were made (counted once, shown once).
+    """
+
+    logger: str
+    level: str
+    message: str
+    count: int = 1
+
+    def describe(self) -> str:
+        """``WARNING pypdf._reader: message (x3)``."""
+        times = f" (x{self.count})" if self.count > 1 else ""
+        return f"{self.level} {self.logger}: {self.message}{times}"
+
+
+@dataclass(slots=True)
 class Document:
-    """A source after extraction: metadata, pages and (after the chunk transform) chunks."""
+    """A source after extraction: metadata, pages and (after the chunk transform) chunks.
+
+    :param logs: what libraries logged while it was extracted and transformed (see
+        :class:`LogEntry`); sinks do not write it.
+    """
 
     source: Source
     metadata: Metadata
     pages: list[Page]
     chunks: list[Chunk] = field(default_factory=list)
+    logs: list[LogEntry] = field(default_factory=list)
 
     @property
     def doc_id(self) -> str:
@@ -355,7 +434,7 @@ class Document:
         A chunk with an embedding also has ``embedding`` (its float32 components, exact) and
         ``embedding_model`` (:attr:`Embedding.model`); records without one have neither key.
         """
-        source = str(self.source.path)
+        source = display_path(self.source.path)
         metadata = self.metadata.to_dict()
         records: list[dict[str, Any]] = []
         for chunk in self.chunks:
@@ -389,24 +468,41 @@ def _markdown_of(page: Page) -> str:
 class Failure:
     """A source that could not be ingested; failures are records too.
 
-    :param source: the file.
+    :param source: the file (or the URL of an object in a store).
     :param reason: short machine-readable reason: ``error``, ``encrypted``, ``not-a-pdf``,
         ``unreadable``, ``timeout``, ``memory``, ``crash``, ``no-extractor``...
     :param message: what went wrong, for a human.
     :param plugin: the plugin that raised, when known.
     :param exc_type: the exception's qualified type name, when one was raised.
     :param doc_id: the document id, when the file could be hashed.
+    :param traceback: the exception's traceback as Python prints it, when one was raised
+        (in a worker process or on a Dask worker too).
+    :param traceback_short: the same, one line per frame, without the frames of ingest
+        and pluggy that called the plugin (``--tb=short``).
+    :param logs: what libraries logged while the document was processed.
     """
 
-    source: Path
+    source: Path | str
     reason: str
     message: str
     plugin: str | None = None
     exc_type: str | None = None
     doc_id: str | None = None
+    traceback: str | None = None
+    traceback_short: str | None = None
+    logs: list[LogEntry] = field(default_factory=list)
 
     def describe(self) -> str:
         """One line for the summary: ``path: reason: message [plugin]``."""
         where = f" [plugin {self.plugin}]" if self.plugin else ""
         kind = f"{self.exc_type}: " if self.exc_type else ""
-        return f"{self.source}: {self.reason}: {kind}{self.message}{where}"
+        return display_path(f"{self.source}: {self.reason}: {kind}{self.message}{where}")
+
+    def location(self) -> str | None:
+        """``file.py:12``, where the exception was raised (the last frame), if known."""
+        found: str | None = None
+        for line in (self.traceback_short or "").splitlines():
+            match = _FRAME.match(line)
+            if match is not None:
+                found = match[1]
+        return found

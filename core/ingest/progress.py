@@ -10,11 +10,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypedDict, final
 
 if TYPE_CHECKING:
-    from ingest.model import Failure, Source
+    from ingest.model import Failure, LogEntry, Source
 
 __all__ = ["ProgressEvent", "ProgressListener", "ProgressState", "ProgressTracker"]
 
@@ -29,6 +29,11 @@ class ProgressState(TypedDict):
     and ``eta_s`` are ``None`` while the total is unknown, and ``eta_s`` also while nothing
     has finished yet. ``updates`` counts changes, so a listener can drop a stale snapshot
     that arrives after a newer one.
+
+    ``work_total`` and ``work_done`` measure the run in finer units than items when the
+    caller gives them (a run: the bytes of the documents to process, done as their pages
+    are extracted); then ``percentage`` and ``eta_s`` follow the work, so they move while a
+    long document is still in progress. Both are ``0`` when unused.
     """
 
     current: int
@@ -42,14 +47,19 @@ class ProgressState(TypedDict):
     pages: int
     pages_rate: float
     updates: int
+    work_total: float
+    work_done: float
 
 
 ProgressListener = Callable[[ProgressState], object]
-# current, total, failed, skipped, pages, updates, listeners: read together under the lock.
-_Counts = tuple[int, int | None, int, int, int, int, tuple[ProgressListener, ...]]
+# current, total, failed, skipped, pages, updates, work total, work done, listeners: read
+# together under the lock.
+_Counts = tuple[
+    int, int | None, int, int, int, int, float, float, tuple[ProgressListener, ...]
+]
 
 
-def _check_count(name: str, value: int) -> None:
+def _check_count(name: str, value: float) -> None:
     if value < 0:
         raise ValueError(f"progress {name} must be 0 or more, got {value}")
 
@@ -81,23 +91,35 @@ class ProgressTracker:
         self._skipped = 0
         self._pages = 0
         self._updates = 0
+        self._work_total = 0.0
+        self._work_done = 0.0
         self._listeners: tuple[ProgressListener, ...] = ()
 
-    def update_sync(self, n: int = 1, *, failed: int = 0, skipped: int = 0, pages: int = 0) -> None:
+    def update_sync(
+        self,
+        n: int = 1,
+        *,
+        failed: int = 0,
+        skipped: int = 0,
+        pages: int = 0,
+        work: float = 0.0,
+    ) -> None:
         """Record finished work; safe from any number of threads at once.
 
         :param n: items finished, whatever their outcome (failed and skipped ones included).
         :param failed: how many of the finished items failed.
         :param skipped: how many of the finished items were skipped.
         :param pages: pages processed.
+        :param work: units of work done (see :meth:`add_work`).
         :raises ValueError: when a count is negative.
         """
-        if n < 0 or failed < 0 or skipped < 0 or pages < 0:
+        if n < 0 or failed < 0 or skipped < 0 or pages < 0 or work < 0:
             for name, value in (
                 ("n", n),
                 ("failed", failed),
                 ("skipped", skipped),
                 ("pages", pages),
+                ("work", work),
             ):
                 _check_count(name, value)
         with self._lock:
@@ -105,6 +127,22 @@ class ProgressTracker:
             self._failed += failed
             self._skipped += skipped
             self._pages += pages
+            self._work_done = min(self._work_total, self._work_done + work)
+            self._updates += 1
+            counts = self._counts()
+        self._notify(counts)
+
+    def add_work(self, total: float) -> None:
+        """Announce ``total`` more units of work (bytes, say), done through ``update_sync(
+        work=...)``; from then on ``percentage`` and ``eta_s`` follow the work.
+
+        :param total: units to add.
+        :raises ValueError: when ``total`` is negative.
+        """
+        if total < 0:
+            raise ValueError(f"progress work must be 0 or more, got {total}")
+        with self._lock:
+            self._work_total += total
             self._updates += 1
             counts = self._counts()
         self._notify(counts)
@@ -194,11 +232,13 @@ class ProgressTracker:
             self._skipped,
             self._pages,
             self._updates,
+            self._work_total,
+            self._work_done,
             self._listeners,
         )
 
     def _state(self, counts: _Counts) -> ProgressState:
-        current, total, failed, skipped, pages, updates, _ = counts
+        current, total, failed, skipped, pages, updates, work_total, work_done, _ = counts
         elapsed = max(0.0, self._clock() - self._started)
         rate = current / elapsed if elapsed > 0 else 0.0
         percentage: float | None = None
@@ -210,6 +250,9 @@ class ProgressTracker:
                 eta = 0.0
             elif rate > 0:
                 eta = left / rate
+        if work_total > 0 and (total is None or current < total):
+            percentage = 100.0 * work_done / work_total
+            eta = elapsed * (work_total - work_done) / work_done if work_done > 0 else None
         return {
             "current": current,
             "total": total,
@@ -222,6 +265,8 @@ class ProgressTracker:
             "pages": pages,
             "pages_rate": pages / elapsed if elapsed > 0 else 0.0,
             "updates": updates,
+            "work_total": work_total,
+            "work_done": work_done,
         }
 
     def _notify(self, counts: _Counts) -> None:
@@ -243,8 +288,11 @@ class ProgressTracker:
 class ProgressEvent:
     """One event of a run, as reporters hear it through ``ingest_progress``.
 
-    :param kind: ``collected``, ``ingested``, ``skipped``, ``failed`` or ``finished``.
+    :param kind: ``collected``, ``pages`` (pages of a document in progress were extracted),
+        ``ingested``, ``skipped``, ``failed`` or ``finished``.
     :param state: a :meth:`ProgressTracker.get_state` snapshot taken after the event.
+    :param logs: for ``ingested``, what libraries logged while the document was made
+        (a failure carries its own, ``failure.logs``).
     """
 
     kind: str
@@ -253,3 +301,4 @@ class ProgressEvent:
     failure: Failure | None = None
     pages: int = 0
     message: str | None = None
+    logs: list[LogEntry] = field(default_factory=list)

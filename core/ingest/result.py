@@ -17,7 +17,7 @@ SKIP_NOT_FAILED = "did not fail last time (--lf)"
 
 
 class ExitCode(enum.IntEnum):
-    """Exit codes, as pytest's."""
+    """Exit codes, as pytest's (0 to 5), and one of ours for storage (6)."""
 
     OK = 0
     FAILED = 1
@@ -25,6 +25,9 @@ class ExitCode(enum.IntEnum):
     INTERNAL_ERROR = 3
     USAGE_ERROR = 4
     NO_INPUT = 5
+    #: A sink or the cache could not write (disk full, file too large, read-only); what was
+    #: committed before is kept.
+    WRITE_ERROR = 6
 
 
 @dataclass(slots=True)
@@ -43,9 +46,12 @@ class RunResult:
     gone: int = 0
     duration_s: float = 0.0
     failures: list[Failure] = field(default_factory=list)
-    skipped_sources: list[tuple[Path, str]] = field(default_factory=list)
+    skipped_sources: list[tuple[Path | str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     sinks: list[str] = field(default_factory=list)
+    #: Library log records captured while documents were processed, by library (the
+    #: logger's first part: ``pypdf``); each document's own are on its events and failure.
+    captured_logs: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
     stopped_early: bool = False
     collect_only: bool = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,13 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from ingest.cache import SKIP_UNCHANGED, InputScope, RunCache, StorePlan, abspath, open_run_cache
-from ingest.errors import UsageError
+from ingest.errors import UsageError, WriteError
 from ingest.interrupt import GracefulStop
-from ingest.model import Document, Failure, Source
+from ingest.model import Document, Failure, LogEntry, Source, display_path, is_url
 from ingest.progress import ProgressEvent, ProgressTracker
 from ingest.result import RunResult
 from ingest.select import compile_selection
-from ingest.sinks import SinkSet
+from ingest.sinks import SinkSet, mask_secrets
+from ingest.storage import explain_write_error
 from ingest.workers.feed import SourceFeed
 from ingest.workers.timing import StageTimes, describe_stages
 
@@ -43,6 +45,9 @@ logger = logging.getLogger("ingest.session")
 #: last document.
 BATCH_MAX_CHARS = 250_000
 
+#: The values of ``--tb``, as pytest's.
+TB_STYLES = ("auto", "long", "short", "line", "no")
+
 
 class Session:
     """One ``ingest run`` on the driver.
@@ -52,6 +57,9 @@ class Session:
     :param rootdir: where relative sink targets and the cache live.
     :param collect_only: list what would be ingested, parse nothing.
     :param verbosity: ``-v`` count minus ``-q`` count, for reporters.
+    :param tb: how reporters show a failure's traceback (``--tb``): ``auto`` (the line
+        where it was raised; short with ``-v``, long with ``-vv``), ``long``, ``short``,
+        ``line`` or ``no``.
     :param force: process every document, even those the cache has as ingested (``--force``).
     :param last_failed: process only the documents that failed last time (``--lf``).
     :param cache_clear: empty the cache before the run (``--cache-clear``).
@@ -65,28 +73,39 @@ class Session:
         rootdir: Path | None = None,
         collect_only: bool = False,
         verbosity: int = 0,
+        tb: str = "auto",
         force: bool = False,
         last_failed: bool = False,
         cache_clear: bool = False,
     ) -> None:
+        if tb not in TB_STYLES:
+            raise UsageError(f"--tb={tb}: not one of {', '.join(TB_STYLES)}")
         self.manager = manager
         self.settings = settings
         self.rootdir = rootdir or Path.cwd()
         self.collect_only = collect_only
         self.verbosity = verbosity
+        self.tb = tb
         self.tracker = ProgressTracker()
         self.result = RunResult(collect_only=collect_only)
         self.sources: list[Source] = []
         #: True when a usage error stopped the run before it could start.
         self.aborted = False
         #: For ``--collect-only``: the extractor that would take each source.
-        self.claims: dict[Path, str | None] = {}
+        self.claims: dict[Path | str, str | None] = {}
         self.cache_options = {"force": force, "last_failed": last_failed, "clear": cache_clear}
+        #: Pages and work already counted of the documents in progress, by path.
+        self._in_progress: dict[Path | str, list[float]] = {}
         #: The run's view of the cache (``None`` when disabled), open while the run lasts.
         self.cache: RunCache | None = None
         self.stop = GracefulStop()
-        #: Every path collected (absolute) to its content id; ``None``: found, not readable.
+        #: Every path collected (absolute) to its content id; ``None``: found, not readable;
+        #: ``""``: not known until a worker reads it (an object in a store).
         self.collected: dict[str, str | None] = {}
+        #: The first path of each content id of the run, for "same content as".
+        self._seen_content: dict[str, Path | str] = {}
+        #: The ids of the documents whose bytes are under the inputs: never deleted.
+        self._present: set[str] = set()
         #: What the run must delete from its sinks (known once collection is done).
         self.plan = StorePlan()
         #: The open sinks, in the order of ``settings.sinks``.
@@ -108,14 +127,14 @@ class Session:
             ("extract.extractor", self.settings.extract.extractor),
             *(("extract.fallback", n) for n in self.settings.extract.fallback),
         ]:
-            _require(name, extractors, f"extractor (setting {key})")
+            _require(name, extractors, f"extractor (setting {key})", self.manager)
         transforms = self.manager.plugins_with_hook("ingest_transform")
         for step in self.settings.transforms:
-            _require(step, transforms, "transform step (setting transforms)")
+            _require(step, transforms, "transform step (setting transforms)", self.manager)
         embedder = self.settings.embed.embedder
         if embedder:
             embedders = self.manager.plugins_with_hook("ingest_embed")
-            _require(embedder, embedders, "embedder (setting embed.embedder)")
+            _require(embedder, embedders, "embedder (setting embed.embedder)", self.manager)
 
     # -- the run ------------------------------------------------------------------------
 
@@ -134,7 +153,9 @@ class Session:
                 self.manager, self.settings, self.rootdir, **self.cache_options
             )
             if not self.collect_only:
-                # Started before collection, so that worker start-up overlaps the walk.
+                # Started before collection, so that a backend able to warm up without
+                # knowing the documents overlaps the walk (the built-in ones start their
+                # workers in run(): never more workers than documents).
                 backend = self._backend()
                 backend.start()
             with self.stage_times.measure("driver: collect"):
@@ -160,6 +181,10 @@ class Session:
             self.result.interrupted = self.stop.requested
         except KeyboardInterrupt:
             self.result.interrupted = True
+        except WriteError as exc:
+            self.result.stopped_early = True
+            exc.result = self.result
+            raise
         except UsageError:
             # Sinks still close in ingest_session_finish, but reporters print no summary
             # for a run that never started: the CLI prints the error alone.
@@ -182,8 +207,7 @@ class Session:
         if not settings.collect.inputs:
             raise UsageError("no input given: name files, folders or globs to ingest")
         select = compile_selection(settings.collect.select)
-        seen_paths: set[Path] = set()
-        seen_content: dict[str, Path] = {}
+        seen_paths: set[Path | str] = set()
         for raw in settings.collect.inputs:
             found = self.manager.hook.ingest_collect(
                 path=raw, settings=settings, manager=self.manager
@@ -192,27 +216,55 @@ class Session:
                 raise UsageError(f"no collector understands the input {raw!r}")
             for item in found:
                 given = item.source if isinstance(item, Failure) else item.path
-                key = Path(given).resolve()
-                if key in seen_paths or not select(str(given)):
+                # realpath, not Path.resolve(): a symlink loop must fail alone (it is a
+                # Failure already), not raise here.
+                key = given if is_url(given) else Path(os.path.realpath(given))
+                if key in seen_paths or not select(display_path(given)):
                     continue
                 seen_paths.add(key)
                 self.result.collected += 1
-                self.collected[abspath(given)] = (
-                    None if isinstance(item, Failure) else item.content_id
-                )
                 if isinstance(item, Failure):
+                    self.collected[abspath(given)] = None
                     self._record_failure(item)
                     continue
-                twin = seen_content.get(item.content_id)
-                if twin is not None:
-                    self._record_skip(item, f"same content as {twin}")
+                if not item.content_id and self.cache is not None:
+                    item = self.cache.known(item)
+                self.collected[abspath(given)] = item.content_id
+                if item.content_id and not self._first_of_content(item):
                     continue
-                seen_content[item.content_id] = item.path
                 self.sources.append(item)
         self.tracker.set_total(self.result.collected)
         self.tracker.update_sync(0, failed=0)
         self._emit("collected", message=f"{self.result.collected} collected")
         return self.sources
+
+    def _first_of_content(self, source: Source) -> bool:
+        """Whether ``source`` is the first of its content in the run; else skip it as the
+        same content as the first."""
+        twin = self._seen_content.get(source.content_id)
+        if twin is not None:
+            self._record_skip(source, f"same content as {display_path(twin)}")
+            return False
+        self._seen_content[source.content_id] = source.path
+        self._present.add(source.doc_id)
+        return True
+
+    def _read_by_worker(self, document: Document) -> bool:
+        """Take in the content id a worker found for a source collected without one: whether
+        the document is to be written (else it is the same content as another, skipped)."""
+        key = abspath(document.source.path)
+        if self.collected.get(key) != "":
+            return True
+        self.collected[key] = document.source.content_id
+        if self._first_of_content(document.source):
+            return True
+        # Its bytes are stored under another path: what this path held goes at the end.
+        old = self.plan.unread.pop(key, set())
+        self.plan.replaced.setdefault(document.source.content_id, set()).update(old)
+        self._unchanged.add(document.source.content_id)
+        if self.cache is not None:
+            self.cache.remember([document.source])
+        return False
 
     def _skip_cached(self) -> None:
         """Skip, before any parsing, what the cache has as done (or, with --lf, not failed)."""
@@ -238,10 +290,10 @@ class Session:
                 scheme=scheme, target=target, settings=self.settings, rootdir=self.rootdir
             )
             if sink is None:
-                _require(scheme, schemes, f"sink (in {spec!r})")
+                _require(scheme, schemes, f"sink (in {spec!r})", self.manager)
                 raise UsageError(f"plugin {scheme!r} did not open the sink {spec!r}")
             self.sinks.add(spec, sink)
-            self.result.sinks.append(spec)
+            self.result.sinks.append(mask_secrets(spec))
 
     def _backend(self) -> ExecutorBackend:
         run = self.settings.run
@@ -250,7 +302,8 @@ class Session:
             name=name, settings=self.settings, manager=self.manager
         )
         if backend is None:
-            _require(name, self.manager.plugins_with_hook("ingest_executor"), "executor")
+            executors = self.manager.plugins_with_hook("ingest_executor")
+            _require(name, executors, "executor", self.manager)
             raise UsageError(f"plugin {name!r} provided no executor backend")
         return backend
 
@@ -259,20 +312,31 @@ class Session:
         batch_chars = 0
         maxfail = self.settings.run.maxfail
         writer = _SinkWriter(self._write_step)
+        # Progress follows the bytes of the documents, done as their pages are extracted.
+        self.tracker.add_work(sum(source.size for source in self.sources))
         try:
-            feed = SourceFeed(self.sources, self.stop, largest_first=backend.largest_first)
-            for _source, outcome in backend.run(feed):
+            feed = SourceFeed(
+                self.sources,
+                self.stop,
+                largest_first=backend.largest_first,
+                on_pages=self._pages_done,
+            )
+            for source, outcome in backend.run(feed):
                 self._commit(writer.done(block=False))
+                self._work_done(source, outcome)
                 if isinstance(outcome, Failure):
                     self._record_failure(outcome)
                     if maxfail and self.result.failed >= maxfail:
                         self.result.stopped_early = True
                         break
                     continue
+                if not self._read_by_worker(outcome):
+                    continue
                 batch.append(outcome)
                 batch_chars += sum(len(page.text) for page in outcome.pages)
                 if len(batch) >= self.settings.run.batch_size or batch_chars >= BATCH_MAX_CHARS:
-                    # Handed over and forgotten in one stretch: a batch is written once.
+                    # Handed over and forgotten in one stretch: a batch is written once
+                    # (a batch a sink refused is not written again by the final flush).
                     with self.stop.critical():
                         self._hand_over(writer, batch)
                         batch, batch_chars = [], 0
@@ -287,12 +351,14 @@ class Session:
         """Hand ``batch`` to the sinks' thread once the step before it is written and
         committed (so the cache sees the steps one after the other, as the sinks do)."""
         self._commit(writer.done(block=True))
-        deleted = self.plan.deletions_for(batch)
+        deleted = self._deletions(batch)
         self._begin(batch, deleted)
         writer.start(batch, deleted)
 
-    def _flush(self, batch: list[Document], deleted: Sequence[str]) -> None:
+    def _flush(self, batch: list[Document], deleted: Sequence[str] | None = None) -> None:
         """One step written on this thread: begun, written by every sink, committed."""
+        if deleted is None:
+            deleted = self._deletions(batch)
         # Ctrl-C waits until all is done: a step some sinks wrote and the cache does not
         # know is written again by the next run (exactly once).
         with self.stop.critical():
@@ -300,15 +366,32 @@ class Session:
             self._write_step(batch, deleted)
             self._commit((batch, deleted))
 
+    def _deletions(self, batch: Sequence[Document]) -> list[str]:
+        keys = [abspath(document.source.path) for document in batch]
+        return [
+            doc_id
+            for doc_id in self.plan.deletions_for(batch, keys)
+            if doc_id not in self._present
+        ]
+
     def _begin(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
         if self.cache is not None:
             with self.stage_times.measure("driver: cache"):
-                self.cache.begin(batch, deleted)
+                try:
+                    self.cache.begin(batch, deleted)
+                except Exception as exc:
+                    raise self._cache_error(exc, "record the batch it is writing") from exc
 
     def _write_step(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
         # On the sinks' thread during dispatch; the session commits the step when it returned.
         with self.stage_times.measure("driver: sinks"):
-            self.sinks.write(batch, deleted)
+            try:
+                self.sinks.write(batch, deleted)
+            except WriteError as exc:
+                raise WriteError(
+                    f"{exc}. The {self.result.ingested} documents written before are kept, "
+                    "and a rerun writes the rest."
+                ) from exc
 
     def _commit(self, step: _Step | None) -> None:
         """Record a step every sink wrote: in the cache (exactly once), counts, progress."""
@@ -318,8 +401,11 @@ class Session:
         if self.cache is not None:
             # Ctrl-C waits for it: the sinks hold the step, the cache must know it.
             with self.stop.critical(), self.stage_times.measure("driver: cache"):
-                # Only after every sink returned: exactly once.
-                self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
+                try:
+                    # Only after every sink returned: exactly once.
+                    self.cache.commit(batch, deleted, self.sinks.states(), self._kept_sinks())
+                except Exception as exc:
+                    raise self._cache_error(exc, "record a batch as ingested") from exc
         for warning in self.sinks.warnings:
             if warning not in self.result.warnings:
                 self.result.warnings.append(warning)
@@ -328,8 +414,42 @@ class Session:
             self.result.ingested += 1
             self.result.pages += pages
             self.result.chunks += len(document.chunks)
-            self.tracker.update_sync(1, pages=pages)
-            self._emit("ingested", source=document.source, pages=pages)
+            self._count_logs(document.logs)
+            self._emit("ingested", source=document.source, pages=pages, logs=document.logs)
+
+    def _pages_done(self, source: Source, pages: int, page_count: int) -> None:
+        """Pages of a document in progress were extracted: progress moves now, not when the
+        whole document is done (a long one takes many seconds)."""
+        counted = self._in_progress.setdefault(source.path, [0, 0.0])
+        work = source.size * pages / page_count if page_count > 0 else 0.0
+        work = max(0.0, min(work, source.size - counted[1]))
+        counted[0] += pages
+        counted[1] += work
+        self.tracker.update_sync(0, pages=pages, work=work)
+        self._emit("pages", source=source, pages=pages)
+
+    def _work_done(self, source: Source, outcome: Document | Failure) -> None:
+        """Count a document as done, with what is left of its pages and work, as soon as it
+        comes back (a failure counts itself in :meth:`_record_failure`), not when its batch
+        is written."""
+        pages, work = self._in_progress.pop(source.path, (0, 0.0))
+        done = isinstance(outcome, Document)
+        rest = len(outcome.pages) - int(pages) if isinstance(outcome, Document) else 0
+        self.tracker.update_sync(
+            1 if done else 0, pages=max(0, rest), work=max(0.0, source.size - work)
+        )
+
+    def _cache_error(self, exc: Exception, doing: str) -> WriteError:
+        path = self.cache.store.path if self.cache is not None else None
+        cause = explain_write_error(exc, path)
+        where = f" ({display_path(path)})" if path else ""
+        return WriteError(f"the cache{where} could not {doing}: {cause}; the run stopped")
+
+    def _count_logs(self, logs: list[LogEntry]) -> None:
+        counts = self.result.captured_logs
+        for entry in logs:
+            library = entry.logger.partition(".")[0]
+            counts[library] = counts.get(library, 0) + entry.count
 
     def _report_stage_times(self, backend: ExecutorBackend | None) -> None:
         """Add the backend's seconds per stage, keep them in the result, log them (``-v``)."""
@@ -368,8 +488,8 @@ class Session:
         """At the end of the run: delete the old documents of files whose new bytes a sink
         already held, and the documents of files that no longer exist (``--prune``), or
         count those."""
-        deleted = self.plan.leftovers(self._unchanged)
-        gone = sorted(self.plan.gone)
+        deleted = [d for d in self.plan.leftovers(self._unchanged) if d not in self._present]
+        gone = sorted(d for d in self.plan.gone if d not in self._present)
         if self.settings.run.prune:
             deleted = sorted({*deleted, *gone})
         else:
@@ -387,10 +507,18 @@ class Session:
         return [keys[spec] for spec in self.sinks.cannot_delete]
 
     def _record_failure(self, failure: Failure) -> None:
+        # A message may quote a file name that is not UTF-8; failures are stored and shown.
+        failure.message = display_path(failure.message)
         self.result.failed += 1
         self.result.failures.append(failure)
+        self._count_logs(failure.logs)
+        if failure.traceback:
+            logger.debug("%s failed:\n%s", display_path(failure.source), failure.traceback)
         if self.cache is not None:
-            self.cache.fail(failure)  # kept for --lf
+            try:
+                self.cache.fail(failure)  # kept for --lf
+            except Exception as exc:
+                raise self._cache_error(exc, "record a failure") from exc
         self.tracker.update_sync(1, failed=1)
         self._emit("failed", failure=failure)
 
@@ -461,9 +589,18 @@ class _SinkWriter:
         return step
 
 
-def _require(name: str, available: list[str], what: str) -> None:
+def _require(
+    name: str, available: list[str], what: str, manager: IngestPluginManager
+) -> None:
     if name in available:
         return
     close = difflib.get_close_matches(name, available, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UsageError(f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}")
+    message = f"unknown {what} {name!r}{hint} available: {', '.join(available) or 'none'}"
+    others = manager.not_loaded()
+    if others:
+        message += (
+            f"; installed but not loaded: {', '.join(others)} (load one with -p NAME, if it "
+            "provides this)"
+        )
+    raise UsageError(message)

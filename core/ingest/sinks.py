@@ -5,13 +5,23 @@ Every plugin that implements ``ingest_sink`` gets every step; the sinks opened t
 the ability to delete. A sink can delete when its ``ingest_sink`` takes the ``deleted``
 argument. One that cannot is never sent a step that only deletes, and the run warns once
 that records of changed or removed files stay in it, rather than keeping them silently.
+
+A step a sink cannot write (disk full, file too large, read-only) stops the run with a
+:class:`~ingest.errors.WriteError` that names the sink, its target and the cause.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, final
+
+from ingest.errors import WriteError
+from ingest.model import display_path
+from ingest.storage import explain_write_error
+from ingest.workers.pipeline import plugin_in_traceback
 
 if TYPE_CHECKING:
     from ingest.cache import SinkState
@@ -19,9 +29,29 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.model import Document
 
-__all__ = ["SinkSet"]
+__all__ = ["MASK", "SINK_PREFIX", "SinkSet", "mask_secrets"]
 
 logger = logging.getLogger("ingest.session")
+
+#: Sink objects are registered as plugins under this prefix and their ``scheme:target``
+#: (its password masked).
+SINK_PREFIX = "sink:"
+
+MASK = "**********"
+# scheme://user:password@host... and ?password=... (libpq URLs accept both).
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/@:?#\s]*):[^/@?#\s]*@")
+_PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&#\s]*", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the password of every URL in it masked, as ``ingest config``, the run's
+    summary and the cache show a sink such as ``postgresql://user:secret@host/db``.
+
+    :param text: a sink spec, a setting's value, a message.
+    :returns: ``postgresql://user:**********@host/db``; text without a URL password as is.
+    """
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}{MASK}", text)
 
 
 @final
@@ -45,7 +75,7 @@ class SinkSet:
 
     def add(self, spec: str, sink: object) -> None:
         """Register a sink that ``ingest_sink_open`` returned for ``spec``."""
-        self.manager.register(sink, name=f"sink:{spec}")
+        self.manager.register(sink, name=f"{SINK_PREFIX}{mask_secrets(spec)}")
         self.specs.append(spec)
         self.objects.append(sink)
         impls = [i for i in self.manager.hook.ingest_sink.get_hookimpls() if i.plugin is sink]
@@ -74,9 +104,17 @@ class SinkSet:
 
         A step with no document goes only to the plugins whose ``ingest_sink`` takes
         ``deleted``; the others never see an empty batch.
+
+        :raises WriteError: a sink raised: names the sink, its target and the cause.
         """
         if deleted and self.cannot_delete:
             self._warn_cannot_delete()
+        try:
+            self._write(batch, deleted)
+        except Exception as exc:
+            raise self._write_error(exc, batch, deleted) from exc
+
+    def _write(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
         if batch:
             self.manager.hook.ingest_sink(batch=batch, settings=self.settings, deleted=deleted)
             return
@@ -88,6 +126,35 @@ class SinkSet:
         self.manager.subset_hook_caller("ingest_sink", unable)(
             batch=batch, settings=self.settings, deleted=deleted
         )
+
+    def _write_error(
+        self, exc: Exception, batch: Sequence[Document], deleted: Sequence[str]
+    ) -> WriteError:
+        """Which sink refused the step (the plugin deepest in the traceback), its file (the
+        sink object's ``path``, else the target of its spec when that is not a URL) and why;
+        passwords masked."""
+        name = plugin_in_traceback(self.manager, exc.__traceback__)
+        target: object = None
+        if name is None:
+            what = "a sink"
+        elif name.startswith(SINK_PREFIX):
+            spec = name.removeprefix(SINK_PREFIX)
+            what = f"sink {spec}"
+            target = getattr(self.manager.get_plugin(name), "path", None)
+            if target is None and "://" not in spec:
+                target = spec.partition(":")[2] or None
+        else:
+            what = f"plugin {name}"
+        path = os.fspath(target) if isinstance(target, str | os.PathLike) else None
+        where = f" ({display_path(path)})" if path else ""
+        step = (
+            f"a batch of {len(batch)} documents"
+            if batch
+            else f"the removal of {len(deleted)} documents"
+        )
+        cause = explain_write_error(exc, path)
+        message = f"{what}{where} could not write {step}: {cause}; the run stopped"
+        return WriteError(mask_secrets(message))
 
     def _warn_cannot_delete(self) -> None:
         message = (

@@ -52,10 +52,12 @@ _NONCHARACTER = re.compile(
     )
     + "]"
 )
-# Every non-character is at or above U+FDD0: a search for that range is one comparison per
-# character, where the exact class above (34 code points outside the BMP) costs many. Only a
-# page with such a character (CJK compatibility forms, emoji...) is searched exactly.
-_AT_OR_ABOVE_FDD0 = re.compile("[\ufdd0-\U0010ffff]")
+# One fast pass tells most pages have nothing to clean: a class of a few ranges is cheap,
+# one that lists the 32 astral non-characters one by one costs ten times as much, so
+# those are looked for only in text with a character beyond the BMP.
+_BMP_ARTEFACT = re.compile(f"[{HYPHEN_MARKERS}\ufdd0-\ufdef\uffff]")
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_BMP_NONCHARACTER = re.compile("[\ufdd0-\ufdef\ufffe\uffff]")
 
 
 def _without_markers(text: str) -> str:
@@ -122,7 +124,9 @@ def clean_extracted_text(text: str) -> str:
     :param text: a page's text with ``\\n`` line ends.
     :returns: the text with hyphenation markers resolved and non-characters removed.
     """
+    if not _BMP_ARTEFACT.search(text) and not _ASTRAL.search(text):
+        return text
     text = resolve_hyphen_markers(text)
-    if _AT_OR_ABOVE_FDD0.search(text) and _NONCHARACTER.search(text):
+    if _BMP_NONCHARACTER.search(text) or (_ASTRAL.search(text) and _NONCHARACTER.search(text)):
         text = _NONCHARACTER.sub("", text)
     return text

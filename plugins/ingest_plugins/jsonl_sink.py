@@ -69,7 +69,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, hookimpl
+from ingest import UsageError, explain_write_error, hookimpl, no_leftovers
 
 from ingest_plugins.jsonl_files import (
     MARKER_SIZE,
@@ -203,11 +203,12 @@ class JsonlSink:
         # from the file (until the rewrite, the file still holds those).
         self._pending_docs: set[str] = set()
         self._pending_drops: set[str] = set()
-        try:
-            self._open()
-        except BaseException:
-            self._close_files()
-            raise
+        with no_leftovers(self.path, self.commit_path, self.pending_path):
+            try:
+                self._open()
+            except BaseException:
+                self._close_files()  # before no_leftovers removes the files this open made
+                raise
 
     def __repr__(self) -> str:
         return f"<JsonlSink {str(self.path)!r}>"
@@ -326,7 +327,7 @@ class JsonlSink:
             created = not (self.path.exists() and self.commit_path.exists())
             self._fd = os.open(self.path, _OPEN_FLAGS, 0o644)
         except OSError as exc:
-            raise UsageError(f"{what}: cannot open: {exc.strerror or exc}") from exc
+            raise UsageError(f"{what}: cannot open: {explain_write_error(exc, self.path)}") from exc
         _lock(self._fd, what)
         try:
             self._marker_fd = os.open(self.commit_path, _OPEN_FLAGS, 0o644)
@@ -337,7 +338,8 @@ class JsonlSink:
             if self.marker.pending_len:
                 self._apply_pending()  # a run killed before its rewrite
         except OSError as exc:
-            raise UsageError(f"{what}: cannot read or repair: {exc.strerror or exc}") from exc
+            cause = explain_write_error(exc, self.path)
+            raise UsageError(f"{what}: cannot read or repair: {cause}") from exc
 
     def _recover(self) -> None:
         """Find the committed state, cut what a kill left past it, or start over."""
@@ -456,6 +458,9 @@ class JsonlSink:
         except OSError as exc:
             with contextlib.suppress(OSError):
                 os.ftruncate(self._fd, start)
+                # The cut changed the file's mtime: committed as is, or the next open would
+                # take the file for one changed outside ingest and refill it.
+                self._commit(self.marker.with_(mtime_ns=os.fstat(self._fd).st_mtime_ns))
             exc.add_note(f"jsonl sink {str(self.path)!r}: the batch was not written")
             raise
         entries: list[tuple[str, int, int]] = []

@@ -46,6 +46,7 @@ __all__ = [
     "Line",
     "find_gutter",
     "group_blocks",
+    "may_reorder",
     "order_lines",
     "ordered_text",
     "stacked_rows",
@@ -174,6 +175,42 @@ def order_lines(lines: Sequence[Line], *, rtl: bool = False) -> list[Line]:
     marginal = [line for line in lines if line.marginal]
     for line in marginal:
         line.kind = "marginal"
+    body_size, zone = _body_size_and_zone(main)
+    ordered = _cut(list(main), body_size, rtl, depth=0) or list(main)
+    footnotes = _footnotes(ordered, body_size, zone)
+    body = [line for line in ordered if line.kind != "footnote"]
+    return body + footnotes + marginal
+
+
+def may_reorder(lines: Sequence[Line]) -> bool:
+    """Whether :func:`order_lines` could give ``lines`` another order than they come in: a
+    few passes over the lines, so that a page that stays as it is skips the ordering.
+
+    ``False`` is certain: no line runs in another direction, fewer than
+    :data:`COLUMN_LINES` lines of :data:`COLUMN_CHARS` characters end before as many others
+    start (the XY-cut needs that many on each side of a gutter), and no line is small
+    enough, low enough on the page, to be a footnote. ``True`` only means the ordering has
+    to look.
+
+    :param lines: the lines in the extractor's order, with boxes in the reading frame.
+    :returns: whether the lines need :func:`order_lines`.
+    """
+    if any(line.marginal for line in lines):
+        return True
+    long = [line for line in lines if len(line.text.strip()) >= COLUMN_CHARS]
+    if len(long) >= 2 * COLUMN_LINES:
+        # The sixth left edge from the right and the sixth right edge from the left: a
+        # gutter with six lines on each side lies between them.
+        ends = sorted(line.x1 for line in long)[COLUMN_LINES - 1]
+        starts = sorted((line.x0 for line in long), reverse=True)[COLUMN_LINES - 1]
+        if ends < starts + 1e-5:
+            return True
+    body_size, zone = _body_size_and_zone(lines)
+    return bool(_small_lines(lines, body_size, zone))
+
+
+def _body_size_and_zone(main: Sequence[Line]) -> tuple[float, float]:
+    """The body font size of a page's lines and the top of the zone footnotes may be in."""
     top = min((line.y0 for line in main), default=0.0)
     height = max((line.y1 for line in main), default=0.0) - top
     zone = top + FOOTNOTE_TOP * height
@@ -182,11 +219,15 @@ def order_lines(lines: Sequence[Line], *, rtl: bool = False) -> list[Line]:
     upper = [line for line in main if line.y1 <= top + 0.5 * height]
     if sum(line.chars for line in upper) * 5 < sum(line.chars for line in main):
         upper = main
-    body_size = _main_size(upper) or _main_size(main) or 10.0
-    ordered = _cut(list(main), body_size, rtl, depth=0) or list(main)
-    footnotes = _footnotes(ordered, body_size, zone)
-    body = [line for line in ordered if line.kind != "footnote"]
-    return body + footnotes + marginal
+    return _main_size(upper) or _main_size(main) or 10.0, zone
+
+
+def _small_lines(lines: Sequence[Line], body_size: float, zone_top: float) -> list[Line]:
+    """The lines that may be footnotes: in a smaller font than the body, in the zone."""
+    limit = FOOTNOTE_SIZE * body_size
+    return [
+        line for line in lines if 0 < line.size <= limit and line.y0 >= zone_top and line.chars
+    ]
 
 
 def group_blocks(lines: Sequence[Line]) -> list[Block]:
@@ -371,11 +412,7 @@ def _rows(lines: list[Line], position: dict[int, int]) -> list[Line]:
 
 def _footnotes(ordered: list[Line], body_size: float, zone_top: float) -> list[Line]:
     """Mark and return the footnote lines of ``ordered`` (in their reading order)."""
-    small = [
-        line
-        for line in ordered
-        if 0 < line.size <= FOOTNOTE_SIZE * body_size and line.y0 >= zone_top and line.chars
-    ]
+    small = _small_lines(ordered, body_size, zone_top)
     if not small:
         return []
     # Body-sized text below a small line means it is not a footnote (a subscript, a caption);
@@ -384,16 +421,16 @@ def _footnotes(ordered: list[Line], body_size: float, zone_top: float) -> list[L
         line for line in ordered if line.size > FOOTNOTE_SIZE * body_size and line.chars > 5
     ]
     # The lowest top of a body line over each of 64 slices of the page's width: a small
-    # line is blocked when a slice it spans holds body text below it.
+    # line is blocked when a slice it spans holds body text below it. Lines taken top down,
+    # each overwriting its slices, leave the lowest top in each.
     left = min(line.x0 for line in ordered)
     width = max(line.x1 for line in ordered) - left or 1.0
     slices = 64
     lowest = [float("-inf")] * slices
-    for other in body:
+    for other in sorted(body, key=lambda line: line.y0):
         first = int((other.x0 - left) / width * (slices - 1))
         last = int((other.x1 - left) / width * (slices - 1))
-        for index in range(first, last + 1):
-            lowest[index] = max(lowest[index], other.y0)
+        lowest[first : last + 1] = [other.y0] * (last + 1 - first)
     found: list[Line] = []
     for line in small:
         first = int((line.x0 - left) / width * (slices - 1))

@@ -86,6 +86,7 @@ _GARBAGE_CHAR = re.compile(
     "\U000f0000-\U000ffffd\U00100000-\U0010fffd]|\\(cid:"
 )
 
+_ASCII_GARBAGE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]|\\(cid:")
 
 # Cheap screens, one fast pass each: a lone letter after a space; two doubled characters.
 _LONE_LETTER = re.compile(r" \w(?=[ \n])")
@@ -116,7 +117,8 @@ def text_reason(text: str) -> tuple[str, dict[str, int]] | None:
     :returns: ``(reason, measures)`` for the first reason that holds (see the module
         docstring), or ``None`` for a plausible text.
     """
-    if _GARBAGE_CHAR.search(text):
+    # ASCII text (most pages; Python knows it without a scan) can only hold the ASCII part.
+    if (_ASCII_GARBAGE if text.isascii() else _GARBAGE_CHAR).search(text):
         garbage = garbage_count(text)
         if garbage >= MIN_GARBAGE:
             chars = sum(map(str.isalnum, text))

@@ -159,8 +159,10 @@ def _page(
     return made
 
 
-#: Text objects read at most per page by :func:`silent_text_objects`.
+#: Text objects read at most per page by :func:`silent_text_objects`...
 SAMPLE_OBJECTS = 200
+#: ...once a first look at this many found one without text.
+FIRST_LOOK = 40
 #: A page is flagged when this share of the text objects read produced no character...
 SILENT_SHARE = 0.05
 #: ...and at least this many did.
@@ -199,8 +201,9 @@ def silent_text_objects(
     they are most of the page's text objects and the page has far fewer characters than
     objects (an empty string alone is common).
     Only pages with about as many page objects as characters are looked at (a page of
-    mapped text has several characters per object), and at most :data:`SAMPLE_OBJECTS` text
-    objects, spread over the page.
+    mapped text has several characters per object): first :data:`FIRST_LOOK` text objects
+    spread over the page, and when one of them is silent (or many have no box),
+    :data:`SAMPLE_OBJECTS`.
 
     :returns: ``{"text_objects": read, "silent_text_objects": without text}`` when at least
         :data:`MIN_SILENT` and more than :data:`SILENT_SHARE` of those read are silent,
@@ -210,15 +213,35 @@ def silent_text_objects(
     chars = textpage.count_chars()
     if count < MIN_SILENT or count < 0.4 * chars:
         return None
+    # A first look at a few objects spread over the page clears most pages: reading an
+    # object's text costs PDFium a pass over the page's characters.
+    read, silent, unloaded = _scan(page, textpage, count, FIRST_LOOK)
+    if silent == 0 and 2 * unloaded <= UNLOADED_SHARE * read:
+        return None
+    read, silent, unloaded = _scan(page, textpage, count, SAMPLE_OBJECTS)
+    # Empty strings are common; glyphs without a font make up most of a page's text objects,
+    # on a page with far fewer characters than objects.
+    if unloaded >= MIN_UNLOADED and unloaded > UNLOADED_SHARE * read and count >= 2 * chars:
+        silent += unloaded
+    if silent >= MIN_SILENT and silent > SILENT_SHARE * read:
+        return {"text_objects": read, "silent_text_objects": silent}
+    return None
+
+
+def _scan(
+    page: pdfium.PdfPage, textpage: pdfium.PdfTextPage, count: int, sample: int
+) -> tuple[int, int, int]:
+    """Read about ``sample`` text objects spread over the page's ``count`` objects (and
+    those of its forms): how many were read, silent, and without a box."""
     left, bottom, right, top = (ctypes.c_float() for _ in range(4))
     bounds = tuple(map(ctypes.byref, (left, bottom, right, top)))
     text_handle = ctypes.c_void_p(ctypes.cast(textpage.raw, ctypes.c_void_p).value)
-    step = max(1, count // SAMPLE_OBJECTS)
+    step = max(1, count // sample)
     todo: list[tuple[ctypes.c_void_p, int, int]] = [
         (ctypes.c_void_p(ctypes.cast(page.raw, ctypes.c_void_p).value), count, 0)
     ]
     read = silent = unloaded = 0
-    while todo and read < SAMPLE_OBJECTS:
+    while todo and read < sample:
         parent, size, depth = todo.pop()
         get = _page_object if depth == 0 else _form_object
         for index in range(0, size, step if depth == 0 else 1):
@@ -248,15 +271,9 @@ def silent_text_objects(
                 ) < 0
             ):
                 silent += 1
-            if read >= SAMPLE_OBJECTS:
+            if read >= sample:
                 break
-    # Empty strings are common; glyphs without a font make up most of a page's text objects,
-    # on a page with far fewer characters than objects.
-    if unloaded >= MIN_UNLOADED and unloaded > UNLOADED_SHARE * read and count >= 2 * chars:
-        silent += unloaded
-    if silent >= MIN_SILENT and silent > SILENT_SHARE * read:
-        return {"text_objects": read, "silent_text_objects": silent}
-    return None
+    return read, silent, unloaded
 
 
 @hookimpl

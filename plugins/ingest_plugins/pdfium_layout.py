@@ -27,6 +27,7 @@ three times cheaper than pypdfium2's checked ones.
 from __future__ import annotations
 
 import ctypes
+import itertools
 import math
 import re
 from collections.abc import Callable
@@ -42,6 +43,7 @@ from ingest_plugins.layout import (
     Line,
     find_gutter,
     group_blocks,
+    may_reorder,
     order_lines,
     ordered_text,
 )
@@ -59,9 +61,18 @@ __all__ = [
 BOLD_WEIGHT = 600
 #: Characters whose direction is read to tell a page with text in several directions.
 SAMPLE_ANGLES = 12
+#: A line whose first or last this many characters recur in it may hold a copy of its text.
+ECHO = 4
+#: Recurrences of a line's start or end looked at, at most, for a copy.
+MAX_ECHOES = 4
+#: A character stands where an equal one already is when both its left and bottom edges
+#: are within this share of the line's height of the other's: a copy (text drawn again over
+#: itself, slightly offset, for a bold effect).
+SAME_PLACE = 0.1
 
 # PDFium drops the line break after a hyphen it marks with U+FFFE: the marker ends a line.
 _LINE_BREAK = re.compile("\ufffe(?:\r\n|\r|\n)?|\r\n|\r|\n")
+_ENDS_LINE = re.compile(r"(?:\r\n|\r|\n)\Z")
 # Hebrew, Arabic, Syriac, Thaana, N'Ko, and their presentation forms.
 _RTL = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc]")
 
@@ -177,6 +188,14 @@ def _main_turn(page: _Page) -> int:
 
 def _spans(text: str) -> list[tuple[int, str]]:
     """PDFium's lines as ``(text index, text without the line break)``."""
+    breaks = text.count("\r\n")
+    if "\ufffe" not in text and text.count("\r") == breaks == text.count("\n"):
+        # Every line ends in CRLF, as PDFium writes them: split, no pattern to match.
+        bodies = text.split("\r\n")
+        if text.endswith("\r\n"):
+            bodies.pop()
+        starts = itertools.accumulate((len(body) + 2 for body in bodies), initial=0)
+        return list(zip(starts, bodies, strict=False))
     spans: list[tuple[int, str]] = []
     position = 0
     for match in _LINE_BREAK.finditer(text):
@@ -191,7 +210,7 @@ def _spans(text: str) -> list[tuple[int, str]]:
 class _Raw:
     """A line as first read: where its text is, its box in the page's frame, its turn."""
 
-    __slots__ = ("body", "box", "first", "height", "index", "last", "start", "turn")
+    __slots__ = ("body", "box", "edited", "first", "height", "index", "last", "start", "turn")
 
     def __init__(
         self, start: int, body: str, first: int, index: int, last: int, box: Box, turn: int,
@@ -202,6 +221,8 @@ class _Raw:
         # The lower of the two characters' heights: the font's size, even where PDFium ran
         # two visual lines into one.
         self.height = height
+        # Characters were taken out of the body (copies): text indexes past them are off.
+        self.edited = False
 
 
 def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | None]]:
@@ -215,11 +236,18 @@ def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | No
     raw, box_ref, box = page.raw, page.box_ref, page.box
     turn = page.turn
     loose_box = _loose_box
+    echoes: list[int] = []
     for start, body in spans:
         stripped = body.strip()
         if not stripped:
             append(None)
             continue
+        size = len(stripped)
+        if size >= 2 * ECHO and (
+            stripped.find(stripped[:ECHO], 1) > 0
+            or stripped.rfind(stripped[-ECHO:], 0, size - 1) >= 0
+        ):
+            echoes.append(len(raws))
         first = start + body.find(stripped[0])
         index = first if exact else _char_index(raw, first)
         last = first + len(stripped) - 1
@@ -254,7 +282,76 @@ def _read(page: _Page, text: str) -> tuple[list[tuple[int, str]], list[_Raw | No
             )  # fmt: skip
             height = min(head[3] - head[1], tail[3] - tail[1])
         append(_Raw(start, body, first, index, last, line_box, line_turn, height))
+    for number in echoes:
+        line = raws[number]
+        if line is not None and _copied(page, line, exact):
+            body = _without_copies(page, line, exact)
+            if body != line.body:
+                line.body, line.edited = body, True
+                spans[number] = (line.start, body)
     return spans, raws
+
+
+def _char_at(page: _Page, position: int, exact: bool) -> tuple[float, float] | None:
+    """Where the character at text index ``position`` starts: its loose box's left and
+    bottom edges (``None`` when it has no box)."""
+    index = position if exact else _char_index(page.raw, position)
+    if index < 0 or not _loose_box(page.raw, index, page.box_ref):
+        return None
+    return page.box.left, page.box.bottom
+
+
+def _same_place(a: tuple[float, float] | None, b: tuple[float, float] | None, near: float) -> bool:
+    return a is not None and b is not None and abs(a[0] - b[0]) <= near and abs(a[1] - b[1]) <= near
+
+
+def _copied(page: _Page, raw: _Raw, exact: bool) -> bool:
+    """Whether the line's text repeats its own start or end where that start or end is
+    drawn (the screen in :func:`_read` found the repeated text)."""
+    visible = raw.body.strip()
+    near = SAME_PLACE * raw.height
+    head, tail = visible[:ECHO], visible[-ECHO:]
+    start = _char_at(page, raw.first, exact)
+    found = visible.find(head, 1)
+    for _ in range(MAX_ECHOES):
+        if found < 0:
+            break
+        if _same_place(start, _char_at(page, raw.first + found, exact), near):
+            return True
+        found = visible.find(head, found + 1)
+    end = _char_at(page, raw.first + len(visible) - 1, exact)
+    found = visible.rfind(tail, 0, len(visible) - 1)
+    for _ in range(MAX_ECHOES):
+        if found < 0:
+            break
+        if _same_place(end, _char_at(page, raw.first + found + ECHO - 1, exact), near):
+            return True
+        found = visible.rfind(tail, 0, found + ECHO - 1)
+    return False
+
+
+def _without_copies(page: _Page, raw: _Raw, exact: bool) -> str:
+    """The line's text without the characters drawn where the same character of the line
+    already stands, and without the spaces the copies leave doubled."""
+    near = SAME_PLACE * raw.height
+    placed: dict[str, list[tuple[float, float]]] = {}
+    out: list[str] = []
+    after_copy = False
+    for offset, char in enumerate(raw.body):
+        if char.isspace():
+            if not (after_copy and out and out[-1].isspace()):
+                out.append(char)
+            continue
+        where = _char_at(page, raw.start + offset, exact)
+        if where is not None:
+            seen = placed.setdefault(char, [])
+            if any(_same_place(where, other, near) for other in seen):
+                after_copy = True
+                continue
+            seen.append(where)
+        out.append(char)
+        after_copy = False
+    return "".join(out)
 
 
 def _page_gutter(page: _Page, raws: list[_Raw | None]) -> tuple[float, float] | None:
@@ -289,13 +386,15 @@ def may_have_columns(textpage: pdfium.PdfTextPage) -> bool:
         return False
     page.turn = _main_turn(page)
     _, raws = _read(page, textpage.get_text_range())
-    return _needs_order(page, raws)
+    return _needs_order(page, raws, _page_gutter(page, raws))
 
 
-def _needs_order(page: _Page, raws: list[_Raw | None]) -> bool:
-    """Whether the page's lines need ordering: some run in another direction, the content
-    goes back up the page (footnotes or a column drawn before the text above them), or
-    the lines leave a gutter."""
+def _needs_order(page: _Page, raws: list[_Raw | None], gutter: tuple[float, float] | None) -> bool:
+    """Whether the page's lines may need ordering: some run in another direction, the
+    content goes back up the page (footnotes or a column drawn before the text above them),
+    or the lines leave a gutter."""
+    if gutter is not None:
+        return True
     previous: Box | None = None
     for raw in raws:
         if raw is None:
@@ -306,15 +405,19 @@ def _needs_order(page: _Page, raws: list[_Raw | None]) -> bool:
         if previous is not None and box[3] < previous[1] - 2 * (previous[3] - previous[1]):
             return True
         previous = box
-    return _page_gutter(page, raws) is not None
+    return False
 
 
 def _lines(
-    page: _Page, spans: list[tuple[int, str]], raws: list[_Raw | None], *, fonts: bool
+    page: _Page,
+    spans: list[tuple[int, str]],
+    raws: list[_Raw | None],
+    *,
+    fonts: bool,
+    gutter: tuple[float, float] | None,
 ) -> list[Line]:
-    """:class:`Line` objects for the page's lines; a line crossing the page's gutter is
+    """:class:`Line` objects for the page's lines; a line crossing the page's ``gutter`` is
     split where its rectangles leave the gutter free."""
-    gutter = _page_gutter(page, raws)
     turn_chars = [0, 0, 0, 0]
     for raw in raws:
         if raw is not None:
@@ -350,7 +453,7 @@ def _line_parts(
     if gutter is None or raw.turn != page.turn or not (box[0] < gutter[0] < gutter[1] < box[2]):
         return whole
     exact = raw.first == raw.index
-    if not exact:
+    if not exact or raw.edited:
         return whole
     # The line crosses the gutter: do its rectangles leave it free?
     rects = page.rects(raw.index, raw.last - raw.index + 1)
@@ -426,7 +529,7 @@ def page_lines(textpage: pdfium.PdfTextPage, *, fonts: bool = False) -> tuple[li
         text = _ligatures_in_order(page, text)
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
-    return _lines(page, spans, raws, fonts=fonts), _rtl(text)
+    return _lines(page, spans, raws, fonts=fonts, gutter=_page_gutter(page, raws)), _rtl(text)
 
 
 def _break(match: re.Match[str]) -> str:
@@ -435,6 +538,9 @@ def _break(match: re.Match[str]) -> str:
 
 def page_text(textpage: pdfium.PdfTextPage) -> str:
     """The text of a page in reading order (the lines' own text; ``\\n`` between lines).
+
+    Characters PDFium kept twice where text is drawn over itself (a copy of a run of the
+    line, at the same place) are left out.
 
     :param textpage: the page's text page.
     :returns: the text; where PDFium's order is kept (one direction, no gutter, or the
@@ -449,10 +555,22 @@ def page_text(textpage: pdfium.PdfTextPage) -> str:
         text = _ligatures_in_order(page, text)
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
-    if not _needs_order(page, raws):
+    text = _without_edits(text, spans, raws)
+    gutter = _page_gutter(page, raws)
+    if not _needs_order(page, raws, gutter):
         return _LINE_BREAK.sub(_break, text)
-    lines = _lines(page, spans, raws, fonts=False)
+    lines = _lines(page, spans, raws, fonts=False, gutter=gutter)
+    if not may_reorder(lines):
+        return _LINE_BREAK.sub(_break, text)
     return ordered_text(order_lines(lines, rtl=_rtl(text)))
+
+
+
+def _without_edits(text: str, spans: list[tuple[int, str]], raws: list[_Raw | None]) -> str:
+    """``text`` again from its lines when copies were taken out of some (:func:`_read`)."""
+    if not any(raw is not None and raw.edited for raw in raws):
+        return text
+    return "\n".join(body for _, body in spans) + ("\n" if _ENDS_LINE.search(text) else "")
 
 
 def page_blocks(textpage: pdfium.PdfTextPage) -> list[Block]:
@@ -486,8 +604,12 @@ def page_text_and_lines(
         return _LINE_BREAK.sub(_break, text), [], []
     page.turn = _main_turn(page)
     spans, raws = _read(page, text)
+    text = _without_edits(text, spans, raws)
     rtl = _rtl(text)
-    ordered = order_lines(_lines(page, spans, raws, fonts=False), rtl=rtl)
-    text = ordered_text(ordered) if _needs_order(page, raws) else _LINE_BREAK.sub(_break, text)
+    gutter = _page_gutter(page, raws)
+    lines = _lines(page, spans, raws, fonts=False, gutter=gutter)
+    keep = not (_needs_order(page, raws, gutter) and may_reorder(lines))
+    ordered = order_lines(lines, rtl=rtl)
+    text = _LINE_BREAK.sub(_break, text) if keep else ordered_text(ordered)
     ranges = [(-1, -1) if raw is None else (raw.index, raw.last) for raw in raws]
     return text, ordered, ranges

@@ -10,8 +10,9 @@ to :meth:`ProcessBackend.run` comes back exactly once, as a document or a failur
 into page ranges on several workers and merged back in order before the transforms, and at
 most ``2 * workers`` documents are in flight. See there for the deadlines of each task.
 
-The workers start when the session starts, so that their start-up (importing the plugins,
-0.4 s) overlaps collection; a session that ends up with nothing to parse stops them.
+Workers start when the documents are handed over, one per document up to ``run.workers``
+(more as a long document's page ranges need them): a run never starts more workers than it
+has tasks, and a rerun that skips everything starts none.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class ProcessBackend:
 
     Asks the session for the largest files first (``largest_first``, see
     :mod:`ingest.workers.feed`): the longest tasks start early and the run ends on small
-    ones. :meth:`start` boots the workers while the session collects, so their start-up
-    (importing the plugins) overlaps the walk; a session with nothing to parse closes them.
+    ones. Workers start in :meth:`run`, as many as there are documents (up to ``workers``),
+    and more only when page ranges wait for one.
 
     :param manager: the driver's plugin manager (its specs are sent to the workers).
     :param settings: the run's settings.
@@ -82,8 +83,7 @@ class ProcessBackend:
         return self.limits.max_memory
 
     def start(self) -> None:
-        """Start the worker processes (they load the plugins in the background)."""
-        self._pool.start()
+        """Nothing yet: how many workers to start is known only once the documents are."""
 
     def run(self, feed: SourceFeed) -> Generator[tuple[Source, Document | Failure], None, None]:
         """Yield each source with its outcome, in completion order.
@@ -96,7 +96,7 @@ class ProcessBackend:
         """
         completed = False
         try:
-            self._pool.start()
+            self._pool.start(feed.total)
             yield from Dispatcher(self._pool, self.limits).run(feed)
             completed = True
         finally:

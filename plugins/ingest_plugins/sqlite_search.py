@@ -4,6 +4,9 @@ The ``sqlite`` plugin adds the command through ``ingest_register_commands``; thi
 knows the sink's tables (:mod:`ingest_plugins.sqlite_sink`) and reads them, never writes.
 The command's semantic and hybrid modes (``--mode``) are :mod:`ingest_plugins.hybrid_search`'s,
 which builds on the keyword search here.
+The command also takes a ``postgresql://`` URL, which it hands to the ``postgresql`` plugin's
+search (:mod:`ingest_plugins.postgres.search`): one ``ingest search`` for every store, with
+the same output.
 
 Ranking is FTS5's bm25 over the chunk text. User queries are arbitrary text, so by default
 each whitespace-separated word is quoted into an FTS5 string: every word must match (in any
@@ -19,10 +22,10 @@ import json
 import re
 import sqlite3
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from ingest import ExitCode, UsageError
@@ -32,7 +35,9 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SearchHit",
+    "check_query",
     "format_hits",
+    "hits_from_rows",
     "open_database",
     "search",
     "search_command",
@@ -110,6 +115,24 @@ def to_fts_query(text: str) -> str:
     return " ".join(terms)
 
 
+def check_query(query: str, limit: int) -> None:
+    """Refuse what no store can search for: an empty query, text that is not valid, a limit
+    below 1.
+
+    :param query: what the user typed.
+    :param limit: the most hits asked for.
+    :raises UsageError: saying which.
+    """
+    if limit < 1:
+        raise UsageError(f"the search limit must be at least 1, not {limit}")
+    if not query.strip():
+        raise UsageError("the search query is empty: give one or more words to find")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError("the search query is not valid text (a lone surrogate)") from None
+
+
 def search(
     db_path: Path,
     query: str,
@@ -129,14 +152,7 @@ def search(
     :raises UsageError: for an empty query, a bad ``limit``, an invalid raw query, a missing
         file, or a file that is not a database of the ``sqlite`` sink.
     """
-    if limit < 1:
-        raise UsageError(f"the search limit must be at least 1, not {limit}")
-    if not query.strip():
-        raise UsageError("the search query is empty: give one or more words to find")
-    try:
-        query.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UsageError("the search query is not valid text (a lone surrogate)") from None
+    check_query(query, limit)
     match = query if raw else to_fts_query(query)
     if not match:
         return []
@@ -164,6 +180,20 @@ def search(
         raise UsageError(f"cannot search {str(db_path)!r}: {exc}") from exc
     finally:
         connection.close()
+    # bm25 with its sign flipped; + 0.0 turns a -0.0 into 0.0 for display.
+    return hits_from_rows(rows, score=lambda bm25: -bm25 + 0.0)
+
+
+def hits_from_rows(
+    rows: Iterable[Sequence[Any]], *, score: Callable[[Any], float] = float
+) -> list[SearchHit]:
+    """The hits of a search's result rows, ranked in their order.
+
+    :param rows: ``(chunk_id, doc_id, source, title, page_start, page_end, score, snippet)``
+        each, best first; ``source`` is ``None`` for a chunk whose document row is missing.
+    :param score: turns the row's score into :attr:`SearchHit.score` (higher is better).
+    :returns: the hits, ranks from 1.
+    """
     return [
         SearchHit(
             rank=rank,
@@ -173,10 +203,10 @@ def search(
             title=title,
             page_start=page_start,
             page_end=page_end,
-            score=-bm25 + 0.0,  # + 0.0 turns a -0.0 into 0.0 for display
+            score=score(raw_score),
             snippet=snippet,
         )
-        for rank, (chunk_id, doc_id, source, title, page_start, page_end, bm25, snippet)
+        for rank, (chunk_id, doc_id, source, title, page_start, page_end, raw_score, snippet)
         in enumerate(rows, start=1)
     ]
 
@@ -247,7 +277,7 @@ def open_database(db_path: Path) -> sqlite3.Connection:
 
 
 @click.command("search")
-@click.argument("database", type=click.Path(dir_okay=False))
+@click.argument("store", metavar="STORE")
 @click.argument("query")
 @click.option("-n", "--limit", default=10, show_default=True, help="How many chunks to show.")
 @click.option(
@@ -263,13 +293,22 @@ def open_database(db_path: Path) -> sqlite3.Connection:
 @click.option("--model", metavar="LABEL[@DIM]", help="Which stored vectors, if several.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def search_command(
-    database: str, query: str, limit: int, mode: Mode, model: str | None, as_json: bool
+    store: str, query: str, limit: int, mode: Mode, model: str | None, as_json: bool
 ) -> None:
-    """Search the chunks of an SQLite sink by words, meaning or both; print source and page."""
+    """Search the chunks of an SQLite sink's file or of a postgresql:// URL's schema by words,
+    meaning or both; print source and page."""
     from ingest_plugins.hybrid_search import format_hits as format_found
-    from ingest_plugins.hybrid_search import search as search_modes
+    from ingest_plugins.postgres.target import is_url
 
-    hits = search_modes(Path(database), query, mode=mode, limit=limit, model=model)
+    if is_url(store):
+        # One command for every store: a URL is the postgresql plugin's to search.
+        from ingest_plugins.postgres.search import search_modes as search_postgres
+
+        hits = search_postgres(store, query, mode=mode, limit=limit, model=model)
+    else:
+        from ingest_plugins.hybrid_search import search as search_modes
+
+        hits = search_modes(Path(store), query, mode=mode, limit=limit, model=model)
     if as_json:
         click.echo(json.dumps([hit.as_dict() for hit in hits], ensure_ascii=False, indent=2))
     elif hits:

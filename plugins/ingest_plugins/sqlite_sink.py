@@ -61,7 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, hookimpl
+from ingest import UsageError, display_path, explain_write_error, hookimpl, no_leftovers
 
 from ingest_plugins.sqlite_vectors import (
     VECTOR_SCHEMA,
@@ -274,12 +274,17 @@ class SqliteSink:
         except OSError as exc:
             raise UsageError(f"{what}: cannot create its folder: {exc.strerror or exc}") from exc
         try:
-            self._connect()
+            with no_leftovers(path, f"{path}-wal", f"{path}-shm"):
+                self._open()
         except sqlite3.Error as exc:
-            self.close()
-            raise UsageError(f"{what}: cannot open or create the database: {exc}") from exc
+            cause = explain_write_error(exc, path)
+            raise UsageError(f"{what}: cannot open or create the database: {cause}") from exc
+
+    def _open(self) -> None:
+        try:
+            self._connect()
         except BaseException:
-            self.close()
+            self.close()  # before no_leftovers removes the files this open made
             raise
 
     def __repr__(self) -> str:
@@ -434,7 +439,7 @@ def _upsert(connection: sqlite3.Connection, document: Document, now: str) -> Non
         {
             **{key: _text(value) for key, value in metadata.items()},
             "doc_id": doc_id,
-            "source": _text(str(source.path)),
+            "source": display_path(source.path),
             "content_id": source.content_id,
             "size": source.size,
             "media_type": source.media_type,

@@ -146,7 +146,9 @@ class StoredVectors:
     :param scales: ``n`` float32.
     :param doc_ids: the document of each row of :attr:`offsets`.
     :param offsets: ``len(doc_ids) + 1`` positions: the vectors of ``doc_ids[i]`` are rows
-        ``offsets[i]`` to ``offsets[i + 1]``, chunk 0 first.
+        ``offsets[i]`` to ``offsets[i + 1]``, in the order of their chunks.
+    :param indexes: the chunk index of each row, when a document's rows are not its chunks
+        ``0 .. count-1`` (a store keeping one vector per chunk row); ``None`` when they are.
     """
 
     label: str
@@ -155,14 +157,17 @@ class StoredVectors:
     scales: np.ndarray
     doc_ids: Sequence[str]
     offsets: np.ndarray
+    indexes: np.ndarray | None = None
 
     def chunk_ids(self, positions: Sequence[int]) -> list[str]:
         """The chunk ids of the vectors at ``positions``."""
         import numpy as np
 
         rows = np.searchsorted(self.offsets, np.asarray(positions), side="right") - 1
+        indexes = self.indexes
         return [
-            f"{self.doc_ids[row]}:{position - int(self.offsets[row])}"
+            f"{self.doc_ids[row]}:"
+            f"{position - int(self.offsets[row]) if indexes is None else int(indexes[position])}"
             for row, position in zip(rows.tolist(), positions, strict=True)
         ]
 

@@ -23,6 +23,10 @@ holds, for the pages that hold any text:
 * The line never occurs in any page's body: a chapter title that is also the running header
   stays where the chapter opens, and a table of bare numbers keeps its numbers when page
   numbers are bare numbers too.
+* Headers and footers frame a page's content, so a page is never emptied: where every line
+  of a page qualifies (short pages whose lines differ from page to page only by numbers,
+  such as "Slide 3 of the deck, revision 3"), only its bare page numbers go (lines that are
+  nothing but numbers, punctuation and the words "page" and "of").
 
 On a page that lost a line, the blank lines left at its start and end are removed too; other
 pages are returned unchanged. Pages without text (scans waiting for OCR) are neither counted
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -78,14 +82,15 @@ def line_key(line: str) -> str:
 
 @dataclass(slots=True)
 class _Page:
-    """A page with text: its lines, where its edge zones are, its body's keys."""
+    """A page with text: its lines, where its edge zones are, where its body is."""
 
     index: int
     lines: list[str]
     top: list[int]  # indexes of the top zone's lines, top down
     bottom: list[int]  # indexes of the bottom zone's lines, bottom up
     filled: frozenset[str]  # the page's non-empty lines, whitespace collapsed
-    body_keys: frozenset[str]
+    body: list[int]  # indexes of the non-empty lines outside the edge zones
+    filled_lines: list[int]  # indexes of the non-empty lines
 
 
 def _pages(texts: Sequence[str], edge_lines: int) -> list[_Page]:
@@ -98,32 +103,61 @@ def _pages(texts: Sequence[str], edge_lines: int) -> list[_Page]:
         top = filled[:edge_lines]
         bottom = filled[::-1][:edge_lines]
         inner = filled[edge_lines:-edge_lines] if len(filled) > 2 * edge_lines else []
-        body_keys = frozenset(line_key(lines[n]) for n in inner)
         page_lines = frozenset(" ".join(lines[n].split()) for n in filled)
-        pages.append(_Page(index, lines, top, bottom, page_lines, body_keys))
+        pages.append(_Page(index, lines, top, bottom, page_lines, inner, filled))
     return pages
 
 
 def _same_page_groups(pages: list[_Page]) -> list[int]:
     """For each page, the number of the group of pages it repeats (pages sharing at least
-    :data:`SAME_PAGE` of their lines; equal pages always)."""
+    :data:`SAME_PAGE` of their lines; equal pages always): the first group, in page order,
+    whose first page it repeats.
+
+    Only groups that hold one of the page's rarest lines are compared: a group sharing
+    ``t`` of the page's ``n`` lines holds at least one of any ``n - t + 1`` of them."""
     groups: list[int] = []
     representatives: list[frozenset[str]] = []
     exact: dict[frozenset[str], int] = {}
+    holders: dict[str, list[int]] = defaultdict(list)  # line -> groups whose first page has it
+    frequency = Counter(line for page in pages for line in page.filled)
     for page in pages:
         body = page.filled
         group = exact.get(body)
         if group is None and body and len(representatives) <= MAX_FUZZY_BODIES:
-            for number, other in enumerate(representatives):
-                if other and len(body & other) >= SAME_PAGE * max(len(body), len(other)):
+            shared = math.ceil(SAME_PAGE * len(body))
+            rarest = sorted(body, key=frequency.__getitem__)[: len(body) - shared + 1]
+            for number in sorted({number for line in rarest for number in holders[line]}):
+                other = representatives[number]
+                if len(body & other) >= SAME_PAGE * max(len(body), len(other)):
                     group = number
                     break
         if group is None:
             group = len(representatives)
             representatives.append(body)
+            for line in body:
+                holders[line].append(group)
         exact.setdefault(body, group)
         groups.append(group)
     return groups
+
+
+# What line_key keeps of a line once page numbers and whitespace are gone: two lines with
+# the same key have the same skeleton, so a line whose skeleton no candidate has is not one.
+_NOT_SKELETON = re.compile(r"[\s\d#ivxlcIVXLC]+")
+
+
+def _body_keys(pages: list[_Page], candidates: set[str]) -> set[str]:
+    """The keys among ``candidates`` that some page's body holds."""
+    skeletons = {_NOT_SKELETON.sub("", key) for key in candidates}
+    found: set[str] = set()
+    for page in pages:
+        for number in page.body:
+            line = page.lines[number]
+            if _NOT_SKELETON.sub("", line) in skeletons:
+                key = line_key(line)
+                if key in candidates:
+                    found.add(key)
+    return found
 
 
 def _needed(pages: int, min_fraction: float) -> int:
@@ -142,7 +176,6 @@ def _running(
     if len(pages) < MIN_PAGES or edge_lines == 0:
         return {}
     groups = _same_page_groups(pages)
-    body_keys: set[str] = set().union(*(page.body_keys for page in pages))
     parity_pages = [sum(1 for page in pages if page.index % 2 == p) for p in (0, 1)]
     need_all = _needed(len(pages), min_fraction)
     need_parity = [_needed(count, min_fraction) for count in parity_pages]
@@ -152,12 +185,21 @@ def _running(
         for zone, indexes in (("top", page.top), ("bottom", page.bottom)):
             for position, number in enumerate(indexes):
                 key = line_key(page.lines[number])
-                if key and key not in body_keys:
+                if key:
                     seen[(zone, key)].append((position, place))
+    # Lines that cannot qualify anywhere are settled cheaply: the common case. Only the
+    # others are looked for in the pages' bodies.
+    fewest = min(need_all, *need_parity)
+    candidates = {
+        (zone, key): where
+        for (zone, key), where in seen.items()
+        if len({groups[place] for _, place in where}) >= fewest
+    }
+    in_body = _body_keys(pages, {key for _, key in candidates})
     found: dict[int, set[int]] = defaultdict(set)
-    for (zone, _key), where in seen.items():
-        if len({groups[place] for _, place in where}) < min(need_all, *need_parity):
-            continue  # cannot qualify anywhere: the common case, settled cheaply
+    for (zone, key), where in candidates.items():
+        if key in in_body:
+            continue
         for position, place in where:
             near = [other for spot, other in where if abs(spot - position) <= 1]
             parity = pages[place].index % 2
@@ -167,7 +209,21 @@ def _running(
                 page = pages[place]
                 indexes = page.top if zone == "top" else page.bottom
                 found[page.index].add(indexes[position])
-    return found
+    for page in pages:
+        drop = found.get(page.index)
+        if drop is not None and len(drop) == len(page.filled_lines):
+            found[page.index] = {n for n in drop if _bare_page_number(page.lines[n])}
+    return {index: drop for index, drop in found.items() if drop}
+
+
+# What is left of a bare page-number line ("3", "- 3 -", "Page 3 of 9", "xii") once its
+# numbers and punctuation are gone.
+_PAGE_WORDS = frozenset({"", "page", "pageof", "p"})
+
+
+def _bare_page_number(line: str) -> bool:
+    letters = "".join(char for char in line_key(line).casefold() if char.isalpha())
+    return letters in _PAGE_WORDS
 
 
 def find_running_lines(

@@ -19,6 +19,9 @@ beside the config file, or in the current directory). It holds:
 * **stats**: path, size, mtime, ctime and inode to content id, so that collecting 100,000
   unchanged files does not read them all again to hash them
   (:class:`ingest.cache.precheck.StatCachePlugin`).
+* **stamps**: the URL, size and stamp (ETag, version, modification time) of an object in a
+  store to its content id, recorded once the sinks hold its document, so that a rerun
+  skips an unchanged object without downloading it (:meth:`RunCache.known`).
 
 From ``held`` and what a run collected, :meth:`RunCache.plan` finds the stored documents to
 delete (:mod:`ingest.cache.mirror`): those of files whose bytes changed, and those of files
@@ -41,6 +44,7 @@ import os
 import stat
 import time
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, final
 
@@ -50,6 +54,7 @@ from ingest.cache.precheck import StatCachePlugin, abspath
 from ingest.cache.store import CACHE_FILENAME, CacheStore, describe
 from ingest.errors import UsageError
 from ingest.result import SKIP_NOT_FAILED, SKIP_UNCHANGED
+from ingest.sinks import mask_secrets
 
 if TYPE_CHECKING:
     from ingest.config import Settings
@@ -114,6 +119,8 @@ class RunCache:
         #: The sinks found changed behind the cache's back this run, written again in full.
         self.refilled: list[str] = []
         self.collector: StatCachePlugin | None = None
+        #: What decides how files are claimed (:func:`claim_key`), kept with each stamp.
+        self.claim = ""
         #: Set when ``--lf`` found no failure to rerun, so everything runs (as pytest does).
         self.note: str | None = None
         # Read before this run's own collection failures are recorded: "last time" is the
@@ -159,6 +166,23 @@ class RunCache:
                     "again",
                     sink,
                 )
+
+    def known(self, source: Source) -> Source:
+        """The source with the content id the cache recorded for its URL, when the store
+        reports the size and stamp it had then; else the source as it is.
+
+        :param source: a source collected without a content id (an object in a store).
+        """
+        if source.content_id or source.stamp is None:
+            return source
+        rows = self.store.query(
+            "SELECT content_id, media_type FROM stamps "
+            "WHERE url = ? AND size = ? AND stamp = ? AND claim = ?",
+            (abspath(source.path), source.size, source.stamp, self.claim),
+        )
+        if not rows or rows[0][1] != source.media_type:
+            return source
+        return replace(source, content_id=rows[0][0])
 
     def select(self, sources: Sequence[Source]) -> tuple[list[Source], list[tuple[Source, str]]]:
         """Split collected sources into those to process and those to skip, with why.
@@ -254,9 +278,27 @@ class RunCache:
                 "DELETE FROM failures WHERE path = ? OR doc_id = ?",
                 [(abspath(doc.source.path), doc.doc_id) for doc in batch],
             )
+        # Only once the sinks hold it: a stamp known here skips the object's download.
+        self.remember([doc.source for doc in batch])
         for sink, sink_id, given in zip(self.sinks, self._ids, states, strict=False):
             if (state := _state_of(sink, given)) is not None:
                 self._set_state(sink_id, state)
+
+    def remember(self, sources: Sequence[Source]) -> None:
+        """Record the content id of each object in a store (by URL, size and stamp), so that
+        a rerun knows it without downloading it (:meth:`known`).
+
+        :param sources: sources with their content id; those without a stamp are ignored.
+        """
+        rows = [
+            (abspath(source.path), source.size, source.stamp, self.claim, source.content_id,
+             source.media_type)
+            for source in sources
+            if source.stamp is not None and source.content_id and source.remote
+        ]  # fmt: skip
+        if rows:
+            with self.store.transaction() as db:
+                db.executemany("INSERT OR REPLACE INTO stamps VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def _set_state(self, sink_id: int, state: SinkState) -> None:
         with self.store.transaction() as db:
@@ -308,19 +350,27 @@ def _follows(state: SinkState, recorded: SinkState) -> bool:
 def sink_key(spec: str, rootdir: Path) -> str:
     """A sink as the cache keys it: ``scheme:`` plus its target, made absolute when a path.
 
-    ``jsonl:out.jsonl`` and ``jsonl:./out.jsonl`` are one sink; a target with ``://`` (a URL)
-    is kept as written. A spelling this misses only costs a re-ingest, never a skip.
+    ``jsonl:out.jsonl`` and ``jsonl:./out.jsonl`` are one sink; a URL (a target with ``://``,
+    or a spec that is one, ``postgresql://host/db``) is kept as written, its password masked
+    so that the cache never holds it. A spelling this misses only costs a re-ingest, never a
+    skip.
     """
     scheme, _, target = spec.partition(":")
-    if target and "://" not in target:
+    if _is_url(target):
+        return mask_secrets(f"{scheme}:{target}")
+    if target:
         target = os.path.normpath(rootdir / Path(target).expanduser())
     return f"{scheme}:{target}"
+
+
+def _is_url(target: str) -> bool:
+    return "://" in target or target.startswith("//")
 
 
 def _sink_file(key: str) -> str | None:
     """The file path in a sink key (:func:`sink_key`), or ``None`` for a URL or no target."""
     _, _, target = key.partition(":")
-    if not target or "://" in target or key == _NO_SINK:
+    if not target or _is_url(target) or key == _NO_SINK:
         return None
     return target
 
@@ -381,7 +431,8 @@ def open_run_cache(
             force=force,
             last_failed=last_failed,
         )
-        cache.collector = StatCachePlugin(store, claim_key(settings, manager))
+        cache.claim = claim_key(settings, manager)
+        cache.collector = StatCachePlugin(store, cache.claim)
         cache.collector.register(manager, "ingest-cache")
     except BaseException:
         store.close()

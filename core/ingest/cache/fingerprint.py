@@ -5,12 +5,13 @@ The output fingerprint (:func:`output_fingerprint`) hashes two things:
 * **The settings that shape records**: every setting except those that only say what to read,
   where to write, how fast, or what to show: ``plugins`` (what they change is counted by
   version below), ``collect``, ``sinks`` (the cache keys sinks separately), ``run``,
-  ``cache``, ``progress``, ``log_level`` and ``extract.password`` (it decides whether an
-  encrypted file opens, not what its text is). Everything else counts, plugin sections
-  included, so a setting added later invalidates the cache rather than being ignored. The
-  ``embed`` section counts only when the run embeds, and without ``embed.batch_size`` (how
-  many texts go in one call changes nothing stored): a run without vectors keeps the
-  fingerprint it had before embedding existed, and changing the model embeds again.
+  ``cache``, ``progress``, ``progress_interval``, ``log_level`` and ``extract.password`` (it
+  decides whether an encrypted file opens, not what its text is). Everything else counts,
+  plugin sections included, so a setting added later invalidates the cache rather than being
+  ignored. The ``embed`` section counts only when the run embeds, and without
+  ``embed.batch_size`` (how many texts go in one call changes nothing stored): a run without
+  vectors keeps the fingerprint it had before embedding existed, and changing the model
+  embeds again.
 * **The code that shapes records**: every loaded plugin that implements ``ingest_extract``
   or ``ingest_transform``, by name, with its distribution's version and the installed
   versions of that distribution's direct requirements (a pypdfium2 upgrade changes the text
@@ -19,8 +20,9 @@ The output fingerprint (:func:`output_fingerprint`) hashes two things:
   When the run embeds, the embedder it names (``ingest_embed``) counts the same way; other
   loaded embedders do not.
 
-The claim key (:func:`claim_key`) does the same for collection: the collect patterns and
-the versions of the plugins that claim files (``ingest_collect_file``).
+The claim key (:func:`claim_key`) does the same for collection: the collect patterns (and
+whether they match case-sensitively) and the versions of the plugins that claim files
+(``ingest_collect_file``).
 
 An editable install keeps its version while its code changes: use ``--force`` after editing
 a first-party plugin.
@@ -48,7 +50,7 @@ __all__ = ["NOT_OUTPUT", "claim_key", "digest", "output_fingerprint", "plugin_ve
 
 #: Top-level settings that do not change what a document's records contain.
 NOT_OUTPUT: frozenset[str] = frozenset(
-    {"plugins", "collect", "sinks", "run", "cache", "progress", "log_level"}
+    {"plugins", "collect", "sinks", "run", "cache", "progress", "progress_interval", "log_level"}
 )
 _OUTPUT_HOOKS = ("ingest_extract", "ingest_transform")
 # The cache's own stat plugin answers ingest_collect_file; it is not a claim of its own.
@@ -96,6 +98,7 @@ def claim_key(settings: Settings, manager: IngestPluginManager) -> str:
         {
             "format": _FORMAT,
             "patterns": settings.collect.patterns,
+            "case_sensitive": settings.collect.case_sensitive,
             "plugins": _versions(manager, ("ingest_collect_file",), skip=_NOT_CLAIMING),
         }
     )[:32]

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, final
 
+from ingest.model import is_url
+
 if TYPE_CHECKING:
     from ingest.model import Document
 
@@ -56,8 +58,13 @@ class InputScope:
         self._folders: list[tuple[str, str]] = []
         self._files: dict[str, str] = {}
         self._globs: list[tuple[str, list[str]]] = []
+        self._urls: list[tuple[str, list[str] | None]] = []
         for raw in inputs:
-            if os.path.isdir(raw):
+            if is_url(raw):
+                # A URL covers the keys below it, or those its pattern matches.
+                pattern = raw.split("/") if _GLOB_CHARS.intersection(raw) else None
+                self._urls.append((raw, pattern))
+            elif os.path.isdir(raw):
                 self._folders.append((os.path.abspath(raw), raw))
             elif _GLOB_CHARS.intersection(raw) and not os.path.exists(raw):
                 self._globs.append((raw, _parts(os.path.normpath(raw))))
@@ -65,7 +72,12 @@ class InputScope:
                 self._files[os.path.abspath(raw)] = raw
 
     def covers(self, path: str) -> bool:
-        """Whether the absolute ``path`` is one the inputs would collect, ``-k`` applied."""
+        """Whether the absolute ``path`` (or URL) is one the inputs would collect, ``-k``
+        applied."""
+        if is_url(path):
+            return any(
+                _url_under(raw, pattern, path) for raw, pattern in self._urls
+            ) and self._select(path)
         raw = self._files.get(path)
         if raw is not None and self._select(str(Path(raw))):
             return True
@@ -79,6 +91,12 @@ class InputScope:
             if _glob_match(pattern, _parts(os.path.normpath(spelled))) and self._select(spelled):
                 return True
         return False
+
+
+def _url_under(raw: str, pattern: list[str] | None, url: str) -> bool:
+    if pattern is not None:
+        return _glob_match(pattern, url.split("/"))
+    return url == raw or url.startswith(raw.rstrip("/") + "/")
 
 
 def _parts(path: str) -> list[str]:
@@ -107,10 +125,14 @@ class StorePlan:
     :param replaced: for each content id now at a path, the ids of the documents stored
         for that path before (deleted along with the new document's batch).
     :param gone: stored documents whose file no longer exists, to the path they name.
+    :param unread: for each path collected without a content id (an object in a store
+        whose stamp changed), the ids of the documents stored for it before: deleted along
+        with the document its worker reads, unless that is the same one.
     """
 
     replaced: dict[str, set[str]] = field(default_factory=dict)
     gone: dict[str, str] = field(default_factory=dict)
+    unread: dict[str, set[str]] = field(default_factory=dict)
 
     @classmethod
     def build(
@@ -122,8 +144,9 @@ class StorePlan:
         """The plan, from what the sinks hold and what this run collected.
 
         :param stored: ``(doc_id, path)`` of every document a sink of the run holds.
-        :param collected: every path this run collected (absolute) to its content id, or
-            ``None`` when it was found but could not be read (its records are kept).
+        :param collected: every path this run collected (absolute) to its content id,
+            ``""`` when it is not known yet (read by a worker), or ``None`` when it was
+            found but could not be read (its records are kept).
         :param scope: the run's inputs.
         """
         current = {content_id[:32] for content_id in collected.values() if content_id}
@@ -133,17 +156,25 @@ class StorePlan:
                 continue
             if path in collected:
                 content_id = collected[path]
-                if content_id is not None:
+                if content_id:
                     plan.replaced.setdefault(content_id, set()).add(doc_id)
-            elif scope.covers(path) and not os.path.lexists(path):
+                elif content_id == "":
+                    plan.unread.setdefault(path, set()).add(doc_id)
+            elif scope.covers(path) and (is_url(path) or not os.path.lexists(path)):
                 plan.gone[doc_id] = path
         return plan
 
-    def deletions_for(self, batch: Sequence[Document]) -> list[str]:
-        """The old documents that go with ``batch``'s (each handed out once)."""
+    def deletions_for(self, batch: Sequence[Document], keys: Sequence[str] = ()) -> list[str]:
+        """The old documents that go with ``batch``'s (each handed out once).
+
+        :param keys: the batch's paths as :attr:`unread` keys them, in batch order.
+        """
         deleted: set[str] = set()
         for document in batch:
             deleted |= self.replaced.pop(document.source.content_id, set())
+        for key in keys:
+            deleted |= self.unread.pop(key, set())
+        deleted -= {document.doc_id for document in batch}
         return sorted(deleted)
 
     def leftovers(self, stored: Iterable[str]) -> list[str]:

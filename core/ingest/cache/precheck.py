@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from ingest.hookspecs import hookimpl
-from ingest.model import Source
+from ingest.model import Source, is_url
 
 if TYPE_CHECKING:
     from ingest.cache.store import CacheStore
@@ -37,9 +37,22 @@ _STATS_PER_WRITE = 1000
 
 
 def abspath(path: Path | str) -> str:
-    """A path as the cache keys it."""
+    """A path as the cache keys it: absolute, and text SQLite can store; a URL (an object in
+    a store) is its own key.
+
+    A name that is not valid UTF-8 (its bad bytes are lone surrogates in Python) is keyed by
+    the hex of its text after ``hex:``, which no absolute path starts with, so two files
+    never share a key.
+    """
+    if is_url(path):
+        return str(path)
     # abspath, not resolve(): no extra syscalls per file, and the key is the path as walked.
-    return os.path.abspath(path)
+    absolute = os.path.abspath(path)
+    try:
+        absolute.encode("utf-8")
+    except UnicodeEncodeError:
+        return "hex:" + absolute.encode("utf-8", "surrogatepass").hex()
+    return absolute
 
 
 @final

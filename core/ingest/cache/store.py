@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, final
 
 from ingest.errors import UsageError
+from ingest.storage import is_read_only, no_leftovers
 
 __all__ = ["CACHE_FILENAME", "SCHEMA_VERSION", "CacheStore", "describe"]
 
@@ -69,8 +70,18 @@ _SCHEMA = (
         content_id TEXT NOT NULL,
         media_type TEXT NOT NULL
     ) WITHOUT ROWID""",
+    # The content id of an object in a store (keyed by its URL), for as long as the store
+    # reports the same size and stamp (ETag, version, modification time) for it.
+    """CREATE TABLE IF NOT EXISTS stamps (
+        url TEXT PRIMARY KEY,
+        size INTEGER NOT NULL,
+        stamp TEXT NOT NULL,
+        claim TEXT NOT NULL,
+        content_id TEXT NOT NULL,
+        media_type TEXT NOT NULL
+    ) WITHOUT ROWID""",
 )
-_TABLES = ("held", "sinks", "fingerprints", "failures", "stats")
+_TABLES = ("held", "sinks", "fingerprints", "failures", "stats", "stamps")
 # Tables of earlier schema versions, dropped with the rest when the version changes.
 _OLD_TABLES = ("ingested", "contexts", "sink_files")
 
@@ -91,10 +102,12 @@ class CacheStore:
             gitignore = folder / ".gitignore"
             if not gitignore.exists():
                 gitignore.write_text("# Created by ingest automatically.\n*\n", "utf-8")
-            self._db = self._connect()
+            with no_leftovers(self.path, f"{self.path}-wal", f"{self.path}-shm"):
+                self._db = self._connect()
         except (OSError, sqlite3.Error) as exc:
+            problem = f"is read-only ({exc})" if is_read_only(exc) else f"cannot be opened: {exc}"
             raise UsageError(
-                f"cannot open the cache {str(self.path)!r}: {exc}; set cache.dir to a writable "
+                f"the cache {str(self.path)!r} {problem}; set cache.dir to a writable "
                 "folder or cache.enabled to false"
             ) from exc
 
@@ -102,6 +115,8 @@ class CacheStore:
         try:
             return self._init(sqlite3.connect(self.path, isolation_level=None, timeout=30.0))
         except sqlite3.DatabaseError as exc:
+            if is_read_only(exc):
+                raise  # not damaged: replacing it would fail the same way
             # A cache only saves work: a damaged one is replaced rather than fought with.
             logger.warning("cache %s is damaged (%s); starting an empty one", self.path, exc)
             for suffix in ("", "-wal", "-shm"):

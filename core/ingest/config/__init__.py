@@ -122,8 +122,18 @@ def load_settings(
     return SettingsStack(**inputs).load(sections)
 
 
-#: The settings known before any plugin is loaded: they decide which plugins load.
-_EARLY_KEYS = ("plugins", "run.executor", "embed.embedder")
+#: The settings known before any plugin is loaded: they decide which plugins load (those
+#: named, and those whose name picks a component: executor, embedder, extractors,
+#: transforms, sinks).
+_EARLY_KEYS = (
+    "plugins",
+    "run.executor",
+    "embed.embedder",
+    "extract.extractor",
+    "extract.fallback",
+    "transforms",
+    "sinks",
+)
 
 
 @final
@@ -190,6 +200,26 @@ class SettingsStack:
         """
         return self._early_settings().run.executor
 
+    def components(self) -> list[str]:
+        """The plugin names the settings pick components by, in order: the executor, the
+        embedder (when the run embeds), the extractor and its fallbacks, the transform
+        steps, and the schemes of the sinks.
+
+        :raises ConfigError: one of these settings is invalid.
+        """
+        early = self._early_settings()
+        return list(
+            dict.fromkeys(
+                [
+                    early.run.executor,
+                    *([early.embed.embedder] if early.embed.embedder else []),
+                    early.extract.extractor,
+                    *early.extract.fallback,
+                    *early.transforms,
+                    *(sink.partition(":")[0] for sink in early.sinks),
+                ]
+            )
+        )
     def embedder(self) -> str | None:
         """``embed.embedder``: the embedder the run names, ``None`` when it does not embed.
 
@@ -262,7 +292,21 @@ def _display(value: Any) -> str:
         return schema.MASK
     if isinstance(value, ByteSize):
         return value.human_readable()
-    return json.dumps(value, default=str)
+    return json.dumps(_masked(value), default=str)
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with the password of any URL in its strings masked (a sink such as
+    ``postgresql://user:secret@host/db``)."""
+    from ingest.sinks import mask_secrets
+
+    if isinstance(value, str):
+        return mask_secrets(value)
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return value
 
 
 def render_config(loaded: LoadedSettings, as_json: bool) -> str:
@@ -278,11 +322,11 @@ def render_config(loaded: LoadedSettings, as_json: bool) -> str:
         payload = {
             "config_file": config_file,
             "rootdir": str(loaded.rootdir),
-            "settings": loaded.settings.model_dump(mode="json"),
-            "origins": {key: origin for key, _, origin in rows},
+            "settings": _masked(loaded.settings.model_dump(mode="json")),
+            "origins": {key: _masked(origin) for key, _, origin in rows},
         }
         return json.dumps(payload, indent=2) + "\n"
-    shown = [(key, _display(value), origin) for key, value, origin in rows]
+    shown = [(key, _display(value), _masked(origin)) for key, value, origin in rows]
     key_width = max(len(key) for key, _, _ in shown)
     value_width = min(40, max(len(value) for _, value, _ in shown))
     lines = [f"config file: {config_file or '(none)'}", f"rootdir: {loaded.rootdir}", ""]

@@ -80,6 +80,10 @@ class CollectSettings(_Section):
         default_factory=lambda: ["*.pdf"],
         description="File name globs that a folder walk picks up.",
     )
+    case_sensitive: bool = Field(
+        default=False,
+        description="Match patterns case-sensitively; by default `*.pdf` takes `A.PDF` too.",
+    )
     select: str | None = Field(
         default=None, description="Keep only paths matching this pytest -k style expression."
     )
@@ -239,8 +243,13 @@ class Settings(_Section):
     progress: Literal["auto", "bar", "log", "json", "none"] = Field(
         default="auto", description="How progress is shown; auto picks a bar on a terminal."
     )
+    progress_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two progress lines of `progress: log`."
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = Field(
-        default=None, description="Logging threshold, any case; empty to leave logging alone."
+        default=None,
+        description="Level of ingest's log, any case (`--log-level`); wins over `LOG_LEVEL`, "
+        "then `-v`/`-q`; empty to leave it to them.",
     )
 
     @field_validator("log_level", mode="before")

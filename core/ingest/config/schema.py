@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import ModuleType, NoneType, UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -264,6 +264,54 @@ def validation_problems(
         line = f"{_loc_text(loc)}: {reason}"
         problems.append(f"{where}: {line}" if where else line)
     return problems
+
+
+def _field_names(model: type[BaseModel]) -> dict[str, str]:
+    """The keys a model accepts (names, and string aliases) to their field names."""
+    names = {name: name for name in model.model_fields}
+    for name, info in model.model_fields.items():
+        for alias in (info.alias, info.validation_alias):
+            if isinstance(alias, str):
+                names[alias] = name
+    return names
+
+
+def unchecked_extra_keys(
+    model: type[BaseModel], data: Any, prefix: Sequence[str] = ()
+) -> Iterator[list[str]]:
+    """Keys of ``data`` that ``model`` does not declare, in the models that let pydantic
+    accept or ignore them (a plugin's section without ``extra="forbid"``).
+
+    Every key of every section is checked by the host, so ``-o section.typo=1`` is an error
+    even when the plugin's model would drop it silently; models that forbid extra keys are
+    left to pydantic, which reports them itself.
+
+    :param data: the merged settings data, before validation.
+    :returns: the path of each such key, e.g. ``["ocr", "dpii"]``.
+    """
+    if not isinstance(data, Mapping):
+        return
+    forbids = model.model_config.get("extra") == "forbid"
+    names = _field_names(model)
+    for key, value in data.items():
+        name = names.get(key)
+        if name is None:
+            if not forbids:
+                yield [*prefix, str(key)]
+            continue
+        nested = model_of(model.model_fields[name].annotation)
+        if nested is not None:
+            yield from unchecked_extra_keys(nested, value, [*prefix, name])
+
+
+def unknown_key_problem(
+    model: type[BaseModel], parts: Sequence[str], locate: Locator | None = None
+) -> str:
+    """One line for an unknown key, as :func:`validation_problems` words it."""
+    origin = locate(parts) if locate else None
+    where = origin.partition(":")[2] if origin else None
+    line = f"{'.'.join(parts)}: {_unknown_key_reason(model, parts)}"
+    return f"{where}: {line}" if where else line
 
 
 def _unknown_key_reason(model: type[BaseModel], parts: Sequence[str]) -> str:

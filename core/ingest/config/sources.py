@@ -32,6 +32,8 @@ from ingest.config.schema import (
     optional_yaml,
     parse_text,
     suggest_key,
+    unchecked_extra_keys,
+    unknown_key_problem,
     validation_problems,
 )
 from ingest.errors import ConfigError
@@ -399,12 +401,16 @@ def validate(model: type[Model], layers: Sequence[Layer], problems: list[str]) -
     :param problems: problems found while building the layers, reported with the rest.
     :returns: the validated instance.
     :raises ConfigError: listing ``problems`` and every validation error, each with the
-        file and line, variable, flag or ``-o`` text that set the bad value.
+        file and line, variable, flag or ``-o`` text that set the bad value; a key that no
+        model declares is an error in every section, whatever the section's model says.
     """
+    merged = merge_layers(layers)
+    locator = functools.partial(locate, layers)
+    extras = unchecked_extra_keys(model, merged)
+    problems = [*problems, *(unknown_key_problem(model, parts, locator) for parts in extras)]
     try:
-        instance = model.model_validate(merge_layers(layers))
+        instance = model.model_validate(merged)
     except ValidationError as exc:
-        locator = functools.partial(locate, layers)
         raise config_error([*problems, *validation_problems(exc, model, locator)]) from None
     if problems:
         raise config_error(problems)

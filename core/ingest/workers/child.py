@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.errors import UsageError
 from ingest.manager import build_manager
 from ingest.model import Failure
+from ingest.workers.capture import format_tracebacks, is_captured
 from ingest.workers.pipeline import WORKER_HOOKS, document_plugins, run_task
 from ingest.workers.processes import StageSlot, die_with_parent
 from ingest.workers.tasks import source_of
@@ -96,8 +97,8 @@ class _ForwardHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         channel = self.channel
-        if channel.logs_left <= 0:
-            return
+        if channel.logs_left <= 0 or is_captured(record):
+            return  # a library's record travels with its document instead
         channel.logs_left -= 1
         message = record.getMessage()
         if channel.logs_left == 0:
@@ -257,12 +258,15 @@ def _internal_failure(task: Task, exc: Exception) -> Failure:
     traceback.print_exc()
     failure = _failure_of(task, "error", f"internal error in the worker: {exc}")
     failure.exc_type = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    failure.traceback, failure.traceback_short = format_tracebacks(exc)
     return failure
 
 
 def _failure_of(task: Task, reason: str, message: str) -> Failure:
     source = source_of(task)
-    return Failure(source=source.path, reason=reason, message=message, doc_id=source.doc_id)
+    return Failure(
+        source=source.path, reason=reason, message=message, doc_id=source.doc_id or None
+    )
 
 
 def _watch_plugins(manager: IngestPluginManager, slot: StageSlot) -> None:

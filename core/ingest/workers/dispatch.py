@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ingest.errors import IngestError, UsageError
 from ingest.model import Document, Failure
+from ingest.workers.capture import merge_logs, take_logs
 from ingest.workers.pool import Lost
 from ingest.workers.tasks import (
     FINAL_REASONS,
@@ -57,7 +58,7 @@ from ingest.workers.tasks import (
 if TYPE_CHECKING:
     from ingest.config import Settings
     from ingest.manager import IngestPluginManager
-    from ingest.model import Page, Source
+    from ingest.model import LogEntry, Page, Source
     from ingest.workers.feed import Feed
 
 #: Documents with more pages than this are split into ranges of about this many pages,
@@ -82,7 +83,12 @@ Finished = tuple["Source", Document | Failure]
 
 
 class Pool(Protocol):
-    """What the dispatcher needs of a pool of workers."""
+    """What the dispatcher needs of a pool of workers.
+
+    A pool may also have ``grow(waiting: int)``, called with the number of tasks that no
+    worker took yet, to start workers as the work needs them
+    (:meth:`ingest.workers.pool.WorkerPool.grow`); a pool without it is used as it is.
+    """
 
     @property
     def idle(self) -> int:
@@ -187,6 +193,8 @@ class _Doc:
     parts: list[list[Page]] = field(default_factory=list)
     outstanding: int = 0
     done: bool = False
+    #: What libraries logged in this document's tasks so far; the outcome gets it all.
+    logs: list[LogEntry] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,8 +272,17 @@ class Dispatcher:
             task_id = next(self._ids)
             if not self.pool.submit(task_id, queued.task, queued.budget):
                 queue.appendleft(queued)
-                return
+                break
             self._running[task_id] = queued
+        grow = getattr(self.pool, "grow", None)
+        if grow is not None:
+            waiting = sum(
+                1
+                for queued in (*self._urgent, *self._fresh)
+                if not queued.doc.done and queued.attempt == queued.doc.attempt
+            )
+            if waiting:
+                grow(waiting)
 
     # -- answers ----------------------------------------------------------------------------
 
@@ -273,17 +290,27 @@ class Dispatcher:
         doc, task = queued.doc, queued.task
         if doc.done or queued.attempt != doc.attempt:
             return []  # a range of a document that already failed, or an older attempt
+        doc.logs = merge_logs(doc.logs, take_logs(outcome))
         if isinstance(outcome, Lost):
             return self._finish(doc, self._lost(doc, task, queued.budget, outcome))
         if isinstance(task, FirstTask) and isinstance(outcome, Partial):
             assert task.pages is not None
+            document = outcome.extraction.document
+            self._pages_done(doc, len(document.pages), document.metadata.page_count)
             self._split(doc, outcome.extraction, start=task.pages.stop)
             return []
         if isinstance(task, RangeTask):
             if isinstance(outcome, Failure):
                 return self._range_failed(doc, outcome)
+            if doc.first is not None:
+                total = doc.first.document.metadata.page_count
+                self._pages_done(doc, len(outcome.pages), total)
             return self._range_done(doc, outcome)
         return self._finish(doc, outcome)
+
+    def _pages_done(self, doc: _Doc, pages: int, page_count: int) -> None:
+        if self._feed is not None:
+            self._feed.pages_done(doc.source, pages, page_count)
 
     def _split(self, doc: _Doc, extraction: Extraction, *, start: int) -> None:
         total = extraction.document.metadata.page_count
@@ -291,8 +318,11 @@ class Dispatcher:
         most = 1 if self._busy_elsewhere(doc, total, start) else RANGES_PER_WORKER * limits.workers
         ranges = split_ranges(total, start=start, size=limits.shard_pages, max_ranges=most)
         doc.first, doc.parts, doc.outstanding = extraction, [], len(ranges)
+        # The first range's answer knows the content id of a source collected without one
+        # (an object in a store): the ranges must read those very bytes.
+        source = replace(doc.source, content_id=extraction.document.source.content_id)
         for pages in ranges:
-            task = RangeTask(source=doc.source, extractor=extraction.extractor, pages=pages)
+            task = RangeTask(source=source, extractor=extraction.extractor, pages=pages)
             self._urgent.append(
                 _Queued(doc, doc.attempt, task, limits.budget(len(pages), doc.source))
             )
@@ -344,6 +374,7 @@ class Dispatcher:
     def _finish(self, doc: _Doc, outcome: Document | Failure) -> list[Finished]:
         doc.done = True
         doc.first, doc.parts = None, []
+        outcome.logs = merge_logs(doc.logs, outcome.logs)
         cap = self.limits.max_memory
         if (
             isinstance(outcome, Failure)
@@ -379,7 +410,7 @@ class Dispatcher:
             reason=lost.reason,
             message=message,
             plugin=lost.plugin,
-            doc_id=doc.source.doc_id,
+            doc_id=doc.source.doc_id or None,
         )
 
 

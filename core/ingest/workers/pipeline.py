@@ -22,9 +22,12 @@ from typing import TYPE_CHECKING
 from ingest.embedding import embed_document
 from ingest.errors import DocumentError
 from ingest.model import Document, Failure
+from ingest.workers.capture import attach_logs, capture_logs, format_tracebacks
+from ingest.workers.fetch import fetched, restore
 from ingest.workers.tasks import (
     FINAL_REASONS,
     Extraction,
+    FinishTask,
     FirstTask,
     Partial,
     RangeTask,
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     from ingest.workers.timing import StageTimes
 
 #: The hooks that run documents in workers: their plugins must exist in every worker.
-WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_embed")
+WORKER_HOOKS = ("ingest_extract", "ingest_transform", "ingest_embed", "ingest_fetch")
 
 
 def process_source(
@@ -61,10 +64,24 @@ def process_source(
     :returns: the finished document, or a failure record; never raises for a document's
         fault (``KeyboardInterrupt`` and ``SystemExit`` do propagate).
     """
+    with capture_logs() as captured:
+        outcome = _process_source(manager, settings, source, times)
+    attach_logs(outcome, captured.entries())
+    return outcome
+
+
+def _process_source(
+    manager: IngestPluginManager, settings: Settings, source: Source, times: StageTimes | None
+) -> Document | Failure:
     chain = extractor_chain(settings)
-    extraction = extract(
-        manager, settings, source, chain=chain, pages=None, tried=chain, times=times
-    )
+    try:
+        with fetched(manager, settings, source) as used:
+            extraction = extract(
+                manager, settings, used, chain=chain, pages=None, tried=chain, times=times
+            )
+            restore(extraction, source, used)
+    except Exception as exc:
+        return failure_from_exception(manager, source, exc, default_plugin="fetch")
     if isinstance(extraction, Failure):
         return extraction
     return transform_document(manager, settings, extraction.document, times=times)
@@ -180,38 +197,56 @@ def run_task(
     :returns: for a :class:`FirstTask`, the finished document, a :class:`Partial` when
         more ranges are needed, or a failure; for a :class:`RangeTask`, a document holding
         only the asked pages, or a failure; for a :class:`FinishTask`, the finished
-        document or a failure.
+        document or a failure. What libraries logged meanwhile is in its ``logs``.
     """
-    if isinstance(task, FirstTask):
-        extraction = extract(
-            manager,
-            settings,
-            task.source,
-            chain=task.chain,
-            pages=task.pages,
-            tried=task.tried,
-            errors=task.errors,
-            times=times,
-        )
-        if isinstance(extraction, Failure):
-            return extraction
-        if task.pages is not None and not covers_document(extraction.document, task.pages):
-            return Partial(extraction)
-        return transform_document(manager, settings, extraction.document, times=times)
+    with capture_logs() as captured:
+        outcome = _run_task(manager, settings, task, times)
+    attach_logs(outcome, captured.entries())
+    return outcome
+
+
+def _run_task(
+    manager: IngestPluginManager,
+    settings: Settings,
+    task: Task,
+    times: StageTimes | None,
+) -> Document | Failure | Partial:
+    if isinstance(task, FinishTask):
+        return transform_document(manager, settings, task.document, times=times)
+    source = task.source
+    try:
+        with fetched(manager, settings, source, same_bytes=isinstance(task, RangeTask)) as used:
+            if isinstance(task, FirstTask):
+                extraction = extract(
+                    manager,
+                    settings,
+                    used,
+                    chain=task.chain,
+                    pages=task.pages,
+                    tried=task.tried,
+                    errors=task.errors,
+                    times=times,
+                )
+            else:
+                extraction = extract(
+                    manager,
+                    settings,
+                    used,
+                    chain=(task.extractor,),
+                    pages=task.pages,
+                    tried=(task.extractor,),
+                    times=times,
+                )
+            restore(extraction, source, used)
+    except Exception as exc:
+        return failure_from_exception(manager, source, exc, default_plugin="fetch")
+    if isinstance(extraction, Failure):
+        return extraction
     if isinstance(task, RangeTask):
-        extraction = extract(
-            manager,
-            settings,
-            task.source,
-            chain=(task.extractor,),
-            pages=task.pages,
-            tried=(task.extractor,),
-            times=times,
-        )
-        if isinstance(extraction, Failure):
-            return extraction
         return keep_pages(extraction.document, task.pages)
-    return transform_document(manager, settings, task.document, times=times)
+    if task.pages is not None and not covers_document(extraction.document, task.pages):
+        return Partial(extraction)
+    return transform_document(manager, settings, extraction.document, times=times)
 
 
 def failure_from_exception(
@@ -224,19 +259,23 @@ def failure_from_exception(
     """Turn an exception raised while processing ``source`` into a failure record.
 
     The plugin is the one that said so (:class:`DocumentError`), else the plugin whose code
-    is deepest in the traceback, else ``default_plugin``.
+    is deepest in the traceback, else ``default_plugin``. The traceback is kept, long and
+    short (:func:`ingest.workers.capture.format_tracebacks`).
     """
+    long, short = format_tracebacks(exc)
     if isinstance(exc, DocumentError):
-        plugin = exc.plugin or _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+        plugin = exc.plugin or plugin_in_traceback(manager, exc.__traceback__) or default_plugin
         return Failure(
             source=source.path,
             reason=exc.reason,
             message=exc.message,
             plugin=plugin,
             exc_type=None,
-            doc_id=source.doc_id,
+            doc_id=source.doc_id or None,
+            traceback=long,
+            traceback_short=short,
         )
-    plugin = _plugin_in_traceback(manager, exc.__traceback__) or default_plugin
+    plugin = plugin_in_traceback(manager, exc.__traceback__) or default_plugin
     message = str(exc) or repr(exc)
     if isinstance(exc, MemoryError):
         reason = "memory"
@@ -250,13 +289,16 @@ def failure_from_exception(
         message=message,
         plugin=plugin,
         exc_type=f"{type(exc).__module__}.{type(exc).__qualname__}".removeprefix("builtins."),
-        doc_id=source.doc_id,
+        doc_id=source.doc_id or None,
+        traceback=long,
+        traceback_short=short,
     )
 
 
-def _plugin_in_traceback(
+def plugin_in_traceback(
     manager: IngestPluginManager, tb: TracebackType | None
 ) -> str | None:
+    """The registered plugin whose code is deepest in ``tb``, or ``None``."""
     found: str | None = None
     for frame, _ in traceback.walk_tb(tb):
         # A method of a plugin object names its plugin exactly; several plugins may share a
@@ -276,5 +318,5 @@ def _plugin_in_traceback(
 
 def document_plugins(manager: IngestPluginManager) -> list[str]:
     """The names of the plugins that implement the hooks workers run (extract, transform,
-    embed)."""
+    embed, fetch)."""
     return sorted({name for hook in WORKER_HOOKS for name in manager.plugins_with_hook(hook)})

@@ -178,6 +178,8 @@ class WorkerPool:
         self._workers: list[_Worker] = []
         #: Seconds per stage, the workers' included (``ingest run -v``).
         self.stage_times = StageTimes()
+        #: How many workers the pool keeps alive: raised by :meth:`start` and :meth:`grow`.
+        self._target = 0
         self._startup_failures = 0
         self._closed = False
         self._template: Template | None = None
@@ -194,12 +196,15 @@ class WorkerPool:
 
     # -- public ---------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Start the workers (they become ready in the background).
+    def start(self, count: int | None = None) -> None:
+        """Start workers (they become ready in the background).
 
         The first call forks the worker template (:mod:`ingest.workers.template`) when this
         process has a single thread; workers are forked from it, else started as fresh
         interpreters.
+
+        :param count: how many at least, up to :attr:`size` (``None``: all of them). A run
+            passes the number of documents it has: never more workers than tasks.
         """
         if not self._template_tried:
             self._template_tried = True
@@ -209,13 +214,38 @@ class WorkerPool:
                     self._pids.add(self._template.pid)
                 except OSError as exc:
                     logger.debug("no worker template (%s): starting fresh interpreters", exc)
-        while len(self._workers) < self.size:
+        wanted = self.size if count is None else min(self.size, max(0, count))
+        self._target = max(self._target, wanted)
+        while sum(1 for w in self._workers if not w.dead) < self._target:
             self._spawn()
+
+    def grow(self, waiting: int) -> None:
+        """Start more workers, up to :attr:`size`, for ``waiting`` tasks no worker took.
+
+        Workers still starting and idle ones count as taking one each, so a burst of page
+        ranges starts only the workers they need.
+        """
+        if self._closed:
+            return
+        live = [w for w in self._workers if not w.dead]
+        coming = sum(1 for w in live if not w.ready or self._is_idle(w))
+        if waiting > coming:
+            self.start(len(live) + waiting - coming)
 
     @property
     def idle(self) -> int:
         """Tasks the workers can take now (with ``queue_depth`` 1: workers ready for one)."""
         return max(0, sum(self._room(w) for w in self._workers) - len(self._resend))
+
+    @staticmethod
+    def _is_idle(worker: _Worker) -> bool:
+        return (
+            worker.ready
+            and worker.task_id is None
+            and not worker.queued
+            and not worker.dead
+            and not worker.retiring
+        )
 
     def _room(self, worker: _Worker) -> int:
         if not worker.ready or worker.dead or worker.retiring:
@@ -390,7 +420,7 @@ class WorkerPool:
     def _replace_dead(self) -> None:
         self._workers = [w for w in self._workers if not w.dead]
         if not self._closed:
-            self.start()
+            self.start(self._target)
 
     def _bury(self, worker: _Worker, *, grace: float = 0.0) -> tuple[int, int] | None:
         """Kill a worker's process group, collect its exit status and close its ends.

@@ -58,7 +58,7 @@ def extraction_failure(source: Source, errors: Sequence[Failure], tried: Sequenc
         source=source.path,
         reason="no-extractor",
         message=f"no extractor took this {source.media_type} file (tried: {', '.join(tried)})",
-        doc_id=source.doc_id,
+        doc_id=source.doc_id or None,
     )
 
 

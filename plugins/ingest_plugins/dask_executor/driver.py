@@ -73,7 +73,7 @@ class DaskBackend:
             the run (plugins or settings they cannot load).
         """
         try:
-            client = self._connect()
+            client = self._connect(feed.total)
             threads = self._setup(client)
             # The pool takes more tasks than there are threads (it sends them in batches);
             # the deadline of a task starts only when its worker's supervisor takes it.
@@ -108,7 +108,9 @@ class DaskBackend:
 
     # -- start ------------------------------------------------------------------------------
 
-    def _connect(self) -> Client:
+    def _connect(self, documents: int) -> Client:
+        """The client of the scheduler, or of a LocalCluster of at most one worker per
+        document (``documents``)."""
         timeout = self._dask.connect_timeout
         address = self._dask.scheduler
         if address:
@@ -121,7 +123,7 @@ class DaskBackend:
                 ) from exc
         else:
             self._cluster = LocalCluster(
-                n_workers=worker_count(self._settings),
+                n_workers=min(worker_count(self._settings), max(1, documents)),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",

@@ -229,6 +229,8 @@ class DaskPool:
         if isinstance(task, FinishTask):
             return Request(task=task, budget=budget)
         source = task.source
+        if source.remote:
+            return Request(task=task, budget=budget)  # the worker reads it from its store
         if not self._ship_bytes:
             return Request(task=task, budget=budget, path=os.path.abspath(source.path))
         try:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from ingest import ConfigError
-from ingest.testing import PipelineRun, Runner
+from ingest.testing import IngestCli, PipelineRun, Runner
 
 
 def _text_of(run: PipelineRun) -> str:
@@ -192,3 +192,12 @@ def test_the_text_sink_is_filled_again_when_its_files_are_deleted(
     next(out.glob("*.txt")).unlink()  # lost behind the sink's back
     assert run().result.ingested == 2
     assert sorted(p.read_text("utf-8") for p in out.glob("*.txt")) == ["Alpha.\fBeta.", "Gamma."]
+
+
+def test_a_file_that_is_not_ascii_fails_alone(ingest_cli: IngestCli) -> None:
+    """The real ``ingest`` command, in-process: its exit code and output as a user sees them."""
+    (ingest_cli.path / "menu.txt").write_bytes(b"caf\xff\xfe")
+    run = ingest_cli.run("run", "menu.txt", "-p", "text", "-o", "text.encoding=ascii")
+    assert run.ret == 1
+    run.stdout.re_match_lines([r"FAILED menu\.txt: unreadable: .*menu\.txt.* \[plugin text\]"])
+    run.assert_outcomes(failed=1)

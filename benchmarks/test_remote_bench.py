@@ -1,0 +1,176 @@
+"""Pages per second of ``ingest run s3://bucket/prefix/`` against the same files on disk.
+
+The store is moto's S3 server (``moto_server``) in a process of its own on a loopback port,
+holding ../shared/corpus 4 times over, each copy of a file with its own content (308 files,
+2280 pages; the examples repeated 160 times when it is absent): what a run pays once
+(importing s3fs and botocore, about 1 s of CPU in each process, and listing) must not
+decide the ratio, as it would on the corpus's 10-second runs. Every round runs four whole
+``ingest run`` processes, interleaved so that the machine's noise hits all four alike: from
+disk and from the store, each in-process (``--workers 0``) and with ``--workers 2``. Each
+reports the session's own pages/s (the summary's duration, not the interpreter's start-up);
+the cache is off, so every run reads every document (from the store: listing, then one copy
+per document into its worker).
+
+Target: for both ways of running, the store's median pages/s at least 0.9 times the disk's.
+
+Run: ``pytest benchmarks/test_remote_bench.py -s`` (about fifteen minutes).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("s3fs", reason="the object-store benchmark needs ingest[s3]")
+pytest.importorskip("moto", reason="the object-store benchmark needs moto[server]")
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO.parent / "shared" / "corpus"
+ROUNDS = 3
+TARGET = 0.9
+COPIES = 4
+MODES = {"in-process": ("--workers", "0"), "2 workers": ("--workers", "2")}
+KEY, SECRET = "bench", "bench-secret"
+
+
+def _unpin() -> None:
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "AWS_"))}
+    env["AWS_CONFIG_FILE"] = env["AWS_SHARED_CREDENTIALS_FILE"] = os.devnull
+    return env
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The corpus (or the examples 40 times) 4 times over, each copy its own content."""
+    originals = sorted(CORPUS.glob("*.pdf")) if CORPUS.is_dir() else []
+    copies = COPIES
+    if not originals:
+        originals, copies = sorted((REPO / "examples").glob("*.pdf")), 40 * COPIES
+    folder = tmp_path_factory.mktemp("corpus")
+    for pdf in originals:
+        data = pdf.read_bytes()
+        for number in range(copies):
+            target = folder / f"{pdf.stem}-copy{number}.pdf"
+            target.write_bytes(data + f"\n% copy {number}\n".encode())
+    return folder
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``moto_server`` on a free loopback port, in its own process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    process = subprocess.Popen(
+        [server, "-H", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path_factory.mktemp("moto"),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=_unpin,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def bucket_url(endpoint: str, corpus: Path) -> str:
+    """A bucket holding the corpus."""
+    import boto3
+
+    client = boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id=KEY, aws_secret_access_key=SECRET,
+    )  # fmt: skip
+    bucket = f"bench-{uuid.uuid4().hex[:8]}"
+    client.create_bucket(Bucket=bucket)
+    for pdf in sorted(corpus.glob("*.pdf")):
+        client.upload_file(str(pdf), bucket, f"corpus/{pdf.name}")
+    return f"s3://{bucket}/corpus/"
+
+
+def ingest_run(source: str, workdir: Path, endpoint: str, *args: str) -> float:
+    """One ``ingest run`` in a fresh process: its pages per second."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    s3 = {"endpoint_url": endpoint, "key": KEY, "secret": SECRET}
+    (workdir / "ingest.yaml").write_text(json.dumps({"remote": {"storage_options": {"s3": s3}}}))
+    command = [
+        sys.executable, "-c", "from ingest.cli import main; main()", "run", source, *args,
+        "--sink", "jsonl:out.jsonl", "--progress", "json", "-o", "cache.enabled=false",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=workdir,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        preexec_fn=_unpin,
+    )
+    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["event"] == "summary", done.stderr[-2000:]
+    assert summary["ingested"] > 0, done.stdout[-2000:]
+    return float(summary["pages"]) / float(summary["duration_s"])
+
+
+@pytest.mark.timeout(3600)
+def test_the_store_is_as_fast_as_the_disk(
+    corpus: Path,
+    bucket_url: str,
+    endpoint: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    record_property: pytest.RecordProperty,
+) -> None:
+    rates: dict[tuple[str, str], list[float]] = {}
+    for number in range(ROUNDS):
+        for mode, args in MODES.items():
+            for side, source in (("disk", str(corpus)), ("s3", bucket_url)):
+                workdir = tmp_path / f"{side}-{mode.replace(' ', '-')}-{number}"
+                rate = ingest_run(source, workdir, endpoint, *args)
+                rates.setdefault((mode, side), []).append(rate)
+    lines, ratios = [], {}
+    for mode in MODES:
+        disk, s3 = rates[(mode, "disk")], rates[(mode, "s3")]
+        ratios[mode] = statistics.median(s3) / statistics.median(disk)
+        record_property(f"s3_to_disk_{mode.replace(' ', '_')}", round(ratios[mode], 3))
+        lines.append(
+            f"{mode}: disk {statistics.median(disk):.1f} pages/s ({_rounds(disk)}), "
+            f"s3 {statistics.median(s3):.1f} pages/s ({_rounds(s3)}): {ratios[mode]:.2f}x "
+            f"(target >= {TARGET}x)"
+        )
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
+    assert all(ratio >= TARGET for ratio in ratios.values()), lines
+
+
+def _rounds(rates: list[float]) -> str:
+    return " ".join(f"{rate:.0f}" for rate in rates)

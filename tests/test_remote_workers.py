@@ -1,0 +1,111 @@
+"""Objects in a store read by worker processes and by a Dask cluster, page ranges included.
+
+The worker processes (``--workers 2``) and the Dask workers copy each object from moto's S3
+server themselves; a 40-page PDF is split into page ranges, each range reading the object
+again and checking it is the same bytes. Both must write what the same files write from disk.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("s3fs", reason="the object-store tests need ingest[s3]")
+pytest.importorskip(
+    "moto.moto_server.werkzeug_app", reason="the object-store tests need moto[server]"
+)
+
+from click.testing import CliRunner
+from helpers import CORPUS, EXAMPLES, MISSING_DASK
+from ingest.cli import main
+from s3server import S3Server
+from test_remote import long_pdf
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def s3() -> Any:
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("files")
+    for pdf in EXAMPLES.glob("*.pdf"):
+        shutil.copy(pdf, folder / pdf.name)
+    if CORPUS.is_dir():
+        for pdf in sorted(CORPUS.glob("*.pdf"))[:6]:
+            shutil.copy(pdf, folder / pdf.name)
+    long_pdf(folder / "long.pdf", 40)
+    return folder
+
+
+def run_cli(workdir: Path, source: str, config: dict[str, Any], *args: str) -> dict[str, Any]:
+    """``ingest run`` into a JSONL and an SQLite sink; the records, pages and exit code."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "ingest.yaml").write_text(json.dumps(config))
+    out, db = workdir / "out.jsonl", workdir / "out.db"
+    result = CliRunner().invoke(
+        main,
+        ["run", source, "-c", str(workdir / "ingest.yaml"), "--sink", f"jsonl:{out}",
+         "--sink", f"sqlite:{db}", "-o", "cache.enabled=false",
+         *args],
+        catch_exceptions=False,
+    )  # fmt: skip
+    records = []
+    for line in out.read_text("utf-8").splitlines():
+        record = json.loads(line)
+        record["source"] = Path(str(record["source"])).name
+        records.append(record)
+    with sqlite3.connect(db) as connection:
+        pages = connection.execute(
+            "SELECT doc_id, number, text FROM pages ORDER BY doc_id, number"
+        ).fetchall()
+    return {
+        "exit": result.exit_code,
+        "records": sorted(records, key=lambda r: str(r["chunk_id"])),
+        "pages": pages,
+        "output": result.output,
+    }
+
+
+@pytest.fixture(scope="module")
+def on_disk(files: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return run_cli(tmp_path_factory.mktemp("disk"), str(files), {}, "--workers", "2")
+
+
+def test_worker_processes_read_the_store(
+    s3: S3Server, files: Path, on_disk: dict[str, Any], tmp_path: Path
+) -> None:
+    bucket = s3.new_bucket(files.iterdir())
+    run = run_cli(tmp_path, f"s3://{bucket}/docs/", {"remote": s3.options()}, "--workers", "2")
+    assert run["exit"] == on_disk["exit"] == 0, run["output"]
+    assert run["records"] == on_disk["records"]
+    assert run["pages"] == on_disk["pages"]
+    # 40 pages, split in ranges (16 pages first): every range reads the object.
+    assert s3.requests.object_gets(bucket).count("docs/long.pdf") >= 2
+
+
+def test_a_dask_cluster_reads_the_store(
+    s3: S3Server, files: Path, on_disk: dict[str, Any], tmp_path: Path, dask_address: str
+) -> None:
+    pytest.importorskip("distributed", reason=MISSING_DASK)
+    bucket = s3.new_bucket(files.iterdir())
+    run = run_cli(
+        tmp_path,
+        f"s3://{bucket}/docs/",
+        {"remote": s3.options(), "dask": {"ship_bytes": True}},
+        "--executor", "dask", "--scheduler", dask_address,
+    )  # fmt: skip
+    assert run["exit"] == 0, run["output"]
+    assert run["records"] == on_disk["records"]
+    assert run["pages"] == on_disk["pages"]
+    assert s3.requests.object_gets(bucket).count("docs/long.pdf") >= 2
