@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest import Document, Source, hookimpl
+from ingest import Document, Source, WriteError, hookimpl
 from ingest.config import build_settings_model
 from ingest.manager import build_manager
 from ingest.testing import Runner
@@ -101,7 +101,8 @@ def test_a_sink_error_still_ends_the_run_with_that_error(
     ingest_pipeline: Runner, many_texts: Path
 ) -> None:
     journal = Journal(fail_on="3.txt")
-    with pytest.raises(ValueError, match=r"journal refuses 3\.txt"):
+    # A sink's error ends the run as a write error naming the sink and its cause.
+    with pytest.raises(WriteError, match=r"Journal could not write .*journal refuses 3\.txt"):
         ingest_pipeline(
             [many_texts],
             plugins=[TextPlugin(), journal],
