@@ -55,6 +55,18 @@ def test_clean_extracted_text(raw: str, expected: str) -> None:
     assert clean_extracted_text(raw) == expected
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from([*sorted(NONCHARACTERS), *HYPHEN_MARKERS, "\n", " ", "a"])))
+def test_every_noncharacter_goes_and_nothing_else(text: str) -> None:
+    # Pages are searched for non-characters only when they hold a character at or above
+    # U+FDD0; that shortcut must find them all, in every plane.
+    cleaned = clean_extracted_text(text)
+    assert not NONCHARACTERS.intersection(cleaned)
+    kept = "".join(c for c in text if c not in NONCHARACTERS)
+    assert cleaned == clean_extracted_text(kept)
+    assert not set(HYPHEN_MARKERS).intersection(cleaned)
+
+
 def test_normalize_joins_markers_from_any_extractor() -> None:
     assert normalize.normalize_text("adip\ufffe\niscing elit") == "adipiscing\nelit"
     assert normalize.normalize_text("soft\u00ad\nhyphen") == "softhyphen"

@@ -275,3 +275,70 @@ def test_hook_with_default_settings() -> None:
     )
     assert len(document.chunks) == 5
     assert (document.chunks[-1].page_start, document.chunks[-1].page_end) == (1, 2)
+
+
+def reference_chunk_spans(text: str, unit: Unit, size: int, overlap: int) -> list[tuple[int, int]]:
+    """The chunking rules read word by word: every word tested for a break, every run
+    measured from scratch; slow, and plain enough to check the module's searches against."""
+    words = [m.span() for m in re.finditer(r"\S+", text)]
+
+    def length(i: int, j: int) -> int:  # words i..j-1
+        return words[j - 1][1] - words[i][0] if unit == "chars" else j - i
+
+    def ends_paragraph(w: int) -> bool:
+        return w + 1 < len(words) and text.count("\n", words[w][1], words[w + 1][0]) >= 2
+
+    def ends_sentence(w: int) -> bool:
+        word = text[words[w][0] : words[w][1]]
+        return word.rstrip("\"')]}\u00bb\u201d\u2019")[-1:] in {".", "!", "?", "\u2026"}
+
+    spans: list[tuple[int, int]] = []
+    first, previous_stop = 0, 0
+    min_fill = max(1, int(size * 0.8))
+    while words:
+        longest = first + 1
+        while longest < len(words) and length(first, longest + 1) <= size:
+            longest += 1
+        stop = longest
+        if longest < len(words):
+            earliest = previous_stop + 1
+            while length(first, earliest) < min_fill:
+                earliest += 1
+            for test in (ends_paragraph, ends_sentence):
+                found = [w for w in range(earliest - 1, longest) if test(w)]
+                if found:
+                    stop = found[-1] + 1
+                    break
+        spans.append((words[first][0], words[stop - 1][1]))
+        if stop == len(words):
+            break
+        first = next(
+            (
+                i
+                for i in range(first + 1, stop)
+                if length(i, stop) <= overlap and length(i, stop + 1) <= size
+            ),
+            stop,
+        )
+        previous_stop = stop
+    return spans
+
+
+_RICH = st.text(
+    st.sampled_from(list("ab.!?\u2026\"')]}\u00bb\u201d\u2019 \n\t\u00a0\u2028\u3000x")),
+    max_size=80,
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_RICH, chunk_options())
+def test_chunk_spans_follow_the_rules_word_by_word(
+    text: str, options: tuple[Unit, int, int]
+) -> None:
+    """The chunker finds breaks by searching the text where a chunk may end, not by testing
+    every word; it must cut exactly where the word-by-word reading of the rules does."""
+    unit, size, overlap = options
+    assert chunk_spans(text, unit=unit, size=size, overlap=overlap) == reference_chunk_spans(
+        text, unit, size, overlap
+    )
+    assert word_spans(text) == [m.span() for m in re.finditer(r"\S+", text)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import Path
 from types import ModuleType
 
@@ -14,6 +15,7 @@ from ingest import hookspecs
 from ingest.config import ChunkSettings, Settings
 from ingest.model import Chunk, Document, Metadata, Page, Source
 from ingest_plugins import chunk, dedup, dehyphenate, normalize, strip_headers
+from ingest_plugins.artefacts import clean_extracted_text
 from ingest_plugins.chunk import Unit
 from ingest_plugins.dedup import dedup_chunks, dedup_key
 from ingest_plugins.dehyphenate import dehyphenate_text
@@ -80,6 +82,31 @@ def test_normalize_is_idempotent_and_clean(text: str) -> None:
     assert not re.search(" $", once, re.MULTILINE)
     assert all(c in "\n" or not c.isspace() or c == " " for c in once)
     assert "\u00ad" not in once and "\r" not in once and "\t" not in once
+
+
+def _normalize_rule_by_rule(text: str) -> str:
+    """The module's five rules read literally, one whole-text pass each."""
+    text = re.sub("\r\n|[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]", "\n", text)
+    text = "".join(c for c in clean_extracted_text(text) if c not in "\u00ad\u200b\u2060\ufeff")
+    text = "".join(c for c in text if c in "\n\t" or unicodedata.category(c) != "Cc")
+    text = unicodedata.normalize("NFKC", text)
+    text = re.sub(r"[^\S\n]+", " ", text)
+    text = re.sub(r" +$", "", text, flags=re.MULTILINE)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# Characters each rule is about, mixed with letters, so that runs and neighbours occur.
+_NORMALIZE_ALPHABET = st.sampled_from(
+    list(" \t\n\r\v\f\x00\x02\x1f\x7f\x85\xa0\xad\u1680\u2028\u200b\u2060\ufeff")
+    + list("\ufb01\uff21\u0301\ufdd0\ufffe\U0001ffff-a9.")
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=_NORMALIZE_ALPHABET, max_size=60) | st.text(max_size=60))
+def test_normalize_matches_the_rules_read_literally(text: str) -> None:
+    # The implementation skips the passes a page does not need; the text must not change.
+    assert normalize_text(text) == _normalize_rule_by_rule(text)
 
 
 def test_normalize_hook_changes_every_page_only_for_its_step() -> None:

@@ -27,7 +27,8 @@ a document always runs to its end.
 
 Each chunk carries the numbers of the first and last page its text overlaps, from
 :meth:`~ingest.model.Document.page_spans`. Whitespace-only text gives no chunks. The work is
-O(n log n) in the number of words (a binary search per chunk), with no quadratic slicing.
+O(n log n) in the number of words (a binary search per chunk), with no quadratic slicing; the
+natural breaks are searched for only in the text where a chunk may end.
 
 What is cut is the document's text, or its Markdown with ``format: markdown`` (the
 ``structure`` step makes it; offsets then refer to ``Document.markdown``). When the document
@@ -42,6 +43,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 from typing import TYPE_CHECKING, Literal
 
 from ingest import Chunk, hookimpl
@@ -56,10 +58,14 @@ NAME = "chunk"
 Unit = Literal["chars", "words"]
 UNITS: tuple[Unit, ...] = ("chars", "words")
 
-_WORD = re.compile(r"\S+")
-_SENTENCE_END = frozenset(".!?…")
+# re's \s is str.isspace's whitespace, so the words are those of str.split().
+_SPACE_RUNS = re.compile(r"(\s+)")
 # Closing quotes and brackets that may follow a sentence end: ASCII ones, guillemet, curly.
 _CLOSERS = "\"')]}\u00bb\u201d\u2019"
+# A word's end that ends a sentence: ".", "!", "?" or "…", then closers only.
+_SENTENCE = re.compile(f"[.!?\u2026][{re.escape(_CLOSERS)}]*(?!\\S)")
+# A gap between two words holding a blank line (two line breaks, whatever is between).
+_PARAGRAPH_GAP = re.compile(r"\n\s*?\n")
 
 # A chunk may end early at a natural break only if it still fills this share of ``size``.
 _NATURAL_BREAK_FILL = 0.8
@@ -71,18 +77,41 @@ def word_spans(text: str) -> list[tuple[int, int]]:
     :param text: any text.
     :returns: one span per maximal run of non-whitespace characters, in order.
     """
-    return [match.span() for match in _WORD.finditer(text)]
+    starts, ends = _word_offsets(text)
+    return list(zip(starts, ends, strict=True))
 
 
-def _last_flagged(flags: Sequence[bool]) -> list[int]:
-    """For each index, the largest index at or before it whose flag is set (-1 if none)."""
-    last = -1
-    result: list[int] = []
-    for index, flag in enumerate(flags):
-        if flag:
-            last = index
-        result.append(last)
-    return result
+def _word_offsets(text: str) -> tuple[list[int], list[int]]:
+    """The start and the end offsets of the words of ``text``, as two lists.
+
+    Made without a Python step per word (the chunker's cost was mostly such steps): the text
+    is split at its whitespace runs, and the pieces' lengths are summed up in C.
+    """
+    pieces = _SPACE_RUNS.split(text)  # word, gap, word, gap, ..., word; a word may be ""
+    offsets = [0, *accumulate(map(len, pieces))]
+    starts, ends = offsets[0:-1:2], offsets[1::2]
+    # An empty first or last piece is no word: the text starts or ends with whitespace.
+    first = 1 if not pieces[0] else 0
+    last = len(ends) - 1 if not pieces[-1] else len(ends)
+    return starts[first:last], ends[first:last]
+
+
+def _natural_break(
+    text: str, word_starts: Sequence[int], word_ends: Sequence[int], low: int, high: int
+) -> int | None:
+    """The last word in ``low..high`` after which a paragraph ends, else the last one that
+    ends a sentence, else ``None`` (``high`` is not the text's last word).
+
+    Only the text of those words is searched: the few hundred characters where a chunk may
+    end early, not every word of the document.
+    """
+    gaps = list(_PARAGRAPH_GAP.finditer(text, word_ends[low], word_starts[high + 1]))
+    if gaps:
+        return bisect_right(word_ends, gaps[-1].start()) - 1
+    sentences = list(_SENTENCE.finditer(text, word_starts[low], word_ends[high]))
+    if sentences:
+        return bisect_left(word_ends, sentences[-1].end())
+    return None
 
 
 def _validate(unit: str, size: int, overlap: int) -> None:
@@ -105,25 +134,18 @@ def chunk_spans(text: str, *, unit: Unit, size: int, overlap: int) -> list[tuple
     :raises ValueError: if ``unit``, ``size`` or ``overlap`` is out of range.
     """
     _validate(unit, size, overlap)
-    words = word_spans(text)
-    count = len(words)
+    word_starts, word_ends = _word_offsets(text)
+    count = len(word_ends)
     if not count:
         return []
     # Word positions measured in the unit; a run of words i..j-1 measures ends[j-1]-starts[i].
     starts: Sequence[int]
     ends: Sequence[int]
     if unit == "chars":
-        starts = [start for start, _ in words]
-        ends = [end for _, end in words]
+        starts, ends = word_starts, word_ends
     else:
         starts, ends = range(count), range(1, count + 1)
 
-    paragraph_ends = _last_flagged(
-        [text.count("\n", words[w][1], words[w + 1][0]) >= 2 for w in range(count - 1)]
-    )
-    sentence_ends = _last_flagged(
-        [text[start:end].rstrip(_CLOSERS)[-1:] in _SENTENCE_END for start, end in words]
-    )
     min_fill = max(1, int(size * _NATURAL_BREAK_FILL))
 
     spans: list[tuple[int, int]] = []
@@ -139,12 +161,10 @@ def chunk_spans(text: str, *, unit: Unit, size: int, overlap: int) -> list[tuple
                 previous_stop + 1,
                 bisect_left(ends, starts[first] + min_fill, first) + 1,
             )
-            for breaks in (paragraph_ends, sentence_ends):
-                last_break = breaks[longest - 1]
-                if last_break + 1 >= earliest:
-                    stop = last_break + 1
-                    break
-        spans.append((words[first][0], words[stop - 1][1]))
+            natural = _natural_break(text, word_starts, word_ends, earliest - 1, longest - 1)
+            if natural is not None:
+                stop = natural + 1
+        spans.append((word_starts[first], word_ends[stop - 1]))
         if stop == count:
             return spans
         # The next chunk starts at the earliest word after ``first`` such that the shared

@@ -47,17 +47,17 @@ _LINE_BREAKS = re.compile("\r\n|[\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
 # of the raw text. ZWJ/ZWNJ are kept: they change how Indic and Persian text is spelled.
 _INVISIBLE = "\u00ad\u200b\u2060\ufeff"
 
-# str.translate table deleting the invisible characters and the control characters (Unicode
-# category Cc is exactly U+0000-U+001F and U+007F-U+009F) except newline and tab.
-_DELETE = dict.fromkeys(
-    [*(code for code in range(0x20) if chr(code) not in "\n\t"), *range(0x7F, 0xA0)]
-    + [ord(char) for char in _INVISIBLE]
-)
+# The invisible characters and the control characters (Unicode category Cc is exactly
+# U+0000-U+001F and U+007F-U+009F) except newline and tab. A regular expression rather than a
+# str.translate table: translate looks every character up, many times slower on a page.
+_DELETE = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_INVISIBLE}]")
 
-# re's \s is Unicode whitespace (the same set as str.isspace), so this catches tabs and the
-# spaces NFKC leaves alone (U+1680...) along with runs of ordinary spaces.
-_BLANK_RUNS = re.compile(r"[^\S\n]+")
-_TRAILING_SPACES = re.compile(r" +$", re.MULTILINE)
+# re's \s is Unicode whitespace (the same set as str.isspace), so these catch tabs and the
+# spaces NFKC leaves alone (U+1680...). A run to rewrite is one holding a blank other than a
+# space, or two spaces or more: single spaces between words, nearly all of a page's blanks,
+# are not matched one by one only to be replaced by themselves.
+_ODD_BLANK = re.compile(r"[^\S\n ]")
+_BLANK_RUNS = re.compile(r" *[^\S\n ][^\S\n]*| {2,}")
 _BLANK_LINE_RUNS = re.compile(r"\n{3,}")
 
 
@@ -67,11 +67,18 @@ def normalize_text(text: str) -> str:
     :param text: the raw text of a page.
     :returns: the normalized text; empty when the page held only whitespace and controls.
     """
-    text = clean_extracted_text(_LINE_BREAKS.sub("\n", text)).translate(_DELETE)
-    text = unicodedata.normalize("NFKC", text)
-    text = _BLANK_RUNS.sub(" ", text)
-    text = _TRAILING_SPACES.sub("", text)
-    text = _BLANK_LINE_RUNS.sub("\n\n", text)
+    text = clean_extracted_text(_LINE_BREAKS.sub("\n", text))
+    if _DELETE.search(text):
+        text = _DELETE.sub("", text)
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    if "  " in text or _ODD_BLANK.search(text):
+        text = _BLANK_RUNS.sub(" ", text)
+    # Every blank run is now one space, so a line's trailing blanks are one space before
+    # its newline (or at the end, which strip() takes).
+    text = text.replace(" \n", "\n")
+    if "\n\n\n" in text:
+        text = _BLANK_LINE_RUNS.sub("\n\n", text)
     return text.strip()
 
 
