@@ -31,13 +31,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def s3() -> Any:
-    server = S3Server()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("files")
     for pdf in EXAMPLES.glob("*.pdf"):
