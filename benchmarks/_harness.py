@@ -6,10 +6,18 @@ the tree (tests/) would make the name ``conftest`` ambiguous.
 
 from __future__ import annotations
 
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 KINDS = ("return", "sleep0")
 
@@ -148,3 +156,34 @@ class Results:
     def _order(name: str) -> tuple[int, str]:
         first = ("floor_send", "floor_threadsafe", "run_sync_many", "run_sync")
         return (first.index(name) if name in first else len(first), name)
+
+
+def unpin() -> None:
+    """Let a child process run on every CPU, whatever affinity the benchmark runner has."""
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, range(os.cpu_count() or 1))
+
+
+def whole_run(
+    source: str, workdir: Path, args: Sequence[str], env: Mapping[str, str]
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """One ``ingest run SOURCE ARGS`` in a fresh process, start-up included, writing JSONL in
+    ``workdir`` with the cache off: the finished process and its JSON summary event (the
+    last line of ``--progress json``; empty when the run printed none)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-c", "from ingest.cli import main; main()", "run", source, *args,
+        "--sink", "jsonl:out.jsonl", "--progress", "json", "-o", "cache.enabled=false",
+    ]  # fmt: skip
+    done = subprocess.run(
+        command,
+        cwd=workdir,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        preexec_fn=unpin,
+    )
+    lines = done.stdout.strip().splitlines()
+    summary: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    return done, summary

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _harness import unpin, whole_run
 from helpers import MISSING_DASK
 
 pytest.importorskip("distributed", reason=MISSING_DASK)
@@ -58,11 +59,6 @@ WORKER_OPTIONS = ("--nworkers", "2", "--nthreads", "1", "--no-dashboard")
 
 #: pages/s of each round, by input and side.
 RATES: dict[tuple[str, str], list[float]] = {}
-
-
-def _unpin() -> None:
-    if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, range(os.cpu_count() or 1))
 
 
 def _env() -> dict[str, str]:
@@ -112,7 +108,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "env": _env(),
         "stdout": subprocess.DEVNULL,
         "stderr": subprocess.DEVNULL,
-        "preexec_fn": _unpin,
+        "preexec_fn": unpin,
     }
     started = [
         subprocess.Popen(
@@ -148,22 +144,8 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def ingest_run(inputs: Path, workdir: Path, *args: str) -> float:
     """One ``ingest run`` in a fresh process: its pages per second."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-c", "from ingest.cli import main; main()", "run", str(inputs), *args,
-        "--sink", "jsonl:out.jsonl", "--progress", "json", "-o", "cache.enabled=false",
-    ]  # fmt: skip
-    done = subprocess.run(
-        command,
-        cwd=workdir,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        preexec_fn=_unpin,
-    )
+    done, summary = whole_run(str(inputs), workdir, args, _env())
     assert done.returncode == 0, done.stderr[-2000:]
-    summary: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["event"] == "summary" and summary["failed"] == 0
     return float(summary["pages"]) / float(summary["duration_s"])
 

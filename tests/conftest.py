@@ -125,3 +125,23 @@ _databases = iter(range(1_000_000))
 def pg_url(pg_server: Any) -> str:
     """The URL of a new, empty database on the session's PostgreSQL server."""
     return str(pg_server.create_database(f"test_{next(_databases)}"))
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[Any]:
+    """A real S3 API (moto's server) on a free loopback port, for one test module."""
+    from s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No developer's AWS profile or variables reach a test's runs."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")

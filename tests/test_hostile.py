@@ -115,7 +115,9 @@ def bomb_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: What each extractor makes of each bomb, with a 512 MiB cap and a 10 s floor. Several
-#: outcomes are allowed where the machine's speed decides between two limits.
+#: outcomes are allowed where the machine's speed decides between two limits. The 10,000
+#: pages go through the default extractor only: their page ranges are the executor's work,
+#: the same whatever reads them, and with the slower parsers they were half the suite's time.
 EXPECTED: dict[str, dict[str, set[str]]] = {
     "pdfium": {
         "flate-bomb.pdf": {"memory"},  # PDFium inflates it all: 2 GiB at its peak
@@ -127,14 +129,12 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "pypdf": {
         "flate-bomb.pdf": {"error"},  # pypdf's own decompression limit
         "huge-length.pdf": {"error"},
-        "many-pages.pdf": {"ingested"},
         "truncated-flate.pdf": {"error", "timeout"},
         "scattered-words.pdf": {"ingested"},
     },
     "pdfminer": {
         "flate-bomb.pdf": {"memory", "timeout"},
         "huge-length.pdf": {"memory"},  # it asks for 1 TiB: MemoryError
-        "many-pages.pdf": {"ingested"},
         "truncated-flate.pdf": {"timeout"},  # minutes of byte-by-byte inflating
         "scattered-words.pdf": {"timeout"},  # quadratic layout analysis
     },
@@ -154,12 +154,14 @@ def test_bombs_end_within_their_limits(bomb_folder: Path, tmp_path: Path, extrac
         extractor,
         "-o",
         "extract.fallback=[]",
+        *([] if "many-pages.pdf" in EXPECTED[extractor] else ["-k", "not many"]),
     )
     assert code == 1
     got = {name: outcome(event) for name, event in outcomes.items()}
     assert set(got) == set(EXPECTED[extractor])
     for name, allowed in EXPECTED[extractor].items():
         assert got[name] in allowed, f"{extractor} on {name}: {outcomes[name]}"
-    assert outcomes["many-pages.pdf"]["pages"] == 10_000
+    if "many-pages.pdf" in got:
+        assert outcomes["many-pages.pdf"]["pages"] == 10_000
     # The bombs go off in the workers; the driver only ever holds finished documents.
     assert peak_rss() - before < 256 << 20

@@ -1,8 +1,9 @@
 """Objects in a store read by worker processes and by a Dask cluster, page ranges included.
 
 The worker processes (``--workers 2``) and the Dask workers copy each object from moto's S3
-server themselves; a 40-page PDF is split into page ranges, each range reading the object
-again and checking it is the same bytes. Both must write what the same files write from disk.
+server themselves; a 40-page PDF is split into page ranges, which a worker that copied the
+object reads from its copy (a pool worker downloads it once at most). Both must write
+what the same files write from disk.
 """
 
 from __future__ import annotations
@@ -27,13 +28,6 @@ from s3server import S3Server
 from test_remote import long_pdf
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def s3() -> Any:
-    server = S3Server()
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +84,8 @@ def test_worker_processes_read_the_store(
     assert run["exit"] == on_disk["exit"] == 0, run["output"]
     assert run["records"] == on_disk["records"]
     assert run["pages"] == on_disk["pages"]
-    # 40 pages, split in ranges (16 pages first): every range reads the object.
-    assert s3.requests.object_gets(bucket).count("docs/long.pdf") >= 2
+    # 40 pages, split in ranges (16 pages first): no worker downloads the object twice.
+    assert 1 <= s3.requests.object_gets(bucket).count("docs/long.pdf") <= 2
 
 
 def test_a_dask_cluster_reads_the_store(
@@ -108,4 +102,6 @@ def test_a_dask_cluster_reads_the_store(
     assert run["exit"] == 0, run["output"]
     assert run["records"] == on_disk["records"]
     assert run["pages"] == on_disk["pages"]
-    assert s3.requests.object_gets(bucket).count("docs/long.pdf") >= 2
+    # Dask places the ranges itself: a worker may have read other documents in between and
+    # dropped its copy, so only the workers' own reads are certain.
+    assert s3.requests.object_gets(bucket).count("docs/long.pdf") >= 1

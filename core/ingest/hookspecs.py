@@ -200,8 +200,10 @@ def ingest_fetch(source: Source, settings: Settings, folder: Path) -> Path | Non
     Called in a worker, before extraction, for every task of a source whose ``path`` is a
     URL (``s3://bucket/key.pdf``): the driver never reads such a source, it only names it.
     The worker hashes the copy (a source collected without a content id gets it here),
-    gives extractors a source whose ``path`` is the copy, and deletes ``folder`` afterwards;
-    outcomes name the URL again. The task's deadline and memory cap include the copy.
+    gives extractors a source whose ``path`` is the copy, and deletes ``folder`` when no task
+    needs it any more (a worker keeps its last copies for the next page range of the same
+    object and stamp); outcomes name the URL again. The task's deadline and memory cap
+    include the copy.
 
     :param source: the source, with the URL in ``path``, its listed ``size`` and ``stamp``.
     :param settings: the run's settings (the plugin's own section: credentials, retries).

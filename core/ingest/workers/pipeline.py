@@ -215,7 +215,8 @@ def _run_task(
         return transform_document(manager, settings, task.document, times=times)
     source = task.source
     try:
-        with fetched(manager, settings, source, same_bytes=isinstance(task, RangeTask)) as used:
+        same_bytes = isinstance(task, RangeTask)
+        with fetched(manager, settings, source, same_bytes=same_bytes, keep=True) as used:
             if isinstance(task, FirstTask):
                 extraction = extract(
                     manager,
