@@ -178,7 +178,8 @@ def whole_run(
     done = subprocess.run(
         command,
         cwd=workdir,
-        env=dict(env),
+        # As installed: from bytecode, even where the caller's environment forbids writing it.
+        env={k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"},
         capture_output=True,
         text=True,
         timeout=900,

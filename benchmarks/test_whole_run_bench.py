@@ -169,6 +169,7 @@ class Pair:
     #: Measured in the same rounds and shown in the table, not asserted.
     extras: list[Side] = field(default_factory=list)
     rechecked: bool = False
+    warmed: bool = False
 
     @property
     def sides(self) -> list[Side]:
@@ -181,7 +182,14 @@ _ROUND_NUMBERS = itertools.count()
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("INGEST_")} | extra
+    # An installed package runs from its bytecode: a PYTHONDONTWRITEBYTECODE set where the
+    # benchmarks run would compile ingest's modules from source in every process (0.2 s of
+    # each start), while the bare loops import only libraries compiled when installed.
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("INGEST_") and k != "PYTHONDONTWRITEBYTECODE"
+    } | extra
 
 
 def run_once(
@@ -204,7 +212,12 @@ def run_once(
 
 
 def measure(pair: Pair, folder: Path) -> None:
-    """:data:`ROUNDS` interleaved rounds of both sides, each in a fresh folder."""
+    """:data:`ROUNDS` interleaved rounds of both sides, each in a fresh folder, after one
+    round not counted (it writes the bytecode a user's installation already has)."""
+    if not pair.warmed:
+        for side in pair.sides:
+            run_once(side.command(folder), folder / f"{side.label}-warm-up", side.env)
+        pair.warmed = True
     for number in range(ROUNDS):
         sides = pair.sides
         for side in sides[number % len(sides) :] + sides[: number % len(sides)]:

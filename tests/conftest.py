@@ -18,6 +18,14 @@ from helpers import CORPUS, EXAMPLES, HOSTILE, MISSING_DASK
 from ingest.testing import restored_logging
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The ``ingest`` processes and workers the tests start run from bytecode, as an installed
+    package does: where the environment forbids writing it (PYTHONDONTWRITEBYTECODE, set on
+    some CI images), each of those processes would compile ingest's modules from source again,
+    about a tenth of the suite's time."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 @pytest.fixture(autouse=True)
 def _clean_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
