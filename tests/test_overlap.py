@@ -4,6 +4,8 @@ the workers' deadlines is lost by it. Real worker processes and real PDFs."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -11,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ingest import Document, Source, WriteError, hookimpl
+from ingest import Document, Metadata, Page, Source, WriteError, hookimpl
 from ingest.config import build_settings_model
 from ingest.manager import build_manager
 from ingest.testing import Runner
 from ingest.workers import Lost, WorkerPool
-from ingest.workers.tasks import FirstTask
+from ingest.workers.pool import QUEUE_MAX_BYTES
+from ingest.workers.tasks import FinishTask, FirstTask
+from pdfgen import text_pdf
 from test_hooks import TextPlugin
 from test_workers import FAULTS, variant
 
@@ -193,3 +197,58 @@ def test_a_queued_task_gets_its_whole_budget_from_its_start(tmp_path: Path) -> N
         pool.close()
     assert isinstance(done[0], Document), done[0]
     assert isinstance(done[1], Document), done[1]
+
+
+# -- large messages: never both writing at once ------------------------------------------------
+
+
+def test_a_task_too_large_for_the_socket_waits_for_an_idle_worker(tmp_path: Path) -> None:
+    """The merged pages of a split document go back to a worker (a FinishTask) and may be
+    megabytes: queued behind a busy worker, the driver's write would wait for a worker that
+    waits for the driver to read its answer. Such a task goes to an idle worker only."""
+    pool = pool_of(tmp_path, 1)
+    pool.start()
+    source = Source.from_path(variant(tmp_path / "docs", "big.pdf"))
+    page = Page(number=1, text="word " * (4 * QUEUE_MAX_BYTES), extractor="pdfium")
+    big = FinishTask(Document(source=source, metadata=Metadata(page_count=1), pages=[page]))
+    try:
+        ready(pool, 2)
+        assert pool.submit(0, task(variant(tmp_path / "docs", "slow-1.pdf")), 60)
+        assert pool.idle == 1, "a small task may still wait behind the busy worker"
+        assert not pool.submit(1, big, 60), "a large task was queued behind a busy worker"
+        done = answers(pool, 1)
+        assert pool.submit(1, big, 60), "an idle worker did not take the large task"
+        done |= answers(pool, 1)
+    finally:
+        pool.close()
+    assert isinstance(done[0], Document), done[0]
+    assert isinstance(done[1], Document), done[1]
+    assert done[1].pages[0].text.startswith("word word")
+
+
+def dense_pdf(path: Path, pages: int) -> Path:
+    """``pages`` pages of 48 lines of 90 characters: about 4 KB of text a page."""
+    texts = [
+        "\n".join(f"{path.stem} p{page} l{line} " + "lorem ipsum dolor " * 4 for line in range(48))
+        for page in range(pages)
+    ]
+    return text_pdf(path, texts)
+
+
+def test_large_answers_and_large_tasks_do_not_deadlock_a_run(tmp_path: Path) -> None:
+    """Documents split in ranges whose answers and merged pages are far larger than a
+    socket's buffer, on two workers that each hold a next task: the run ends (it hung, both
+    sides writing, before large tasks went to idle workers only)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for number in range(6):
+        dense_pdf(folder / f"dense-{number}.pdf", 64)
+    out = tmp_path / "out.jsonl"
+    command = [str(Path(sys.executable).parent / "ingest"), "run", str(folder), "--workers", "2",
+               "--sink", f"jsonl:{out}", "-q"]  # fmt: skip
+    try:
+        done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"the run hung: {exc.stdout!r:.500}")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "6 ingested" in done.stdout

@@ -73,6 +73,13 @@ MAX_STARTUP_FAILURES = 3
 #: How long a worker whose socket closed may take to finish exiting before it is killed.
 _EXIT_GRACE_S = 2.0
 
+#: The largest task, pickled, that may wait in a busy worker's socket (queue depth 2). The
+#: driver writes to the socket without waiting for the worker, and the worker reads it only
+#: after writing its answer, which the driver reads only once its own write is done: a task
+#: that does not fit the socket's buffer whole (a FinishTask carries the merged document)
+#: would leave both writing forever. Larger tasks go to idle workers, which are reading.
+QUEUE_MAX_BYTES = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class Lost:
@@ -269,10 +276,15 @@ class WorkerPool:
         def order(worker: _Worker) -> tuple[bool, int, bool]:
             return worker.task_id is not None, len(worker.queued), worker.last_path != sent.path
 
+        started = time.perf_counter()
+        data = pickle.dumps((sent.task_id, sent.task), pickle.HIGHEST_PROTOCOL)
+        self.stage_times.add("driver: send tasks", time.perf_counter() - started)
         for worker in sorted(self._workers, key=order):
             if self._room(worker) <= 0:
                 continue
             idle = worker.task_id is None
+            if not idle and len(data) > QUEUE_MAX_BYTES:
+                continue
             if self._bloated(worker):
                 if idle:
                     # What a previous document left behind must not count against this one.
@@ -281,9 +293,6 @@ class WorkerPool:
                 continue
             if idle:
                 worker.slot.set("")
-            started = time.perf_counter()
-            data = pickle.dumps((sent.task_id, sent.task), pickle.HIGHEST_PROTOCOL)
-            self.stage_times.add("driver: send tasks", time.perf_counter() - started)
             try:
                 worker.conn.send_bytes(data)
             except OSError:
