@@ -34,7 +34,7 @@ def probed(log: Path) -> list[dict[str, Any]]:
 
 
 def cli(
-    tmp_path: Path, docs: Path, *args: str, prelude: str = ""
+    tmp_path: Path, docs: Path, *args: str, prelude: str = "", progress: str = "none"
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of a real ``ingest run`` over ``docs``.
 
@@ -47,7 +47,7 @@ def cli(
     script = f"{prelude}\nfrom ingest.cli import main\nmain()\n"
     command = [
         sys.executable, "-c", script, "run", str(docs), "--workers", "2", "-p", PROBE,
-        "--progress", "none", "--sink", f"jsonl:{tmp_path / 'out.jsonl'}",
+        "--progress", progress, "--sink", f"jsonl:{tmp_path / 'out.jsonl'}",
         "-o", "cache.enabled=false", *args,
     ]  # fmt: skip
     return command, env
@@ -60,9 +60,14 @@ def documents(tmp_path: Path, *names: str) -> Path:
     return docs
 
 
-def test_workers_are_forked_from_a_template_and_set_up_as_fresh_ones(tmp_path: Path) -> None:
+# The reporters start threads of their own (the log's ticker, the bar's refresher) once the
+# documents are collected: the template must be forked before them.
+@pytest.mark.parametrize("progress", ["none", "log", "bar", "json"])
+def test_workers_are_forked_from_a_template_and_set_up_as_fresh_ones(
+    tmp_path: Path, progress: str
+) -> None:
     docs = documents(tmp_path, *(f"doc-{n}.pdf" for n in range(6)))
-    command, env = cli(tmp_path, docs)
+    command, env = cli(tmp_path, docs, progress=progress)
     run = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     _, stderr = run.communicate(timeout=300)
     assert run.returncode == 0, stderr

@@ -83,7 +83,10 @@ class ProcessBackend:
         return self.limits.max_memory
 
     def start(self) -> None:
-        """Nothing yet: how many workers to start is known only once the documents are."""
+        """Fork the workers' template, before collection: reporters, the sinks and object
+        stores start threads after it, and a process with threads is not forked. How many
+        workers to start is known only once the documents are."""
+        self._pool.prepare()
 
     def run(self, feed: SourceFeed) -> Generator[tuple[Source, Document | Failure], None, None]:
         """Yield each source with its outcome, in completion order.

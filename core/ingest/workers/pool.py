@@ -203,6 +203,24 @@ class WorkerPool:
 
     # -- public ---------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Fork the worker template now, if this process has a single thread, without
+        starting a worker: a caller that will start threads before its workers (progress
+        reporters, the sinks' thread, an object store's I/O loop) calls it first. Once only;
+        :meth:`start` calls it too.
+        """
+        if self._template_tried:
+            return
+        self._template_tried = True
+        if not can_fork():
+            logger.debug("the driver runs threads: workers start as fresh interpreters")
+            return
+        try:
+            self._template = Template.start()
+            self._pids.add(self._template.pid)
+        except OSError as exc:
+            logger.debug("no worker template (%s): starting fresh interpreters", exc)
+
     def start(self, count: int | None = None) -> None:
         """Start workers (they become ready in the background).
 
@@ -213,14 +231,7 @@ class WorkerPool:
         :param count: how many at least, up to :attr:`size` (``None``: all of them). A run
             passes the number of documents it has: never more workers than tasks.
         """
-        if not self._template_tried:
-            self._template_tried = True
-            if can_fork():
-                try:
-                    self._template = Template.start()
-                    self._pids.add(self._template.pid)
-                except OSError as exc:
-                    logger.debug("no worker template (%s): starting fresh interpreters", exc)
+        self.prepare()
         wanted = self.size if count is None else min(self.size, max(0, count))
         self._target = max(self._target, wanted)
         while sum(1 for w in self._workers if not w.dead) < self._target:

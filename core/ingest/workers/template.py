@@ -2,8 +2,9 @@
 
 A worker started as a fresh interpreter spends 0.3 to 0.5 s importing ingest, pydantic, the
 plugins and their parsers before its first document, on every worker and on every
-replacement. The template is a copy of the driver made once, when the pool starts: it
-already holds every module the driver imported (the plugins included), and forking a worker
+replacement. The template is a copy of the driver made once, as the run starts (before
+collection, :meth:`~ingest.workers.pool.WorkerPool.prepare`): it already holds every module
+the driver imported (the plugins included), and forking a worker
 from it takes a few milliseconds, the modules' memory shared between them. What a worker
 builds from those modules (the plugin manager, its settings) it still builds from the specs
 and settings the driver sends, exactly as a spawned worker does.
