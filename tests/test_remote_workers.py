@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +106,21 @@ def test_a_dask_cluster_reads_the_store(
     # Dask places the ranges itself: a worker may have read other documents in between and
     # dropped its copy, so only the workers' own reads are certain.
     assert s3.requests.object_gets(bucket).count("docs/long.pdf") >= 1
+
+
+def test_the_workers_of_a_store_run_are_forked_from_the_template(
+    s3: S3Server, files: Path, tmp_path: Path
+) -> None:
+    """Listing a store starts fsspec's I/O thread in the driver; the workers' template is
+    forked before it, so the workers are still forked, not fresh interpreters."""
+    from test_template import cli, probed
+
+    bucket = s3.new_bucket(files.iterdir())
+    config = tmp_path / "ingest.yaml"
+    config.write_text(json.dumps({"remote": s3.options()}))
+    command, env = cli(tmp_path, f"s3://{bucket}/docs/", "-c", str(config), progress="log")
+    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = probed(tmp_path / "probe.log")
+    assert len(lines) >= len(list(files.iterdir()))
+    assert all("ingest.workers.child" not in line["cmdline"] for line in lines), lines[0]

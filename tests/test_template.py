@@ -34,7 +34,7 @@ def probed(log: Path) -> list[dict[str, Any]]:
 
 
 def cli(
-    tmp_path: Path, docs: Path, *args: str, prelude: str = "", progress: str = "none"
+    tmp_path: Path, docs: Path | str, *args: str, prelude: str = "", progress: str = "none"
 ) -> tuple[list[str], dict[str, str]]:
     """The command and environment of a real ``ingest run`` over ``docs``.
 
