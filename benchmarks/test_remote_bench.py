@@ -12,12 +12,13 @@ the cache is off, so every run reads every document (from the store: listing, th
 per document into its worker).
 
 Target: for both ways of running, the store's median pages/s at least 0.9 times the disk's.
-Last measured (load average 1 to 3): in-process 0.72x (disk 113.1, S3 81.3 pages/s), with 2
-workers 0.70x (disk 185.0, S3 128.6 pages/s), both missed. The store costs about 7 s of CPU
-per run on the same two cores (the client's GETs 2.1 s, importing s3fs 0.85 s per process,
-moto 2 to 2.5 s) against the disk run's 23 s; see README, Object stores.
+Last measured (load average about 1): in-process 0.74x (disk 136.0, S3 101.1 pages/s), with
+2 workers 0.77x (disk 258.3, S3 198.1 pages/s), both missed. The runs are CPU-bound on the
+same two cores, so the target leaves the S3 side about 2 s of CPU beyond the disk run's
+17.5 s, and moto's server alone uses 1.8 to 2.1 s of it (printed with the ratios); see
+README, Object stores.
 
-Run: ``pytest benchmarks/test_remote_bench.py -s`` (about fifteen minutes).
+Run: ``pytest benchmarks/test_remote_bench.py -s`` (about four minutes on a quiet machine).
 """
 
 from __future__ import annotations
