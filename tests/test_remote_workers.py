@@ -124,3 +124,64 @@ def test_the_workers_of_a_store_run_are_forked_from_the_template(
     lines = probed(tmp_path / "probe.log")
     assert len(lines) >= len(list(files.iterdir()))
     assert all("ingest.workers.child" not in line["cmdline"] for line in lines), lines[0]
+
+
+def _events(output: str) -> dict[str, dict[str, Any]]:
+    events = {}
+    for line in output.splitlines():
+        if line.startswith("{"):
+            event = json.loads(line)
+            if event["event"] in {"ingested", "failed"}:
+                events[event["source"]] = event
+    return events
+
+
+def test_timeouts_and_memory_caps_hold_for_store_objects(s3: S3Server, tmp_path: Path) -> None:
+    """A store object is a local copy by the time it is read: a hanging one times out and a
+    hungry one meets the memory cap, each failing alone under its URL."""
+    from test_workers import FAULTS, variant
+
+    docs = tmp_path / "docs"
+    for name in ("hang.pdf", "hog.pdf", "good.pdf"):
+        variant(docs, name)
+    bucket = s3.new_bucket(sorted(docs.iterdir()))
+    config = tmp_path / "ingest.yaml"
+    config.write_text(json.dumps({"remote": s3.options()}))
+    result = CliRunner().invoke(
+        main,
+        ["run", f"s3://{bucket}/docs/", "-c", str(config), "--workers", "2", "-p", FAULTS,
+         "--timeout", "3", "-o", "run.timeout_per_page=0", "--max-memory", "300MiB",
+         "--progress", "json", "--sink", f"jsonl:{tmp_path / 'out.jsonl'}",
+         "-o", "cache.enabled=false"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    events = _events(result.stdout)
+    url = f"s3://{bucket}/docs/"
+    assert result.exit_code == 1, result.output
+    hang, hog = events[url + "hang.pdf"], events[url + "hog.pdf"]
+    assert (hang["reason"], hang["plugin"]) == ("timeout", FAULTS)
+    assert "longer than 3s" in hang["message"]
+    assert (hog["reason"], hog["plugin"]) == ("memory", FAULTS)
+    assert "run.max_memory" in hog["message"]
+    assert events[url + "good.pdf"]["event"] == "ingested", events[url + "good.pdf"]["message"]
+
+
+def test_ocr_reads_a_scanned_store_object(s3: S3Server, tmp_path: Path) -> None:
+    pytest.importorskip("rapidocr_onnxruntime", reason="the OCR case needs ingest[ocr]")
+    from ocrgen import KNOWN_TEXT, Scan, cer, scanned_pdf
+
+    scan = scanned_pdf(tmp_path / "scan.pdf", [Scan()])
+    bucket = s3.new_bucket([scan])
+    config = tmp_path / "ingest.yaml"
+    config.write_text(json.dumps({"remote": s3.options(), "ocr": {"engine": "rapidocr"}}))
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["run", f"s3://{bucket}/docs/", "-c", str(config), "--workers", "2", "--plugin", "ocr",
+         "--progress", "json", "--sink", f"jsonl:{out}", "-o", "cache.enabled=false"],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert _events(result.stdout)[f"s3://{bucket}/docs/scan.pdf"]["event"] == "ingested"
+    records = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
+    assert cer(" ".join(record["text"] for record in records), KNOWN_TEXT) < 0.1, records

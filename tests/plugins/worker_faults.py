@@ -25,14 +25,15 @@ import signal
 import subprocess
 import time
 from collections.abc import Generator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ingest import Document, PluginError, Source, hookimpl
 
 
 def _words(source: Source) -> set[str]:
-    return set(source.path.stem.replace("_", "-").split("-"))
+    # A store object's source carries its URL, a string, where a file's carries a Path.
+    return set(PurePosixPath(str(source.path)).stem.replace("_", "-").split("-"))
 
 
 @hookimpl(wrapper=True)
