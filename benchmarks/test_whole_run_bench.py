@@ -19,8 +19,8 @@ this shared machine falls on both; each figure is the median of :data:`ROUNDS` r
 
 Every run starts in a fresh folder (an empty cache: nothing is skipped). A pair that misses
 its target is measured again, :data:`ROUNDS` more interleaved rounds, and the second median
-decides: noise on this machine comes in bursts. Each process unpins itself from the CPU the
-benchmarks' conftest pins pytest to. ``extract_with_pdfium`` in the same pool is measured
+decides: noise on this machine comes in bursts. Each process starts unpinned from the CPU
+the benchmarks' conftest pins pytest to. ``extract_with_pdfium`` in the same pool is measured
 with the corpus and reported (not asserted), to tell the parser from the extractor plugin.
 
 With ``--bench-before TREE`` (a source tree of another version, ``git archive main | tar -x
@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from _harness import unpin
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 ROUNDS = 5
@@ -55,22 +56,12 @@ SMALL_FILES = 2000
 #: The words of the generated PDFs.
 WORDS = ("ingest", "page", "text", "chunk", "worker", "driver", "fork", "pool", "sink", "alpha")
 
-_UNPIN = """
-import os
-if hasattr(os, "sched_setaffinity"):
-    try:
-        os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    except OSError:
-        pass
-"""
-
-INGEST = _UNPIN + "import sys\nfrom ingest.cli import main\nsys.argv[0] = 'ingest'\nmain()\n"
+INGEST = "import sys\nfrom ingest.cli import main\nsys.argv[0] = 'ingest'\nmain()\n"
 
 # The bare loop in a pool: ``pdfium`` is pypdfium2 alone, ``plugin`` the extractor plugin's
 # plain function (its metadata, page checks and newline rules on top of the parser).
 BARE_POOL = (
-    _UNPIN
-    + """
+    """
 import sys
 from multiprocessing import Pool
 from pathlib import Path
@@ -108,8 +99,7 @@ if __name__ == "__main__":
 )
 
 BARE_ONE = (
-    _UNPIN
-    + """
+    """
 import sys
 import pypdfium2 as pdfium
 document = pdfium.PdfDocument(sys.argv[1])
@@ -123,8 +113,7 @@ document.close()
 )
 
 BARE_PYPDF = (
-    _UNPIN
-    + """
+    """
 import sys
 from pathlib import Path
 from ingest_plugins.pypdf_extractor import extract_with_pypdf
@@ -200,7 +189,13 @@ def run_once(
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(
-        command, cwd=workdir, env=_env(env or {}), capture_output=True, text=True, timeout=900
+        command,
+        cwd=workdir,
+        env=_env(env or {}),
+        capture_output=True,
+        text=True,
+        timeout=900,
+        preexec_fn=unpin,
     )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -1,4 +1,4 @@
-"""The driver keeps its workers busy (issue #17): each worker holds its next task, and the
+"""The driver keeps its workers busy: each worker holds its next task, and the
 sinks write on a thread of their own while dispatch goes on; nothing of exactly once or of
 the workers' deadlines is lost by it. Real worker processes and real PDFs."""
 

@@ -1,4 +1,4 @@
-"""Seconds per stage of a run (issue #17): in RunResult.stage_seconds and in ``ingest run -v``."""
+"""Seconds per stage of a run: in RunResult.stage_seconds and in ``ingest run -v``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Workers forked from a warm template of the driver (issue #17), with the real CLI.
+"""Workers forked from a warm template of the driver, with the real CLI.
 
-The template is a fork of the driver made when the pool starts; workers are forked from it
+The template is a fork of the driver made as the run starts; workers are forked from it
 and must keep every guarantee of a worker started as a fresh interpreter: leader of its own
 session, stdin from /dev/null, killed when its parent dies, Python's SIGINT handling, log
 records forwarded once. A driver that already runs threads must not fork: its workers are

@@ -120,11 +120,17 @@ def spawn_worker() -> Spawned:
     finally:
         os.close(child_fd)
         os.close(slot_fd)
+    return spawned(pid, ours, slot)
+
+
+def spawned(pid: int, sock: socket.socket, slot: StageSlot) -> Spawned:
+    """The driver's handle on a new worker ``pid``: its end of the worker's socket, its stage
+    slot, and a pidfd to wait on its exit (``None`` where the kernel has none)."""
     try:
         pidfd: int | None = os.pidfd_open(pid)
     except (AttributeError, OSError):
         pidfd = None
-    return Spawned(pid=pid, conn=Connection(ours.detach()), pidfd=pidfd, slot=slot)
+    return Spawned(pid=pid, conn=Connection(sock.detach()), pidfd=pidfd, slot=slot)
 
 
 def die_with_parent(parent: int) -> None:

@@ -37,7 +37,6 @@ import socket
 import struct
 import sys
 import threading
-from multiprocessing.connection import Connection
 
 from ingest.workers.processes import (
     Spawned,
@@ -45,6 +44,7 @@ from ingest.workers.processes import (
     die_with_parent,
     kill_group,
     reap,
+    spawned,
     wait_exit,
 )
 
@@ -125,11 +125,7 @@ class Template:
         finally:
             theirs.close()
             os.close(slot_fd)
-        try:
-            pidfd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):
-            pidfd = None
-        return Spawned(pid=pid, conn=Connection(ours.detach()), pidfd=pidfd, slot=slot)
+        return spawned(pid, ours, slot)
 
     def bury(self, pid: int, grace: float) -> tuple[int, int] | None:
         """Have the template wait up to ``grace`` s for a worker, kill its group and reap it.
