@@ -307,7 +307,10 @@ class WorkerPool:
             try:
                 worker.conn.send_bytes(data)
             except OSError:
-                self._bury(worker)
+                # A busy worker's death is for wait() to find (its pidfd or socket), which
+                # reports the task it was running as lost; burying it here dropped that task.
+                if idle:
+                    self._bury(worker)
                 continue
             worker.last_path = sent.path
             if idle:
