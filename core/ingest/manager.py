@@ -25,6 +25,7 @@ import pluggy
 
 from ingest import hookspecs
 from ingest.errors import PluginError
+from ingest.installed import entry_points as installed_entry_points
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -82,7 +83,7 @@ class PluginInfo:
 def entry_points() -> dict[str, metadata.EntryPoint]:
     """The installed plugins of the ``ingest`` group, by name (first distribution wins)."""
     found: dict[str, metadata.EntryPoint] = {}
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+    for ep in installed_entry_points(ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep)
     return found
 

@@ -34,12 +34,14 @@ import functools
 import hashlib
 import inspect
 import json
+import os
 import re
 import sys
 from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from ingest.installed import version as installed_version
 from ingest.manager import entry_points
 
 if TYPE_CHECKING:
@@ -155,13 +157,36 @@ def plugin_version(
     where = str(getattr(dist, "_path", "")) or None
     if described is not None and where in described:
         return described[where]
-    # .version and .requires would each read and parse the metadata file again.
-    info = dist.metadata
-    requires = tuple(info.get_all("Requires-Dist") or dist.requires or ())
-    text = _describe_distribution(info["Name"], info["Version"], requires)
+    text = _described_at(where) if where is not None else None
+    if text is None:
+        # .version and .requires would each read and parse the metadata file again.
+        info = dist.metadata
+        requires = tuple(info.get_all("Requires-Dist") or dist.requires or ())
+        text = _describe_distribution(info["Name"], info["Version"], requires)
+        if where is not None:
+            _DESCRIBED[where] = (_mtime(where), text)
     if described is not None and where is not None:
         described[where] = text
     return text
+
+
+#: Descriptions made in this process, by metadata folder, with the folder's modification
+#: time: the output fingerprint and the claim key both describe the built-ins' distribution,
+#: and parsing its metadata (an e-mail message) costs milliseconds each time.
+_DESCRIBED: dict[str, tuple[int, str]] = {}
+
+
+def _mtime(where: str) -> int:
+    try:
+        return os.stat(where).st_mtime_ns
+    except OSError:
+        return -1
+
+
+def _described_at(where: str) -> str | None:
+    # A reinstalled distribution has a new metadata folder, with a new modification time.
+    found = _DESCRIBED.get(where)
+    return found[1] if found is not None and found[0] == _mtime(where) != -1 else None
 
 
 def _distribution_of_module(module_name: str) -> metadata.Distribution | None:
@@ -190,11 +215,8 @@ def _describe_distribution(name: str, version: str, requires: tuple[str, ...]) -
         match = _REQUIREMENT_NAME.match(requirement)
         if match is None:
             continue
-        try:
-            installed = metadata.version(match[0])
-        except metadata.PackageNotFoundError:
-            installed = "absent"
-        parts.append(f"{match[0].lower()}=={installed}")
+        found = installed_version(match[0])
+        parts.append(f"{match[0].lower()}=={found if found is not None else 'absent'}")
     return f"{name}=={version} ({', '.join(sorted(parts))})"
 
 
