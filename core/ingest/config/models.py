@@ -66,7 +66,7 @@ _SinkList = Annotated[
 class _Section(BaseModel):
     # Unknown keys are typos until proven otherwise (STYLE.md); assignments are validated so
     # `settings.chunk.size = -1` fails where it is written, not deep inside a worker.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, defer_build=True)
 
 
 @final
