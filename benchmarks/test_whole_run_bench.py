@@ -24,7 +24,8 @@ its target is measured again, :data:`ROUNDS` more interleaved rounds, and the se
 decides: noise on this machine comes in bursts. Each process starts unpinned from the CPU
 the benchmarks' conftest pins pytest to. ``extract_with_pdfium`` in the same pool is measured
 with the corpus and the small files and reported (not asserted), to tell the parser from the
-extractor plugin.
+extractor plugin; so is, with the corpus, the bare loop plus the box of each line's first and
+last character (what ordering lines must read at the least).
 
 With ``--bench-before TREE`` (a source tree of another version, ``git archive main | tar -x
 -C TREE``), the same ``ingest run`` command is also timed with that version's ``core`` and
@@ -62,7 +63,8 @@ WORDS = ("ingest", "page", "text", "chunk", "worker", "driver", "fork", "pool", 
 INGEST = "import sys\nfrom ingest.cli import main\nsys.argv[0] = 'ingest'\nmain()\n"
 
 # The bare loop in a pool: ``pdfium`` is pypdfium2 alone, ``plugin`` the extractor plugin's
-# plain function (its metadata, page checks and newline rules on top of the parser).
+# plain function (its metadata, page checks, reading order and newline rules on top of the
+# parser), ``boxes`` the bare loop plus the line geometry reading order cannot do without.
 BARE_POOL = (
     """
 import sys
@@ -87,6 +89,34 @@ def plugin_pages(path):
     from ingest_plugins.pdfium_extractor import extract_with_pdfium
     return len(extract_with_pdfium(Path(path), password=None, min_chars=16)[1])
 
+def boxes_pages(path):
+    # The least that ordering a page's lines reads beyond the bare loop: the box of each
+    # line's first and last character, through the extractor's cheapest ctypes prototype,
+    # and nothing done with them.
+    import ctypes
+    import pypdfium2.raw as raw
+    from ingest_plugins.pdfium_layout import unchecked
+    loose_box = unchecked(raw.FPDFText_GetLooseCharBox, ctypes.c_int)
+    box = raw.FS_RECTF()
+    box_ref = ctypes.byref(box)
+    document = pdfium.PdfDocument(path)
+    try:
+        for index in range(len(document)):
+            page = document[index]
+            textpage = page.get_textpage()
+            handle = ctypes.c_void_p(ctypes.cast(textpage.raw, ctypes.c_void_p).value)
+            start = 0
+            for line in textpage.get_text_range().split("\\r\\n"):
+                if line.strip():
+                    loose_box(handle, start, box_ref)
+                    loose_box(handle, start + len(line) - 1, box_ref)
+                start += len(line) + 2
+            textpage.close()
+            page.close()
+        return len(document)
+    finally:
+        document.close()
+
 def read(path):
     try:
         return READ(path)
@@ -94,7 +124,7 @@ def read(path):
         return 0
 
 if __name__ == "__main__":
-    READ = pdfium_pages if sys.argv[1] == "pdfium" else plugin_pages
+    READ = {"pdfium": pdfium_pages, "plugin": plugin_pages, "boxes": boxes_pages}[sys.argv[1]]
     files = sorted(Path(sys.argv[2]).rglob("*.pdf"), key=lambda p: -p.stat().st_size)
     with Pool(2) as pool:
         print(sum(pool.imap_unordered(read, [str(f) for f in files], chunksize=1)))
@@ -344,7 +374,10 @@ def test_corpus_within_1_3x_of_a_bare_pdfium_pool(
         "<= 1.3x",
         check=lambda run, bare: run <= 1.3 * bare,
         ratio=lambda run, bare: run / bare,
-        extras=[Side("bare, extract_with_pdfium", _pool("plugin", CORPUS))],
+        extras=[
+            Side("bare, extract_with_pdfium", _pool("plugin", CORPUS)),
+            Side("bare + two char boxes a line", _pool("boxes", CORPUS)),
+        ],
     )
     pair.extras += before(pair.run)
     met, ratio = judge(pair, tmp_path)
