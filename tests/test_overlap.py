@@ -34,6 +34,7 @@ class Journal:
     def __init__(self, fail_on: str | None = None) -> None:
         self.entries: list[tuple[str, str]] = []
         self.threads: set[str] = set()
+        self.writers: list[threading.Thread] = []
         self.writing = threading.Lock()
         self.fail_on = fail_on
 
@@ -50,6 +51,7 @@ class Journal:
         assert self.writing.acquire(blocking=False), "two batches written at once"
         try:
             self.threads.add(threading.current_thread().name)
+            self.writers.append(threading.current_thread())
             names = [document.source.path.name for document in batch]
             if self.fail_on in names:
                 raise ValueError(f"journal refuses {self.fail_on}")
@@ -99,6 +101,23 @@ def test_sinks_write_on_their_thread_in_order_before_the_documents_count(
         assert journal.entries.index(("written", name)) < journal.entries.index(
             ("ingested", name)
         )
+
+
+def test_one_thread_writes_every_batch_and_ends_with_the_run(
+    ingest_pipeline: Runner, many_texts: Path
+) -> None:
+    journal = Journal()
+    run = ingest_pipeline(
+        [many_texts],
+        plugins=[TextPlugin(), journal],
+        sinks=["journal:x"],
+        transforms=[],
+        run={"batch_size": 1},
+    )
+    assert run.result.ingested == 6
+    assert len(journal.writers) == 6
+    assert len(set(map(id, journal.writers))) == 1
+    assert not journal.writers[0].is_alive()
 
 
 def test_a_sink_error_still_ends_the_run_with_that_error(

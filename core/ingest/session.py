@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -343,9 +344,12 @@ class Session:
         finally:
             # Whatever stopped the loop (end, --maxfail, Ctrl-C), what was done is kept.
             with self.stop.critical():
-                if batch and not writer.failed:
-                    self._hand_over(writer, batch)
-                self._commit(writer.done(block=True))
+                try:
+                    if batch and not writer.failed:
+                        self._hand_over(writer, batch)
+                    self._commit(writer.done(block=True))
+                finally:
+                    writer.close()
 
     def _hand_over(self, writer: _SinkWriter, batch: list[Document]) -> None:
         """Hand ``batch`` to the sinks' thread once the step before it is written and
@@ -547,12 +551,18 @@ class _SinkWriter:
     Here the session goes on dispatching meanwhile and commits the step to the cache when
     its write ended; at most two batches are held (one written, one filling).
 
+    One thread serves the whole run. A thread started for each step cost the session a wait
+    at every batch: ``Thread.start`` returns once the new thread runs, which on cores busy
+    with the workers took milliseconds each time.
+
     :param write: calls the sinks with a batch and the ids it deletes.
     """
 
     def __init__(self, write: Callable[[Sequence[Document], Sequence[str]], None]) -> None:
         self._write = write
         self._thread: threading.Thread | None = None
+        self._steps: queue.SimpleQueue[_Step | None] = queue.SimpleQueue()
+        self._written = threading.Event()
         self._step: _Step | None = None
         self._error: BaseException | None = None
         #: A sink raised: nothing more is written (the error ends the run).
@@ -560,33 +570,42 @@ class _SinkWriter:
 
     def start(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
         """Begin writing a step; :meth:`done` must have returned the step before it."""
-        assert self._thread is None, "one step at a time"
+        assert self._step is None, "one step at a time"
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._serve, name="ingest-sinks", daemon=True)
+            self._thread.start()
+        self._step = (batch, deleted)
+        self._written.clear()
+        self._steps.put(self._step)
 
-        def write() -> None:
+    def _serve(self) -> None:
+        while (step := self._steps.get()) is not None:
             try:
-                self._write(batch, deleted)
+                self._write(*step)
             except BaseException as exc:  # raised again on the session's thread by done()
                 self._error = exc
-
-        self._step = (batch, deleted)
-        self._thread = threading.Thread(target=write, name="ingest-sinks", daemon=True)
-        self._thread.start()
+            self._written.set()
 
     def done(self, *, block: bool) -> _Step | None:
         """The step whose write ended (waiting for it when ``block``), once; else ``None``.
 
         :raises BaseException: what a sink raised while writing it.
         """
-        thread = self._thread
-        if thread is None or (not block and thread.is_alive()):
+        if self._step is None or not self._written.wait(None if block else 0):
             return None
-        thread.join()
         step, error = self._step, self._error
-        self._thread = self._step = self._error = None
+        self._step = self._error = None
         if error is not None:
             self.failed = True
             raise error
         return step
+
+    def close(self) -> None:
+        """Stop the thread once the step it writes, if any, is written."""
+        if self._thread is not None:
+            self._steps.put(None)
+            self._thread.join()
+            self._thread = None
 
 
 def _require(
