@@ -127,7 +127,7 @@ def test_a_path_entry_that_is_missing_or_unreadable_is_skipped(
 
 def test_an_unchanged_path_is_not_scanned_again(monkeypatch: pytest.MonkeyPatch) -> None:
     first = installed.scan()
-    monkeypatch.setattr(installed, "_scan_now", lambda: pytest.fail("scanned again"))
+    monkeypatch.setattr(installed, "_scan_now", lambda _seen: pytest.fail("scanned again"))
     assert installed.scan() is first
 
 

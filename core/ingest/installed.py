@@ -9,11 +9,11 @@ message: with the hundred-odd distributions of an ordinary environment that is t
 milliseconds, on every command.
 
 :func:`scan` lists each ``sys.path`` folder once and reads only the ``entry_points.txt``
-files; the answer is kept while ``sys.path`` and the modification times of its folders are
-unchanged (installing or removing a distribution adds or removes a folder there). The
-entry points it returns are :mod:`importlib.metadata`'s own objects, made by
-:mod:`importlib.metadata` from the distributions that declare the group, so ``.dist`` and
-``.load()`` behave as they always did. Which distribution wins a name follows
+files; the answer is kept while ``sys.path``, its folders' modification times and the
+metadata folders in them are unchanged (installing or removing a distribution adds or
+removes one there). The entry points it returns are :mod:`importlib.metadata`'s own objects,
+made by :mod:`importlib.metadata` from the distributions that declare the group, so
+``.dist`` and ``.load()`` behave as they always did. Which distribution wins a name follows
 :func:`importlib.metadata.distributions`: the first on ``sys.path``.
 """
 
@@ -83,34 +83,38 @@ class Installed:
         return metadata.PathDistribution(Path(where)).version
 
 
-def _token() -> tuple[tuple[str, int], ...]:
-    """What makes a scan stale: the path entries and their modification times."""
-    token: list[tuple[str, int]] = []
-    for entry in sys.path:
-        try:
-            token.append((entry, os.stat(entry or ".").st_mtime_ns))
-        except OSError:
-            token.append((entry, -1))
-    return tuple(token)
+#: One ``sys.path`` entry as last seen: its text, modification time, and the metadata
+#: folders in it (a folder's time may not move when two changes fall in one clock tick).
+_Seen = tuple[str, int, tuple[str, ...]]
 
 
-def _scan_now() -> Installed:
-    found: dict[str, str | metadata.Distribution] = {}
-    entry_texts: dict[str, str] = {}
+def _look() -> tuple[_Seen, ...]:
+    """What makes a scan stale: the path entries, their times and their metadata folders."""
+    seen: list[_Seen] = []
     for entry in sys.path:
         where = entry or "."
-        if not os.path.isdir(where):
-            if os.path.isfile(where):
-                for dist in metadata.distributions(path=[where]):
-                    found.setdefault(normalize(dist.metadata["Name"] or ""), dist)
-            continue
         try:
-            names = os.listdir(where)
+            mtime = os.stat(where).st_mtime_ns
+            names = tuple(n for n in os.listdir(where) if n.endswith(_SUFFIXES))
+        except NotADirectoryError:
+            names = ()
         except OSError:
+            mtime, names = -1, ()
+        seen.append((entry, mtime, names))
+    return tuple(seen)
+
+
+def _scan_now(seen: tuple[_Seen, ...]) -> Installed:
+    found: dict[str, str | metadata.Distribution] = {}
+    entry_texts: dict[str, str] = {}
+    for entry, mtime, names in seen:
+        where = entry or "."
+        if mtime >= 0 and not names and os.path.isfile(where):
+            # A zip archive (an egg, a zipapp): importlib.metadata reads inside it.
+            for dist in metadata.distributions(path=[where]):
+                found.setdefault(normalize(dist.metadata["Name"] or ""), dist)
             continue
         for name in names:
-            if not name.endswith(_SUFFIXES):
-                continue
             key = normalize(name[: name.rindex(".")].partition("-")[0])
             if key in found:
                 continue
@@ -125,17 +129,17 @@ def _scan_now() -> Installed:
 
 
 _lock = threading.Lock()
-_cached: tuple[tuple[tuple[str, int], ...], Installed] | None = None
+_cached: tuple[tuple[_Seen, ...], Installed] | None = None
 
 
 def scan() -> Installed:
     """The installed distributions, scanned again only when ``sys.path`` or one of its
     folders changed since the last scan."""
     global _cached
-    token = _token()
+    seen = _look()
     with _lock:
-        if _cached is None or _cached[0] != token:
-            _cached = (token, _scan_now())
+        if _cached is None or _cached[0] != seen:
+            _cached = (seen, _scan_now(seen))
         return _cached[1]
 
 
