@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, final
 
 from ingest.errors import WriteError
+from ingest.hookspecs import hookimpl
 from ingest.model import display_path
 from ingest.storage import explain_write_error
 from ingest.workers.pipeline import plugin_in_traceback
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.model import Document
 
-__all__ = ["MASK", "SINK_PREFIX", "SinkSet", "mask_secrets"]
+__all__ = ["MASK", "SINK_PREFIX", "SinkSet", "StoreSink", "mask_secrets"]
 
 logger = logging.getLogger("ingest.session")
 
@@ -52,6 +53,45 @@ def mask_secrets(text: str) -> str:
     """
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
     return _PASSWORD_PARAM.sub(lambda m: f"{m['head']}{MASK}", text)
+
+
+class StoreSink:
+    """The hooks of a sink object that keeps a store (a file, a database), for a subclass to
+    inherit: each step goes to :meth:`write`, ``ingest_sink_state`` reports :attr:`state`,
+    and the end of the run calls :meth:`close`.
+
+    The ``jsonl``, ``sqlite`` and ``postgresql`` sinks are such objects; a third party's store
+    opened by ``ingest_sink_open`` gets the same hooks by subclassing this class and defining
+    the three members below.
+    """
+
+    #: ``(store, writes)``: an id of the store that changes when it is made anew, and how
+    #: many steps it took (the cache compares both with what it recorded).
+    state: tuple[str, int]
+
+    def write(self, batch: Sequence[Document], deleted: Sequence[str] = ()) -> object:
+        """Write ``batch`` (each document replacing what the store holds of its id) and
+        delete the documents of ``deleted``, as one step, durable when this returns."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Apply what is pending and release the store."""
+        raise NotImplementedError
+
+    @hookimpl
+    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
+        """Write the batch and delete ``deleted`` as one step (:meth:`write`)."""
+        self.write(batch, deleted)
+
+    @hookimpl
+    def ingest_sink_state(self) -> tuple[str, int]:
+        """Which store this is, and how many steps it took (:attr:`state`)."""
+        return self.state
+
+    @hookimpl
+    def ingest_session_finish(self) -> None:
+        """Close the store at the end of the run (:meth:`close`)."""
+        self.close()
 
 
 @final

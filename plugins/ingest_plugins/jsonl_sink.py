@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from ingest import UsageError, explain_write_error, hookimpl, no_leftovers
+from ingest.sinks import StoreSink
 
 from ingest_plugins.jsonl_files import (
     MARKER_SIZE,
@@ -173,7 +174,7 @@ def records_of(document: Document) -> list[dict[str, Any]]:
 
 
 @final
-class JsonlSink:
+class JsonlSink(StoreSink):
     """An open JSON-lines file; registered as a plugin for the rest of the run.
 
     :param path: the file (created with its parent folders).
@@ -228,23 +229,6 @@ class JsonlSink:
     def state(self) -> tuple[str, int]:
         """``(store, writes)``: what :meth:`ingest_sink_state` reports."""
         return self.marker.store, self.marker.writes
-
-    # -- hooks ---------------------------------------------------------------------------
-
-    @hookimpl
-    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
-        """Write the batch and delete ``deleted`` as one step; durable when this returns."""
-        self.write(batch, deleted)
-
-    @hookimpl
-    def ingest_sink_state(self) -> tuple[str, int]:
-        """Which store this file is, and how many steps it took."""
-        return self.state
-
-    @hookimpl
-    def ingest_session_finish(self) -> None:
-        """Apply what is pending and close the file, at the end of the run."""
-        self.close()
 
     # -- public API ----------------------------------------------------------------------
 

@@ -62,6 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
 from ingest import UsageError, display_path, explain_write_error, hookimpl, no_leftovers
+from ingest.sinks import StoreSink
 
 from ingest_plugins.sqlite_vectors import (
     VECTOR_SCHEMA,
@@ -251,7 +252,7 @@ def resolve_target(target: str, rootdir: Path) -> Path:
 
 
 @final
-class SqliteSink:
+class SqliteSink(StoreSink):
     """An open database; registered as a plugin for the rest of the run.
 
     :param path: the database file (created with its parent folders and tables).
@@ -300,23 +301,6 @@ class SqliteSink:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._connection is None
-
-    # -- hooks ---------------------------------------------------------------------------
-
-    @hookimpl
-    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
-        """Replace the batch's documents and delete ``deleted`` in one transaction."""
-        self.write(batch, deleted)
-
-    @hookimpl
-    def ingest_sink_state(self) -> tuple[str, int]:
-        """Which store this database is, and how many steps it took."""
-        return self.state
-
-    @hookimpl
-    def ingest_session_finish(self) -> None:
-        """Close the database at the end of the run."""
-        self.close()
 
     # -- public API ----------------------------------------------------------------------
 

@@ -50,7 +50,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, hookimpl
+from ingest import UsageError
+from ingest.sinks import StoreSink
 
 from ingest_plugins.postgres.schema import new_store, prepare, q
 from ingest_plugins.postgres.target import import_psycopg
@@ -95,7 +96,7 @@ def writer_id(cache_folder: Path) -> str:
 
 
 @final
-class PostgresSink:
+class PostgresSink(StoreSink):
     """An open connection to a schema of a PostgreSQL database; registered as a plugin for
     the rest of the run.
 
@@ -155,23 +156,6 @@ class PostgresSink:
     def closed(self) -> bool:
         """Whether :meth:`close` was called."""
         return self._closed
-
-    # -- hooks ---------------------------------------------------------------------------
-
-    @hookimpl
-    def ingest_sink(self, batch: Sequence[Document], deleted: Sequence[str]) -> None:
-        """Replace the batch's documents and delete ``deleted`` in one transaction."""
-        self.write(batch, deleted)
-
-    @hookimpl
-    def ingest_sink_state(self) -> tuple[str, int]:
-        """Which store this schema is, and how many steps it took."""
-        return self.state
-
-    @hookimpl
-    def ingest_session_finish(self) -> None:
-        """Close the connection at the end of the run."""
-        self.close()
 
     # -- public API ----------------------------------------------------------------------
 
