@@ -81,7 +81,7 @@ def many_texts(tmp_path: Path) -> Path:
     return folder
 
 
-def test_sinks_write_on_their_thread_in_order_before_the_documents_count(
+def test_sinks_write_on_one_thread_in_order_before_the_documents_count(
     ingest_pipeline: Runner, many_texts: Path
 ) -> None:
     journal = Journal()
@@ -94,6 +94,10 @@ def test_sinks_write_on_their_thread_in_order_before_the_documents_count(
     )
     assert run.result.ingested == 6
     assert journal.threads == {"ingest-sinks"}
+    # One thread wrote the three batches, and it ended with the run.
+    assert len(journal.writers) == 3
+    assert len(set(map(id, journal.writers))) == 1
+    assert not journal.writers[0].is_alive()
     names = [f"{n}.txt" for n in range(6)]
     assert [name for kind, name in journal.entries if kind == "written"] == names
     # A document counts as ingested only once its batch was written (and committed).
@@ -101,23 +105,6 @@ def test_sinks_write_on_their_thread_in_order_before_the_documents_count(
         assert journal.entries.index(("written", name)) < journal.entries.index(
             ("ingested", name)
         )
-
-
-def test_one_thread_writes_every_batch_and_ends_with_the_run(
-    ingest_pipeline: Runner, many_texts: Path
-) -> None:
-    journal = Journal()
-    run = ingest_pipeline(
-        [many_texts],
-        plugins=[TextPlugin(), journal],
-        sinks=["journal:x"],
-        transforms=[],
-        run={"batch_size": 1},
-    )
-    assert run.result.ingested == 6
-    assert len(journal.writers) == 6
-    assert len(set(map(id, journal.writers))) == 1
-    assert not journal.writers[0].is_alive()
 
 
 def test_a_sink_error_still_ends_the_run_with_that_error(
