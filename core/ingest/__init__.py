@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from ingest.manager import IngestPluginManager
     from ingest.progress import ProgressEvent, ProgressTracker
     from ingest.session import Session
-    from ingest.sinks import mask_secrets
+    from ingest.sinks import StoreSink, mask_secrets
     from ingest.storage import explain_write_error, no_leftovers
 
 __version__ = "0.1.0"
@@ -76,6 +76,7 @@ _LAZY = {
     "IngestPluginManager": "ingest.manager",
     "Session": "ingest.session",
     "mask_secrets": "ingest.sinks",
+    "StoreSink": "ingest.sinks",
 }
 
 
@@ -112,6 +113,7 @@ __all__ = [
     "Session",
     "Settings",
     "Source",
+    "StoreSink",
     "Table",
     "TableCell",
     "UsageError",

@@ -69,8 +69,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, explain_write_error, hookimpl, no_leftovers
-from ingest.sinks import StoreSink
+from ingest import StoreSink, UsageError, explain_write_error, hookimpl, no_leftovers
 
 from ingest_plugins.jsonl_files import (
     MARKER_SIZE,

@@ -61,8 +61,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError, display_path, explain_write_error, hookimpl, no_leftovers
-from ingest.sinks import StoreSink
+from ingest import StoreSink, UsageError, display_path, explain_write_error, hookimpl, no_leftovers
 
 from ingest_plugins.sqlite_vectors import (
     VECTOR_SCHEMA,

@@ -50,8 +50,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, final
 
-from ingest import UsageError
-from ingest.sinks import StoreSink
+from ingest import StoreSink, UsageError
 
 from ingest_plugins.postgres.schema import new_store, prepare, q
 from ingest_plugins.postgres.target import import_psycopg
