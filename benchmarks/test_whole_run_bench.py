@@ -91,12 +91,12 @@ def plugin_pages(path):
 
 def boxes_pages(path):
     # The least that ordering a page's lines reads beyond the bare loop: the box of each
-    # line's first and last character, through the extractor's cheapest ctypes prototype,
-    # and nothing done with them.
+    # line's first and last character, through a prototype without argument conversion
+    # (as the extractor calls it), and nothing done with them. ingest is not imported.
     import ctypes
     import pypdfium2.raw as raw
-    from ingest_plugins.pdfium_layout import unchecked
-    loose_box = unchecked(raw.FPDFText_GetLooseCharBox, ctypes.c_int)
+    address = ctypes.cast(raw.FPDFText_GetLooseCharBox, ctypes.c_void_p).value
+    loose_box = ctypes.CFUNCTYPE(ctypes.c_int)(address)
     box = raw.FS_RECTF()
     box_ref = ctypes.byref(box)
     document = pdfium.PdfDocument(path)
