@@ -110,13 +110,17 @@ def test_a_zip_archive_on_the_path_is_read_through_importlib(
     assert _ours("ingest") == _stdlib("ingest")
 
 
-def test_a_path_entry_that_is_missing_or_unreadable_is_skipped(
+def test_a_path_entry_that_is_missing_unreadable_or_inside_an_archive_is_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.syspath_prepend(str(tmp_path / "gone"))
+    archive = tmp_path / "app.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("lib/module.py", "")
     locked = tmp_path / "locked"
     locked.mkdir()
     monkeypatch.syspath_prepend(str(locked))
+    monkeypatch.syspath_prepend(str(archive / "lib"))  # a folder inside an archive, first
     if os.geteuid() != 0:  # root reads it anyway
         locked.chmod(0)
     try:

@@ -84,8 +84,9 @@ class Installed:
 
 
 #: One ``sys.path`` entry as last seen: its text, modification time, and the metadata
-#: folders in it (a folder's time may not move when two changes fall in one clock tick).
-_Seen = tuple[str, int, tuple[str, ...]]
+#: folders in it (a folder's time may not move when two changes fall in one clock tick);
+#: ``None`` for an entry that is no folder (a zip archive, a path inside one).
+_Seen = tuple[str, int, tuple[str, ...] | None]
 
 
 def _look() -> tuple[_Seen, ...]:
@@ -93,13 +94,15 @@ def _look() -> tuple[_Seen, ...]:
     seen: list[_Seen] = []
     for entry in sys.path:
         where = entry or "."
+        mtime = -1
+        names: tuple[str, ...] | None = ()
         try:
             mtime = os.stat(where).st_mtime_ns
             names = tuple(n for n in os.listdir(where) if n.endswith(_SUFFIXES))
         except NotADirectoryError:
-            names = ()
+            names = None
         except OSError:
-            mtime, names = -1, ()
+            pass  # missing or unreadable: nothing found there, as importlib.metadata does
         seen.append((entry, mtime, names))
     return tuple(seen)
 
@@ -107,10 +110,10 @@ def _look() -> tuple[_Seen, ...]:
 def _scan_now(seen: tuple[_Seen, ...]) -> Installed:
     found: dict[str, str | metadata.Distribution] = {}
     entry_texts: dict[str, str] = {}
-    for entry, mtime, names in seen:
+    for entry, _, names in seen:
         where = entry or "."
-        if mtime >= 0 and not names and os.path.isfile(where):
-            # A zip archive (an egg, a zipapp): importlib.metadata reads inside it.
+        if names is None:
+            # A zip archive (an egg, a zipapp) or a path in one: importlib.metadata reads it.
             for dist in metadata.distributions(path=[where]):
                 found.setdefault(normalize(dist.metadata["Name"] or ""), dist)
             continue
