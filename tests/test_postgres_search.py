@@ -11,8 +11,6 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from helpers import MISSING_EMBED
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from ingest.cli import main
 from ingest.errors import UsageError
 from ingest_plugins.fusion import DEPTH, Hit, Mode
@@ -27,11 +25,11 @@ from ingest_plugins.postgres.search import (
     search_modes,
     to_tsquery_text,
 )
-from ingest_plugins.sqlite_search import SearchHit
 from ingest_plugins.sqlite_search import search as search_sqlite
 from ingest_plugins.sqlite_sink import SqliteSink
 from ingest_plugins.vectors import reciprocal_rank_fusion
 from plugins.toy_embedder import NAME as TOY
+from search_contract import KeywordSearchContract, Searched
 from searchdocs import TEXTS
 from searchdocs import make_doc as make_embedded_doc
 from test_search import FILLER, build_db, make_doc
@@ -113,40 +111,20 @@ def test_to_tsquery_text_quotes_every_word() -> None:
     assert to_tsquery_text("**") == ""
 
 
-@pytest.mark.parametrize(
-    "query",
+@pytest.fixture(
+    params=
     ['"', "AND", "OR OR", "*", "**", "NEAR(", "&", "|", "!", "<->", "a & ", ":*", "'", "(",
      ")", "\\", ":", "a:*b", "a\x00b", "herons\x00", "!!", "'''*", "x:A", "<1>", "-", "''"],
 )  # fmt: skip
-@pytest.mark.parametrize("raw", [False, True])
-def test_hostile_queries_never_raise_database_errors(url: str, query: str, raw: bool) -> None:
-    try:
-        hits = search(url, query, raw=raw)
-    except UsageError:
-        assert raw, "a query of words is never a syntax error"
-    else:
-        assert all(isinstance(hit, SearchHit) for hit in hits)
+def hostile_query(request: pytest.FixtureRequest) -> str:
+    """Queries in the syntax of PostgreSQL's tsquery and FTS5's, and bytes neither expects."""
+    return str(request.param)
 
 
-@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
-def test_empty_query_is_a_usage_error(url: str, query: str) -> None:
-    with pytest.raises(UsageError, match="empty"):
-        search(url, query)
-
-
-def test_bad_limit_is_a_usage_error(url: str) -> None:
-    with pytest.raises(UsageError, match="limit"):
-        search(url, "herons", limit=0)
-
-
-# The module's database is only read, so reusing it across examples is safe.
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(query=st.text(), raw=st.booleans())
-def test_arbitrary_queries_raise_only_usage_errors(url: str, query: str, raw: bool) -> None:
-    with contextlib.suppress(UsageError):  # anything else fails the test
-        search(url, query, raw=raw, limit=3)
+class TestPostgresSearchContract(KeywordSearchContract):
+    @pytest.fixture
+    def searched(self, url: str) -> Searched:
+        return search, url
 
 
 def test_a_schema_the_sink_did_not_write_is_a_usage_error_and_is_not_made(

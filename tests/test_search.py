@@ -3,17 +3,15 @@ and queries that must not crash."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import sqlite3
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from ingest import Chunk, Document, Metadata, Page, Source, UsageError
 from ingest_plugins.sqlite_search import SearchHit, format_hits, search, to_fts_query
 from ingest_plugins.sqlite_sink import SqliteSink
+from search_contract import KeywordSearchContract, Searched
 
 FILLER = "the report covers budgets timelines staffing and general logistics for the year"
 
@@ -95,40 +93,20 @@ def test_to_fts_query_quotes_every_word() -> None:
     assert to_fts_query("   ") == ""
 
 
-@pytest.mark.parametrize(
-    "query",
+@pytest.fixture(
+    params=
     ['"', "AND", "OR OR", "*", "**", "NEAR(", "NEAR(a b", "col:x", "text:", "-x", "^", "a\x00b",
      "'", "(", ")", "+", "\\", ":", "a AND", '"""', "!!", "NOT", "herons\x00"],
 )
-@pytest.mark.parametrize("raw", [False, True])
-def test_hostile_queries_never_raise_sqlite_errors(db: Path, query: str, raw: bool) -> None:
-    try:
-        hits = search(db, query, raw=raw)
-    except UsageError:
-        assert raw, "quoted queries are never a syntax error"
-    else:
-        assert all(isinstance(hit, SearchHit) for hit in hits)
+def hostile_query(request: pytest.FixtureRequest) -> str:
+    """Queries in FTS5's own syntax, and bytes it does not expect."""
+    return str(request.param)
 
 
-@pytest.mark.parametrize("query", ["", "   ", "\n\t"])
-def test_empty_query_is_a_usage_error(db: Path, query: str) -> None:
-    with pytest.raises(UsageError, match="empty"):
-        search(db, query)
-
-
-def test_bad_limit_is_a_usage_error(db: Path) -> None:
-    with pytest.raises(UsageError, match="limit"):
-        search(db, "herons", limit=0)
-
-
-# The module-scoped database is only read, so reusing it across examples is safe.
-@settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(query=st.text(), raw=st.booleans())
-def test_arbitrary_queries_raise_only_usage_errors(db: Path, query: str, raw: bool) -> None:
-    with contextlib.suppress(UsageError):  # anything else fails the test
-        search(db, query, raw=raw, limit=3)
+class TestSqliteSearchContract(KeywordSearchContract):
+    @pytest.fixture
+    def searched(self, db: Path) -> Searched:
+        return search, db
 
 
 def test_missing_database_is_a_usage_error_naming_it(tmp_path: Path) -> None:
