@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from ingest.installed import version as installed_version
+from ingest.installed import scan as scan_installed
 from ingest.manager import entry_points
 
 if TYPE_CHECKING:
@@ -120,13 +120,12 @@ def _versions(
                 name = f"{kind.__module__}.{kind.__qualname__}"
             if name not in skip:
                 plugins[name] = impl.plugin
-    # One scan of the installed entry points for all the plugins, and one reading of each
-    # distribution's metadata: the built-ins all come from one distribution, and each scan
-    # or reading costs milliseconds that every run would pay at start.
+    # One scan of the installed entry points for all the plugins (each distribution's
+    # metadata is read once per process, see _DESCRIBED): the built-ins all come from one
+    # distribution, and each scan or reading costs milliseconds that every run would pay.
     available = manager.installed if manager.installed is not None else entry_points()
-    described: dict[str, str] = {}
     return {
-        name: plugin_version(name, plugin, available=available, described=described)
+        name: plugin_version(name, plugin, available=available)
         for name, plugin in sorted(plugins.items())
     }
 
@@ -136,7 +135,6 @@ def plugin_version(
     plugin: object,
     *,
     available: Mapping[str, metadata.EntryPoint] | None = None,
-    described: dict[str, str] | None = None,
 ) -> str:
     """``dist==version (req==version, ...)`` for a plugin, or a hash of its source file.
 
@@ -145,7 +143,6 @@ def plugin_version(
     :param plugin: the plugin object (a module, or an instance of a plugin class).
     :param available: the installed entry points (:func:`ingest.manager.entry_points`), when
         the caller has them; scanned otherwise.
-    :param described: descriptions already made, by distribution location, to reuse and add to.
     """
     module_name = plugin.__name__ if inspect.ismodule(plugin) else type(plugin).__module__
     ep = (entry_points() if available is None else available).get(name)
@@ -155,8 +152,6 @@ def plugin_version(
     if dist is None:
         return _source_hash(module_name)
     where = str(getattr(dist, "_path", "")) or None
-    if described is not None and where in described:
-        return described[where]
     text = _described_at(where) if where is not None else None
     if text is None:
         # .version and .requires would each read and parse the metadata file again.
@@ -165,8 +160,6 @@ def plugin_version(
         text = _describe_distribution(info["Name"], info["Version"], requires)
         if where is not None:
             _DESCRIBED[where] = (_mtime(where), text)
-    if described is not None and where is not None:
-        described[where] = text
     return text
 
 
@@ -209,13 +202,14 @@ def _packages_distributions() -> dict[str, list[str]]:
 @functools.cache
 def _describe_distribution(name: str, version: str, requires: tuple[str, ...]) -> str:
     parts: list[str] = []
+    installed = scan_installed()  # once: each scan looks at every sys.path folder again
     for requirement in requires:
         if "extra ==" in requirement.replace('"', "'").replace("extra==", "extra =="):
             continue  # optional extras (test tools...) are not what the plugin runs with
         match = _REQUIREMENT_NAME.match(requirement)
         if match is None:
             continue
-        found = installed_version(match[0])
+        found = installed.version(match[0])
         parts.append(f"{match[0].lower()}=={found if found is not None else 'absent'}")
     return f"{name}=={version} ({', '.join(sorted(parts))})"
 
